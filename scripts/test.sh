@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole suite, as README.md documents it: host tests (real SQLite, real S3 server on
+# loopback), then device tests inside a real kernel in qemu. Ends with "N passed, N failed".
+# Usage: scripts/test.sh [--host-only | --vm-only] [deno test filter args...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+mode=all
+case "${1:-}" in --host-only) mode=host; shift;; --vm-only) mode=vm; shift;; esac
+
+bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+LOG=$(mktemp); trap 'rm -f "$LOG"' EXIT
+rc=0
+if [ "$mode" != vm ]; then
+  # A real S3 server on loopback for the retrieval tests (started once, reused if running).
+  if eval "$(bash scripts/s3-server.sh env)"; then :; else echo "s3 server failed to start"; rc=1; fi
+  NO_COLOR=1 deno test --allow-all --parallel tests/ "$@" 2>&1 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+fi
+if [ "$mode" != host ]; then
+  NO_COLOR=1 bash scripts/vm.sh -- bash scripts/test-in-vm.sh "$@" 2>&1 | tee -a "$LOG"
+  vmrc=${PIPESTATUS[0]}
+  [ "$vmrc" = 0 ] || rc=1
+  grep -Eq '^(ok|FAILED) \| [0-9]+ passed' <(tail -n 40 "$LOG") || { [ "$vmrc" = 0 ] || echo "FAILED | 0 passed | 1 failed (the VM did not run its tests: status $vmrc)" >> "$LOG"; }
+fi
+# Sum every "ok | N passed ... | M failed" closing line deno test printed.
+read -r passed failed < <(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$LOG" |
+  sed -E 's/^[A-Z]+ \| ([0-9]+) passed.*\| ([0-9]+) failed.*/\1 \2/; s/^ok \| ([0-9]+) passed.*\| ([0-9]+) failed.*/\1 \2/' |
+  awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+[ "$rc" = 0 ] && [ "$failed" = 0 ]

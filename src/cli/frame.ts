@@ -1,0 +1,273 @@
+/**
+ * The frame every subcommand runs in: global flags, help, permission revocation, signals,
+ * `--json` output, and the mapping from errors to exit codes.
+ *
+ * @example
+ * ```ts
+ * import { runCli } from "./frame.ts";
+ * const code = await runCli(["--help"]); // 0
+ * ```
+ * @module
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { COMMANDS } from "./registry.ts";
+import type { Command, CommandContext, PermissionName } from "./command.ts";
+import { Logger, type LogFormat, type LogLevel } from "./log.ts";
+import {
+  describeError,
+  ExitCode,
+  exitCodeOf,
+  MissingPermissionError,
+  TemporaryError,
+  ThinimageError,
+  UsageError,
+} from "../errors.ts";
+
+/** Where state lives when neither `--state-dir` nor `THINIMAGE_STATE_DIR` says otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/thinimage";
+
+/** Flags every command accepts, before or after the command name. */
+export const GLOBAL_OPTIONS = {
+  "state-dir": { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  verbose: { type: "boolean", short: "v" },
+  "log-format": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsOptionsConfig;
+
+const ALL_PERMISSIONS: readonly PermissionName[] = ["read", "write", "net", "env", "run", "sys"];
+
+/** Options for {@linkcode runCli}, for tests. */
+export interface RunCliOptions {
+  /** Where stdout goes (default: the process's stdout). */
+  stdout?: (text: string) => void;
+  /** Where stderr goes (default: the process's stderr). */
+  stderr?: (text: string) => void;
+  /** Skip revoking permissions (in-process tests share one process). */
+  noRevoke?: boolean;
+  /** Skip installing signal handlers. */
+  noSignals?: boolean;
+}
+
+/** Parse `argv`, run the command, and return the exit code. Never throws. */
+export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<number> {
+  const enc = new TextEncoder();
+  const writeOut = opts.stdout ?? ((t: string) => writeAll(Deno.stdout, enc.encode(t)));
+  const writeErr = opts.stderr ?? ((t: string) => writeAll(Deno.stderr, enc.encode(t)));
+  let log = new Logger({ level: "info", format: "text", write: opts.stderr });
+  let json = argv.includes("--json");
+  const controller = new AbortController();
+  const removeSignals = opts.noSignals ? () => {} : installSignals(controller, writeErr);
+  try {
+    const { name, rest } = splitCommand(argv);
+    if (name === undefined || name === "help") {
+      const target = name === "help" ? rest.find((a) => !a.startsWith("-")) : undefined;
+      if (target && COMMANDS[target]) {
+        writeOut(await commandHelp(target));
+        return ExitCode.Ok;
+      }
+      writeOut(await globalHelp());
+      const wantsHelp = argv.includes("--help") || argv.includes("-h") || name === "help";
+      return wantsHelp ? ExitCode.Ok : ExitCode.Usage;
+    }
+    const loader = COMMANDS[name];
+    if (!loader) {
+      throw new UsageError(`unknown command '${name}' (see 'thinimage --help')`);
+    }
+    const cmd = (await loader()).default;
+    const parsed = parseCommandArgs(cmd, rest);
+    const g = parsed.globals;
+    json = g.json;
+    if (g.help) {
+      writeOut(await commandHelp(name));
+      return ExitCode.Ok;
+    }
+    log = new Logger({ level: g.level, format: g.logFormat, write: opts.stderr });
+    const stateDir = g.stateDir ?? envStateDir() ?? DEFAULT_STATE_DIR;
+    if (!opts.noRevoke) revokeAllBut(cmd.keeps);
+    let printed = false;
+    const ctx: CommandContext = {
+      stateDir,
+      json,
+      log,
+      signal: controller.signal,
+      result(doc, human) {
+        if (printed) throw new ThinimageError("a command printed two results");
+        printed = true;
+        if (json) writeOut(JSON.stringify(doc, null, 2) + "\n");
+        else if (g.level !== "warn" && g.level !== "error") writeErr(human(doc) + "\n");
+      },
+    };
+    const code = await cmd.run(ctx, { values: parsed.values, positionals: parsed.positionals });
+    return code ?? ExitCode.Ok;
+  } catch (err) {
+    const e = normalizeError(err, controller.signal);
+    const code = exitCodeOf(e);
+    if (json) {
+      const details = e instanceof ThinimageError ? e.details : undefined;
+      writeOut(
+        JSON.stringify(
+          { error: { code, kind: (e as Error).name ?? "Error", message: describeError(e), details } },
+          null,
+          2,
+        ) + "\n",
+      );
+    }
+    log.error(describeError(e));
+    if (code === ExitCode.Failure && !(e instanceof ThinimageError) && log.level === "debug") {
+      writeErr(((e as Error)?.stack ?? String(e)) + "\n");
+    }
+    return code;
+  } finally {
+    removeSignals();
+    log.endProgress();
+  }
+}
+
+interface Globals {
+  stateDir?: string;
+  json: boolean;
+  help: boolean;
+  level: LogLevel;
+  logFormat: LogFormat;
+}
+
+/** Find the command name: the first argument that is neither a flag nor a flag's value. */
+function splitCommand(argv: string[]): { name?: string; rest: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--state-dir" || a === "--log-format") {
+      i++;
+      continue;
+    }
+    if (a === "--") break;
+    if (!a.startsWith("-")) return { name: a, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+  }
+  return { rest: argv };
+}
+
+/** Parse one command's arguments together with the global flags. Exported for tests. */
+export function parseCommandArgs(cmd: Command, rest: string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...GLOBAL_OPTIONS, ...cmd.options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError(`${cmd.name}: ${(err as Error).message}\nusage: ${cmd.usage}`);
+  }
+  const values = { ...parsed.values } as Record<string, string | boolean | undefined>;
+  const [min, max] = cmd.positionals ?? [0, 0];
+  if (!values.help && (parsed.positionals.length < min || parsed.positionals.length > max)) {
+    throw new UsageError(
+      `${cmd.name}: expected ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`,
+    );
+  }
+  const logFormat = (values["log-format"] ?? "text") as string;
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(`--log-format must be 'text' or 'json', not '${logFormat}'`);
+  }
+  if (values.quiet && values.verbose) throw new UsageError("--quiet and --verbose conflict");
+  const stateDir = values["state-dir"] as string | undefined;
+  if (stateDir !== undefined && stateDir === "") throw new UsageError("--state-dir is empty");
+  const globals: Globals = {
+    stateDir,
+    json: Boolean(values.json),
+    help: Boolean(values.help),
+    level: values.quiet ? "warn" : values.verbose ? "debug" : "info",
+    logFormat,
+  };
+  for (const k of Object.keys(GLOBAL_OPTIONS)) delete values[k];
+  return { globals, values, positionals: parsed.positionals };
+}
+
+function envStateDir(): string | undefined {
+  try {
+    return Deno.env.get("THINIMAGE_STATE_DIR") || undefined;
+  } catch {
+    return undefined; // no --allow-env: the default applies
+  }
+}
+
+function revokeAllBut(keeps: readonly PermissionName[]): void {
+  for (const name of ALL_PERMISSIONS) {
+    if (!keeps.includes(name)) Deno.permissions.revokeSync({ name });
+  }
+}
+
+/** Turn Deno's permission errors into a message naming the flag, and aborts into exit 75. */
+function normalizeError(err: unknown, signal: AbortSignal): unknown {
+  if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+    const m = /--allow-[a-z]+/.exec((err as Error).message);
+    const target = /access to "([^"]*)"/.exec((err as Error).message)?.[1];
+    if (m) return new MissingPermissionError(target ? `${m[0]}=${target}` : m[0], err);
+  }
+  if (signal.aborted && !(err instanceof ThinimageError && err.exitCode !== ExitCode.Failure)) {
+    return new TemporaryError("interrupted; the work done so far is kept and resumes on the next run", {
+      cause: err,
+    });
+  }
+  return err;
+}
+
+function installSignals(controller: AbortController, writeErr: (t: string) => void): () => void {
+  const handlers: [Deno.Signal, () => void][] = [];
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const h = () => {
+      if (controller.signal.aborted) {
+        writeErr(`\n${sig} again: exiting now\n`);
+        Deno.exit(ExitCode.TempFail);
+      }
+      writeErr(`\n${sig}: stopping at the next safe point (again to exit now)\n`);
+      controller.abort(new TemporaryError(`interrupted by ${sig}`));
+    };
+    try {
+      Deno.addSignalListener(sig, h);
+      handlers.push([sig, h]);
+    } catch { /* signals unsupported here */ }
+  }
+  return () => {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  };
+}
+
+async function globalHelp(): Promise<string> {
+  const lines = [
+    "thinimage: turn container images stored in S3 into devicemapper thin devices",
+    "",
+    "usage: thinimage [--state-dir DIR] [--json] [--quiet|--verbose] [--log-format text|json] COMMAND [ARGS]",
+    "",
+    "commands:",
+  ];
+  for (const name of Object.keys(COMMANDS)) {
+    const cmd = (await COMMANDS[name]()).default;
+    lines.push(`  ${name.padEnd(12)} ${cmd.summary}`);
+  }
+  lines.push(
+    "",
+    "global flags:",
+    `  --state-dir DIR     state directory (env THINIMAGE_STATE_DIR; default ${DEFAULT_STATE_DIR})`,
+    "  --json              print one JSON document on stdout",
+    "  -q, --quiet         only warnings and errors on stderr",
+    "  -v, --verbose       debug output on stderr",
+    "  --log-format FMT    text (default) or json lines on stderr, for cron",
+    "",
+    "exit codes: 0 done, 2 usage, 65 invalid or hostile input, 69 source unavailable,",
+    "            75 temporary (busy, interrupted, low space: retry later), 1 anything else",
+  );
+  return lines.join("\n") + "\n";
+}
+
+async function commandHelp(name: string): Promise<string> {
+  const cmd = (await COMMANDS[name]()).default;
+  return `${cmd.summary}\n\nusage: ${cmd.usage}\n`;
+}
+
+function writeAll(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += w.writeSync(data.subarray(off));
+}

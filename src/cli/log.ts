@@ -1,0 +1,120 @@
+/**
+ * Human output and progress on stderr: plain lines for people, JSON lines for cron
+ * (`--log-format json`), and a progress line only when stderr is a terminal.
+ *
+ * @example
+ * ```ts
+ * import { Logger } from "./log.ts";
+ * const log = new Logger({ level: "info", format: "text" });
+ * log.info("fetched", { layer: "1.tar", bytes: 1024 });
+ * ```
+ * @module
+ */
+
+/** Verbosity: `--quiet` is "warn", default "info", `--verbose` "debug". */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+/** `text` for people, `json` for machines. */
+export type LogFormat = "text" | "json";
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Writes log lines to stderr (or a given sink, for tests). */
+export class Logger {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+  readonly #write: (line: string) => void;
+  readonly #tty: boolean;
+  #progressShown = false;
+  #lastProgress = 0;
+
+  constructor(opts: {
+    level: LogLevel;
+    format: LogFormat;
+    write?: (line: string) => void;
+    tty?: boolean;
+  }) {
+    this.level = opts.level;
+    this.format = opts.format;
+    const enc = new TextEncoder();
+    this.#write = opts.write ?? ((line) => Deno.stderr.writeSync(enc.encode(line)));
+    this.#tty = opts.tty ?? (opts.write ? false : Deno.stderr.isTerminal());
+  }
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.#log("debug", msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.#log("info", msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.#log("warn", msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.#log("error", msg, fields);
+  }
+
+  /** A plain line of human output (a command's summary); suppressed below "info". */
+  line(text: string): void {
+    if (RANK[this.level] > RANK.info) return;
+    this.#clearProgress();
+    if (this.format === "json") this.#write(JSON.stringify({ level: "info", msg: text }) + "\n");
+    else this.#write(text + "\n");
+  }
+
+  /**
+   * Show progress (`label: done/total`), redrawn in place at most 10 times a second, only on
+   * a terminal and only in text format. Call {@linkcode Logger.endProgress} when done.
+   */
+  progress(label: string, done: number, total?: number): void {
+    if (!this.#tty || this.format !== "text" || RANK[this.level] > RANK.info) return;
+    const now = Date.now();
+    if (now - this.#lastProgress < 100 && (total === undefined || done < total)) return;
+    this.#lastProgress = now;
+    const pct = total ? ` ${Math.floor((done / total) * 100)}%` : "";
+    this.#write(`\r\x1b[2K${label}: ${formatBytes(done)}${total ? "/" + formatBytes(total) : ""}${pct}`);
+    this.#progressShown = true;
+  }
+
+  /** Clear the progress line, if one is shown. */
+  endProgress(): void {
+    this.#clearProgress();
+  }
+
+  #clearProgress(): void {
+    if (this.#progressShown) {
+      this.#write("\r\x1b[2K");
+      this.#progressShown = false;
+    }
+  }
+
+  #log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    if (RANK[level] < RANK[this.level]) return;
+    this.#clearProgress();
+    if (this.format === "json") {
+      this.#write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+      return;
+    }
+    const extra = fields
+      ? " " + Object.entries(fields).map(([k, v]) => `${k}=${fmtValue(v)}`).join(" ")
+      : "";
+    const prefix = level === "info" ? "" : `${level}: `;
+    this.#write(`${prefix}${msg}${extra}\n`);
+  }
+}
+
+function fmtValue(v: unknown): string {
+  if (typeof v === "string") return /\s/.test(v) ? JSON.stringify(v) : v;
+  return JSON.stringify(v);
+}
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}

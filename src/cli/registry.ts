@@ -1,0 +1,10 @@
+/**
+ * Every subcommand, by name, as a lazy import: a command loads only its own modules.
+ * @module
+ */
+import type { Command } from "./command.ts";
+
+/** Subcommand name -> loader. Add a line here when an issue adds a command. */
+export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
+  history: () => import("./commands/history.ts"),
+};
