@@ -1,0 +1,771 @@
+/**
+ * The one strict, streaming tar reader. Validation and application both read through it, so
+ * they cannot disagree about what a blob says.
+ *
+ * It understands ustar, pax (per-entry `x` and global `g`) and GNU long names/links (`L`, `K`),
+ * and stops with a {@linkcode TarViolation} at anything it cannot read unambiguously: a bad
+ * checksum, an unknown header format, malformed or oversized pax records, bad sizes, sparse
+ * and volume headers, unknown entry types, truncation, data after the end marker. Names are
+ * handed over as raw bytes: path rules live in `rules.ts`.
+ *
+ * @example
+ * ```ts
+ * import { openLayerSource } from "./source.ts";
+ * import { TarReader } from "./reader.ts";
+ * const reader = new TarReader(await openLayerSource("layer.tar"), { paxHeaderBytes: 1 << 20 });
+ * for (let e = await reader.next(); e; e = await reader.next()) {
+ *   console.log(e.type, e.size); // bodies are skipped unless read with reader.body()
+ * }
+ * ```
+ * @module
+ */
+import { type LayerSource, sniffOtherCompression } from "./source.ts";
+import { TarViolation, type Violation } from "./violation.ts";
+
+/** Kinds of entries the reader hands over; meta headers (x, g, L, K) are folded in. */
+export type TarEntryType =
+  | "file"
+  | "directory"
+  | "symlink"
+  | "hardlink"
+  | "char"
+  | "block"
+  | "fifo";
+
+/** One entry, with every header field that was read (pax and GNU overrides applied). */
+export interface TarEntry {
+  type: TarEntryType;
+  /** The raw type flag character ("0", "5", ...; "\0" for old regular files). */
+  typeflag: string;
+  /** Name bytes: pax `path`, GNU `L`, or ustar prefix + "/" + name. Unvalidated. */
+  name: Uint8Array;
+  /** Link target bytes: pax `linkpath`, GNU `K`, or the linkname field. Unvalidated. */
+  linkname: Uint8Array;
+  /** The name, lossily decoded, for messages. */
+  displayName: string;
+  /** Permission bits including setuid, setgid and sticky (file-type bits masked off). */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  /** Seconds since the epoch, possibly fractional (pax) or negative. */
+  mtime: number;
+  /** Bytes of data that follow the header. */
+  size: number;
+  devmajor: number;
+  devminor: number;
+  /** `ustar` (POSIX magic "ustar\0") or `gnu` (magic "ustar  \0"). */
+  format: "ustar" | "gnu";
+  /** Pax records in force for this entry (global then per-entry), every key as written. */
+  pax: Record<string, string>;
+  /** Byte offset of the first header of this entry (its first meta header, if any). */
+  offset: number;
+}
+
+/** Reader options. */
+export interface TarReaderOptions {
+  /** Largest pax header or GNU long-name record accepted. */
+  paxHeaderBytes: number;
+}
+
+/** Pax keys whose values set entry fields. */
+const HONOURED_KEYS = new Set([
+  "path",
+  "linkpath",
+  "size",
+  "uid",
+  "gid",
+  "uname",
+  "gname",
+  "mtime",
+]);
+/**
+ * Pax keys ignored on purpose: times we do not keep, comments, charsets (names must be UTF-8
+ * anyway), and vendor metadata (xattrs, ACLs, file flags, inode numbers) that a layer cannot use
+ * to reach outside the image. Ignoring xattrs means file capabilities are not restored.
+ */
+const IGNORED_KEYS = new Set(["atime", "ctime", "comment", "charset", "hdrcharset"]);
+const IGNORED_PREFIXES = [
+  "SCHILY.xattr.",
+  "SCHILY.acl.",
+  "LIBARCHIVE.",
+  "SCHILY.dev",
+  "SCHILY.ino",
+  "SCHILY.nlink",
+  "SCHILY.fflags",
+  "SCHILY.release",
+  "SCHILY.archtype",
+];
+/** Pax keys that describe sparse files (GNU 0.0/0.1/1.0, star, Solaris): refused. */
+const SPARSE_PREFIXES = ["GNU.sparse.", "SCHILY.realsize", "SUN.holesdata"];
+
+const BLOCK = 512;
+const utf8Lossy = new TextDecoder("utf-8");
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/** Streams entries out of a {@linkcode LayerSource}. */
+export class TarReader {
+  readonly #src: LayerSource;
+  readonly #opts: TarReaderOptions;
+  #chunk: Uint8Array = new Uint8Array(0);
+  #off = 0;
+  /** Offset in the tar stream of `#chunk[#off]`. */
+  #pos = 0;
+  /** Data bytes of the current entry not yet consumed, and its padding. */
+  #bodyLeft = 0;
+  #padLeft = 0;
+  #global: Record<string, string> = {};
+  #done = false;
+  #first = true;
+  readonly #hdr = new Uint8Array(BLOCK);
+
+  constructor(src: LayerSource, opts: TarReaderOptions) {
+    this.#src = src;
+    this.#opts = opts;
+  }
+
+  /** Offset in the tar stream of the next unread byte. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  /** The next entry, or null after the end-of-archive marker. Skips an unread body. */
+  async next(): Promise<TarEntry | null> {
+    if (this.#done) return null;
+    await this.#skipRest();
+    let pax: Record<string, string | null> | null = null;
+    let longName: Uint8Array | null = null;
+    let longLink: Uint8Array | null = null;
+    let start = -1;
+    for (;;) {
+      const offset = this.#pos;
+      if (start < 0) start = offset;
+      const hdr = this.#hdr;
+      if (!(await this.#readExact(hdr))) {
+        throw this.#fatal(
+          "truncated",
+          "",
+          offset,
+          this.#pos === 0
+            ? "the file is empty: not a tar archive"
+            : "the archive ends without its end-of-archive marker (two zero blocks)",
+        );
+      }
+      if (isZeroBlock(hdr)) {
+        if (pax || longName || longLink) {
+          throw this.#fatal(
+            "meta-dangling",
+            "",
+            start,
+            "a pax or GNU long-name header is followed by the end marker instead of an entry",
+          );
+        }
+        await this.#finish(offset);
+        return null;
+      }
+      const first = this.#first;
+      this.#first = false;
+      if (!checksumOk(hdr)) {
+        const other = first ? sniffOtherCompression(hdr) : undefined;
+        if (other) {
+          throw this.#fatal(
+            "compression-unsupported",
+            "",
+            0,
+            `the file is ${other}-compressed; only plain and gzip-compressed tar are accepted`,
+          );
+        }
+        throw this.#fatal(
+          "header-checksum",
+          lossyField(hdr, 0, 100),
+          offset,
+          "the header checksum does not match its contents",
+        );
+      }
+      const format = magicOf(hdr);
+      const shown = lossyField(hdr, 0, 100);
+      if (!format) {
+        throw this.#fatal(
+          "header-format",
+          shown,
+          offset,
+          "the header is neither POSIX ustar nor GNU tar (v7 and unknown formats are refused)",
+        );
+      }
+      const typeflag = String.fromCharCode(hdr[156]);
+      const size = this.#parseSize(hdr, shown, offset);
+      switch (typeflag) {
+        case "x":
+        case "g": {
+          if (typeflag === "g" && (pax || longName || longLink)) {
+            throw this.#fatal(
+              "meta-dangling",
+              shown,
+              offset,
+              "a global pax header sits between an entry's own meta headers and the entry",
+            );
+          }
+          if (typeflag === "x" && pax) {
+            throw this.#fatal("meta-repeated", shown, offset, "two pax headers for one entry");
+          }
+          if (size > this.#opts.paxHeaderBytes) {
+            throw this.#fatal(
+              "pax-too-large",
+              shown,
+              offset,
+              `a pax header of ${size} bytes exceeds the limit of ${this.#opts.paxHeaderBytes}`,
+            );
+          }
+          const records = this.#checkPaxKeys(
+            parsePax(await this.#readBody(size), shown, offset),
+            typeflag === "g",
+            shown,
+            offset,
+          );
+          if (typeflag === "x") pax = records;
+          else {
+            for (const [k, v] of Object.entries(records)) {
+              if (v === null) delete this.#global[k];
+              else this.#global[k] = v;
+            }
+          }
+          continue;
+        }
+        case "L":
+        case "K": {
+          if ((typeflag === "L" ? longName : longLink) !== null) {
+            throw this.#fatal(
+              "meta-repeated",
+              shown,
+              offset,
+              `two GNU long-${typeflag === "L" ? "name" : "link"} headers for one entry`,
+            );
+          }
+          if (size > this.#opts.paxHeaderBytes) {
+            throw this.#fatal(
+              "longname-too-large",
+              shown,
+              offset,
+              `a GNU long-name record of ${size} bytes exceeds the limit of ${this.#opts.paxHeaderBytes}`,
+            );
+          }
+          const body = stripTrailingNuls(await this.#readBody(size));
+          if (typeflag === "L") longName = body;
+          else longLink = body;
+          continue;
+        }
+        case "S":
+          throw this.#fatal("sparse", shown, offset, "GNU sparse files are refused");
+        case "V":
+          throw this.#fatal("volume", shown, offset, "GNU volume labels are refused");
+        case "M":
+          throw this.#fatal(
+            "volume",
+            shown,
+            offset,
+            "multi-volume continuation headers are refused",
+          );
+      }
+      const type = ENTRY_TYPES[typeflag];
+      if (!type) {
+        throw this.#fatal(
+          "unknown-type",
+          shown,
+          offset,
+          `unknown entry type ${JSON.stringify(typeflag)}`,
+        );
+      }
+      const merged: Record<string, string> = { ...this.#global };
+      for (const [k, v] of Object.entries(pax ?? {})) {
+        if (v === null) delete merged[k];
+        else merged[k] = v;
+      }
+      const entry = this.#entryFrom(
+        hdr,
+        format,
+        typeflag,
+        type,
+        size,
+        merged,
+        longName,
+        longLink,
+        start,
+      );
+      if (type !== "file" && entry.size !== 0) {
+        throw this.#fatal(
+          "size-unexpected",
+          entry.displayName,
+          start,
+          `a ${type} entry declares ${entry.size} bytes of data`,
+        );
+      }
+      if (type === "file" && merged["GNU.sparse.major"] !== undefined) {
+        throw this.#fatal("sparse", entry.displayName, start, "pax sparse files are refused");
+      }
+      this.#bodyLeft = entry.size;
+      this.#padLeft = padding(entry.size);
+      return entry;
+    }
+  }
+
+  /**
+   * Hand the current entry's data to `sink` chunk by chunk (chunks are views into the read
+   * buffer, valid only during the call). Call at most once per entry, before `next`.
+   */
+  async body(sink: (chunk: Uint8Array) => void): Promise<void> {
+    while (this.#bodyLeft > 0) {
+      if (this.#off >= this.#chunk.length && !(await this.#fill())) {
+        throw this.#fatal("truncated", "", this.#pos, "the archive ends inside an entry's data");
+      }
+      const n = Math.min(this.#bodyLeft, this.#chunk.length - this.#off);
+      sink(this.#chunk.subarray(this.#off, this.#off + n));
+      this.#off += n;
+      this.#pos += n;
+      this.#bodyLeft -= n;
+    }
+  }
+
+  async #skipRest(): Promise<void> {
+    let left = this.#bodyLeft + this.#padLeft;
+    this.#bodyLeft = this.#padLeft = 0;
+    while (left > 0) {
+      const avail = this.#chunk.length - this.#off;
+      if (avail === 0) {
+        if (left > BLOCK * 16 && this.#src.skip(left)) {
+          this.#pos += left;
+          return;
+        }
+        if (!(await this.#fill())) {
+          throw this.#fatal("truncated", "", this.#pos, "the archive ends inside an entry's data");
+        }
+        continue;
+      }
+      const n = Math.min(avail, left);
+      this.#off += n;
+      this.#pos += n;
+      left -= n;
+    }
+  }
+
+  async #fill(): Promise<boolean> {
+    const c = await this.#src.next();
+    if (c === null) return false;
+    this.#chunk = c;
+    this.#off = 0;
+    return true;
+  }
+
+  /** Fill `dst` completely. False at a clean end of stream; a truncation violation midway. */
+  async #readExact(dst: Uint8Array): Promise<boolean> {
+    let got = 0;
+    while (got < dst.length) {
+      if (this.#off >= this.#chunk.length && !(await this.#fill())) {
+        if (got === 0) return false;
+        throw this.#fatal(
+          "truncated",
+          "",
+          this.#pos,
+          "the archive ends inside a header or data block",
+        );
+      }
+      const n = Math.min(dst.length - got, this.#chunk.length - this.#off);
+      dst.set(this.#chunk.subarray(this.#off, this.#off + n), got);
+      got += n;
+      this.#off += n;
+      this.#pos += n;
+    }
+    return true;
+  }
+
+  /** Read a meta header's data (bounded by the caller) and its padding. */
+  async #readBody(size: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(size + padding(size));
+    if (!(await this.#readExact(buf)) && buf.length > 0) {
+      throw this.#fatal(
+        "truncated",
+        "",
+        this.#pos,
+        "the archive ends inside a pax or long-name header",
+      );
+    }
+    return buf.subarray(0, size);
+  }
+
+  /** After the first zero block: a second one, then nothing but zeros to the end. */
+  async #finish(offset: number): Promise<void> {
+    const second = new Uint8Array(BLOCK);
+    if (!(await this.#readExact(second))) {
+      throw this.#fatal(
+        "truncated",
+        "",
+        offset,
+        "the end-of-archive marker has one zero block instead of two",
+      );
+    }
+    if (!isZeroBlock(second)) {
+      throw this.#fatal(
+        "zero-block",
+        "",
+        offset,
+        "a single zero block sits in the middle of the archive",
+      );
+    }
+    for (;;) {
+      for (let i = this.#off; i < this.#chunk.length; i++) {
+        if (this.#chunk[i] !== 0) {
+          throw this.#fatal(
+            "trailing-data",
+            "",
+            this.#pos + i - this.#off,
+            "data follows the end-of-archive marker (a concatenated archive?)",
+          );
+        }
+      }
+      this.#pos += this.#chunk.length - this.#off;
+      this.#off = this.#chunk.length;
+      if (!(await this.#fill())) break;
+    }
+    this.#done = true;
+  }
+
+  #parseSize(hdr: Uint8Array, shown: string, offset: number): number {
+    const r = parseNumeric(hdr, 124, 12);
+    if (r.kind === "bad") {
+      throw this.#fatal(
+        "size-unparseable",
+        shown,
+        offset,
+        `the size field ${JSON.stringify(lossyField(hdr, 124, 12, true))} is not a number`,
+      );
+    }
+    if (r.kind === "overflow") {
+      throw this.#fatal("size-overflow", shown, offset, "the size field overflows");
+    }
+    if (r.value < 0) {
+      throw this.#fatal("size-negative", shown, offset, `the size field is negative (${r.value})`);
+    }
+    return r.value;
+  }
+
+  /** Refuse what must be refused; decode honoured values strictly and the rest lossily. */
+  #checkPaxKeys(
+    records: Record<string, Uint8Array | null>,
+    global: boolean,
+    shown: string,
+    offset: number,
+  ): Record<string, string | null> {
+    const out: Record<string, string | null> = {};
+    for (const [key, raw] of Object.entries(records)) {
+      if (SPARSE_PREFIXES.some((p) => key.startsWith(p))) {
+        throw this.#fatal(
+          "sparse",
+          shown,
+          offset,
+          `pax key '${key}' describes a sparse file; sparse files are refused`,
+        );
+      }
+      if (key.startsWith("GNU.volume.")) {
+        throw this.#fatal(
+          "volume",
+          shown,
+          offset,
+          `pax key '${key}' belongs to a multi-volume archive`,
+        );
+      }
+      if (global && (key === "path" || key === "linkpath" || key === "size")) {
+        throw this.#fatal(
+          "pax-global-key",
+          shown,
+          offset,
+          `a global pax header may not set '${key}' for every entry`,
+        );
+      }
+      if (HONOURED_KEYS.has(key)) {
+        if (raw === null) {
+          out[key] = null;
+          continue;
+        }
+        if (raw.includes(0)) {
+          throw this.#fatal("name-nul", shown, offset, `pax '${key}' contains a NUL byte`);
+        }
+        try {
+          out[key] = utf8Strict.decode(raw);
+        } catch {
+          throw this.#fatal("name-utf8", shown, offset, `pax '${key}' is not valid UTF-8`);
+        }
+        continue;
+      }
+      if (!IGNORED_KEYS.has(key) && !IGNORED_PREFIXES.some((p) => key.startsWith(p))) {
+        throw this.#fatal("pax-unknown-key", shown, offset, `unknown pax key '${key}'`);
+      }
+      out[key] = raw === null ? null : utf8Lossy.decode(raw.subarray(0, 256));
+    }
+    return out;
+  }
+
+  #entryFrom(
+    hdr: Uint8Array,
+    format: "ustar" | "gnu",
+    typeflag: string,
+    type: TarEntryType,
+    headerSize: number,
+    pax: Record<string, string>,
+    longName: Uint8Array | null,
+    longLink: Uint8Array | null,
+    offset: number,
+  ): TarEntry {
+    let name: Uint8Array;
+    if (pax.path !== undefined) name = new TextEncoder().encode(pax.path);
+    else if (longName) name = longName;
+    else {
+      const base = cField(hdr, 0, 100);
+      const prefix = format === "ustar" ? cField(hdr, 345, 155) : new Uint8Array(0);
+      if (prefix.length > 0) {
+        name = new Uint8Array(prefix.length + 1 + base.length);
+        name.set(prefix);
+        name[prefix.length] = 0x2f;
+        name.set(base, prefix.length + 1);
+      } else name = base.slice();
+    }
+    const displayName = utf8Lossy.decode(name).slice(0, 300);
+    const linkname = pax.linkpath !== undefined
+      ? new TextEncoder().encode(pax.linkpath)
+      : longLink ?? cField(hdr, 157, 100).slice();
+    const num = (field: string, off: number, len: number, paxKey?: string): number => {
+      const p = paxKey ? pax[paxKey] : undefined;
+      if (p !== undefined) {
+        const ok = paxKey === "mtime" ? /^-?\d{1,15}(\.\d{1,9})?$/.test(p) : /^\d{1,15}$/.test(p);
+        if (!ok) {
+          throw this.#fatal(
+            paxKey === "size" ? "size-unparseable" : "field-unparseable",
+            displayName,
+            offset,
+            `pax ${paxKey} ${JSON.stringify(p.slice(0, 40))} is not a valid number`,
+          );
+        }
+        return Number(p);
+      }
+      const r = parseNumeric(hdr, off, len);
+      if (r.kind !== "ok") {
+        throw this.#fatal(
+          "field-unparseable",
+          displayName,
+          offset,
+          `the ${field} field is not a number`,
+        );
+      }
+      return r.value;
+    };
+    const mode = num("mode", 100, 8);
+    const uid = num("uid", 108, 8, "uid");
+    const gid = num("gid", 116, 8, "gid");
+    const mtime = num("mtime", 136, 12, "mtime");
+    for (const [what, v] of [["uid", uid], ["gid", gid]] as const) {
+      if (v < 0 || v > 0xfffffffe) {
+        throw this.#fatal("owner-range", displayName, offset, `${what} ${v} is out of range`);
+      }
+    }
+    if (mode < 0) {
+      throw this.#fatal("field-unparseable", displayName, offset, "the mode field is negative");
+    }
+    if (Math.abs(mtime) > 2 ** 40) {
+      throw this.#fatal("mtime-range", displayName, offset, `mtime ${mtime} is out of range`);
+    }
+    let size = headerSize;
+    if (pax.size !== undefined) {
+      if (!/^\d+$/.test(pax.size)) {
+        throw this.#fatal(
+          pax.size.startsWith("-") ? "size-negative" : "size-unparseable",
+          displayName,
+          offset,
+          `pax size ${JSON.stringify(pax.size.slice(0, 40))} is not a valid size`,
+        );
+      }
+      size = Number(pax.size);
+      if (!Number.isSafeInteger(size)) {
+        throw this.#fatal("size-overflow", displayName, offset, "pax size overflows");
+      }
+    }
+    const devmajor = parseNumeric(hdr, 329, 8);
+    const devminor = parseNumeric(hdr, 337, 8);
+    return {
+      type,
+      typeflag,
+      name,
+      linkname,
+      displayName,
+      mode: mode & 0o7777,
+      uid,
+      gid,
+      uname: pax.uname ?? utf8Lossy.decode(cField(hdr, 265, 32)),
+      gname: pax.gname ?? utf8Lossy.decode(cField(hdr, 297, 32)),
+      mtime,
+      size,
+      devmajor: devmajor.kind === "ok" ? devmajor.value : 0,
+      devminor: devminor.kind === "ok" ? devminor.value : 0,
+      format,
+      pax,
+      offset,
+    };
+  }
+
+  #fatal(rule: string, entry: string, offset: number, message: string): TarViolation {
+    const v: Violation = { rule, entry, message, offset };
+    return new TarViolation(v);
+  }
+}
+
+const ENTRY_TYPES: Record<string, TarEntryType> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "1": "hardlink",
+  "2": "symlink",
+  "3": "char",
+  "4": "block",
+  "5": "directory",
+  "6": "fifo",
+};
+
+function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+function isZeroBlock(b: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Unsigned sum with the checksum field as spaces; old writers used a signed sum, also accepted. */
+function checksumOk(h: Uint8Array): boolean {
+  const r = parseNumeric(h, 148, 8);
+  if (r.kind !== "ok") return false;
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : h[i];
+    unsigned += b;
+    signed += b >= 0x80 ? b - 256 : b;
+  }
+  return r.value === unsigned || r.value === signed;
+}
+
+function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
+  const m = String.fromCharCode(...h.subarray(257, 265));
+  if (m.startsWith("ustar\0")) return "ustar";
+  if (m === "ustar  \0") return "gnu";
+  return undefined;
+}
+
+type NumResult = { kind: "ok"; value: number } | { kind: "bad" } | { kind: "overflow" };
+
+/**
+ * A numeric header field: octal digits after optional leading spaces, ended by NUL or space
+ * (or the field's end); or GNU base-256 (first byte 0x80 positive, 0xff negative).
+ */
+export function parseNumeric(h: Uint8Array, off: number, len: number): NumResult {
+  const first = h[off];
+  if (first === 0x80 || first === 0xff) {
+    // Base-256: big-endian two's complement; negatives are computed from the inverted bytes.
+    const neg = first === 0xff;
+    let v = 0;
+    for (let i = 1; i < len; i++) {
+      v = v * 256 + (neg ? 255 - h[off + i] : h[off + i]);
+      if (!Number.isSafeInteger(v)) return { kind: "overflow" };
+    }
+    return { kind: "ok", value: neg ? -(v + 1) : v };
+  }
+  let i = off;
+  const end = off + len;
+  while (i < end && h[i] === 0x20) i++;
+  let v = 0;
+  let digits = 0;
+  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) {
+    v = v * 8 + (h[i] - 0x30);
+    digits++;
+    i++;
+  }
+  if (digits === 0) return { kind: "bad" };
+  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
+  if (i !== end) return { kind: "bad" };
+  if (!Number.isSafeInteger(v)) return { kind: "overflow" };
+  return { kind: "ok", value: v };
+}
+
+/** Bytes of a NUL-terminated field (up to the first NUL). */
+function cField(h: Uint8Array, off: number, len: number): Uint8Array {
+  const f = h.subarray(off, off + len);
+  const nul = f.indexOf(0);
+  return nul < 0 ? f : f.subarray(0, nul);
+}
+
+function lossyField(h: Uint8Array, off: number, len: number, raw = false): string {
+  return utf8Lossy.decode(raw ? h.subarray(off, off + len) : cField(h, off, len));
+}
+
+function stripTrailingNuls(b: Uint8Array): Uint8Array {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return b.slice(0, end);
+}
+
+/**
+ * Parse pax records `"%d %s=%s\n"`, strictly: the length counts the whole record, the record
+ * ends with a newline, keys are UTF-8 without '=', no key twice, nothing after the last record.
+ * An empty value means "unset" (null). Values stay bytes: xattr values are binary.
+ */
+export function parsePax(
+  data: Uint8Array,
+  shown: string,
+  offset: number,
+): Record<string, Uint8Array | null> {
+  const out: Record<string, Uint8Array | null> = Object.create(null);
+  const bad = (why: string) =>
+    new TarViolation({
+      rule: "pax-malformed",
+      entry: shown,
+      offset,
+      message: `malformed pax header: ${why}`,
+    });
+  let off = 0;
+  while (off < data.length) {
+    let len = 0;
+    let i = off;
+    while (i < data.length && data[i] >= 0x30 && data[i] <= 0x39 && i - off < 16) {
+      len = len * 10 + (data[i] - 0x30);
+      i++;
+    }
+    if (i === off || data[i] !== 0x20) {
+      throw bad(`record at byte ${off} does not start with a length and a space`);
+    }
+    if (data[off] === 0x30) throw bad(`record length at byte ${off} has a leading zero`);
+    if (len <= i - off + 1 || off + len > data.length) {
+      throw bad(`record length ${len} at byte ${off} does not fit`);
+    }
+    const rec = data.subarray(i + 1, off + len);
+    if (rec[rec.length - 1] !== 0x0a) {
+      throw bad(`record at byte ${off} does not end with a newline`);
+    }
+    const eq = rec.indexOf(0x3d);
+    if (eq <= 0) throw bad(`record at byte ${off} has no 'key='`);
+    let key: string;
+    try {
+      key = utf8Strict.decode(rec.subarray(0, eq));
+    } catch {
+      throw bad(`key of the record at byte ${off} is not valid UTF-8`);
+    }
+    if (key in out) {
+      throw new TarViolation({
+        rule: "pax-duplicate-key",
+        entry: shown,
+        offset,
+        message: `pax key '${key}' appears twice`,
+      });
+    }
+    const value = rec.subarray(eq + 1, rec.length - 1);
+    out[key] = value.length === 0 ? null : value;
+    off += len;
+  }
+  return out;
+}

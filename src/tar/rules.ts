@@ -1,0 +1,378 @@
+/**
+ * Layer rules applied to each entry the reader hands over: path hygiene, entry types, OCI
+ * whiteouts, hardlink targets, limits. Both validation and application call
+ * {@linkcode LayerRules.check}, and application performs exactly the {@linkcode LayerOp} it
+ * returns, so what was validated is what gets written.
+ *
+ * @example
+ * ```ts
+ * import { LayerRules } from "./rules.ts";
+ * import { DEFAULT_LIMITS } from "./limits.ts";
+ * const rules = new LayerRules(DEFAULT_LIMITS);
+ * // for each entry from TarReader: const r = rules.check(entry);
+ * // r.op to apply, or r.violations to report
+ * rules.summary().entries; // 0
+ * ```
+ * @module
+ */
+import type { LayerLimits } from "./limits.ts";
+import type { TarEntry } from "./reader.ts";
+import type { Violation } from "./violation.ts";
+
+/** Metadata set on what an entry creates. */
+export interface EntryMeta {
+  /** Permission bits, setuid/setgid/sticky included. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+}
+
+/**
+ * What one entry does to the target directory. `path` is relative to the image root, normalized
+ * ("" is the root itself), components separated by "/".
+ */
+export type LayerOp =
+  | { kind: "file"; path: string; size: number; meta: EntryMeta }
+  | { kind: "directory"; path: string; meta: EntryMeta }
+  | { kind: "symlink"; path: string; target: string; meta: EntryMeta }
+  | { kind: "hardlink"; path: string; target: string }
+  /** Remove what lower layers left at `path` (from `.wh.NAME`). */
+  | { kind: "whiteout"; path: string }
+  /** Empty directory `path` of lower-layer content (from `.wh..wh..opq`). */
+  | { kind: "opaque"; path: string };
+
+/** What a valid layer contains. */
+export interface LayerSummary {
+  /** Compression of the blob. */
+  compression: "none" | "gzip";
+  /** Size of the blob on disk. */
+  blobBytes: number;
+  /** Entries of every kind, whiteouts included (pax and GNU meta headers not counted). */
+  entries: number;
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardlinks: number;
+  /** Whiteouts and opaque markers. */
+  whiteouts: number;
+  /** Sum of regular-file sizes. */
+  unpackedBytes: number;
+  /** The largest regular file, or null when there is none. */
+  largestFile: { path: string; bytes: number } | null;
+}
+
+/** Result of checking one entry: an operation, or why it is refused. */
+export type CheckResult = { op: LayerOp; violations?: undefined } | {
+  op?: undefined;
+  violations: Violation[];
+  /** The violation is a limit: stop reading, the rest cannot be trusted to be bounded. */
+  fatal: boolean;
+};
+
+/**
+ * Answers whether a path exists in the lower layers (the target directory), for hardlinks to
+ * lower-layer files. Absent: hardlinks must point at earlier entries of this layer.
+ */
+export type LowerLookup = (path: string) => "file" | "directory" | "missing";
+
+const WH = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Stateful rule checker for one layer. */
+export class LayerRules {
+  readonly #limits: LayerLimits;
+  readonly #lower?: LowerLookup;
+  /** Paths created by this layer so far -> whether each is a directory (for hardlinks). */
+  readonly #seen = new Map<string, boolean>();
+  readonly #s: Omit<LayerSummary, "compression" | "blobBytes"> = {
+    entries: 0,
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    whiteouts: 0,
+    unpackedBytes: 0,
+    largestFile: null,
+  };
+
+  constructor(limits: LayerLimits, lower?: LowerLookup) {
+    this.#limits = limits;
+    this.#lower = lower;
+  }
+
+  /** Counts so far (compression and blob size are the caller's to fill in). */
+  summary(): Omit<LayerSummary, "compression" | "blobBytes"> {
+    return { ...this.#s, largestFile: this.#s.largestFile ? { ...this.#s.largestFile } : null };
+  }
+
+  /** Check one entry; on success, the operation it stands for. */
+  check(e: TarEntry): CheckResult {
+    const L = this.#limits;
+    const shown = e.displayName;
+    const v = (rule: string, message: string): Violation => ({
+      rule,
+      entry: shown,
+      message,
+      offset: e.offset,
+    });
+    if (++this.#s.entries > L.entries) {
+      return {
+        violations: [v("limit-entries", `more than ${L.entries} entries in one layer`)],
+        fatal: true,
+      };
+    }
+    const violations: Violation[] = [];
+    if (e.type === "char" || e.type === "block") {
+      violations.push(
+        v("device", `${e.type === "char" ? "character" : "block"} device entries are refused`),
+      );
+    } else if (e.type === "fifo") violations.push(v("fifo", "FIFO entries are refused"));
+    const p = normalizePath(e.name, L, "name");
+    if (typeof p !== "string") {
+      violations.push(v(p.rule, p.message));
+      return { violations, fatal: false };
+    }
+    if (violations.length) return { violations, fatal: false };
+    const comps = p === "" ? [] : p.split("/");
+    const base = comps[comps.length - 1] ?? "";
+    for (let i = 0; i < comps.length - 1; i++) {
+      if (comps[i].startsWith(WH)) {
+        return {
+          violations: [
+            v("whiteout-parent", `'${comps[i]}' is a whiteout marker and cannot contain entries`),
+          ],
+          fatal: false,
+        };
+      }
+    }
+    if (base.startsWith(WH)) {
+      const dir = comps.slice(0, -1).join("/");
+      this.#s.whiteouts++;
+      if (e.type === "hardlink" || e.type === "symlink" || e.type === "directory") {
+        return {
+          violations: [
+            v("whiteout-type", `a whiteout must be an empty regular file, not a ${e.type}`),
+          ],
+          fatal: false,
+        };
+      }
+      if (base === OPAQUE) return { op: { kind: "opaque", path: dir } };
+      const name = base.slice(WH.length);
+      if (name.startsWith(WH)) {
+        return {
+          violations: [v("whiteout-reserved", `'${base}' is a reserved whiteout name`)],
+          fatal: false,
+        };
+      }
+      if (name === "" || name === "." || name === "..") {
+        return {
+          violations: [
+            v("whiteout-dot", `whiteout '${base}' names ${name === "" ? "nothing" : `'${name}'`}`),
+          ],
+          fatal: false,
+        };
+      }
+      return { op: { kind: "whiteout", path: dir === "" ? name : `${dir}/${name}` } };
+    }
+    if (p === "" && e.type !== "directory") {
+      return {
+        violations: [
+          v("root-not-directory", `the image root may only be a directory, not a ${e.type}`),
+        ],
+        fatal: false,
+      };
+    }
+    const meta: EntryMeta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
+    switch (e.type) {
+      case "file": {
+        if (e.size > L.fileBytes) {
+          return {
+            violations: [
+              v("limit-file-bytes", `file of ${e.size} bytes exceeds the limit of ${L.fileBytes}`),
+            ],
+            fatal: true,
+          };
+        }
+        this.#s.unpackedBytes += e.size;
+        if (this.#s.unpackedBytes > L.unpackedBytes) {
+          return {
+            violations: [
+              v("limit-unpacked-bytes", `layer unpacks to more than ${L.unpackedBytes} bytes`),
+            ],
+            fatal: true,
+          };
+        }
+        this.#s.files++;
+        if (!this.#s.largestFile || e.size > this.#s.largestFile.bytes) {
+          this.#s.largestFile = { path: p, bytes: e.size };
+        }
+        this.#see(p, false);
+        return { op: { kind: "file", path: p, size: e.size, meta } };
+      }
+      case "directory":
+        this.#s.directories++;
+        this.#see(p, true);
+        return { op: { kind: "directory", path: p, meta } };
+      case "symlink": {
+        if (e.linkname.length === 0) {
+          return { violations: [v("symlink-empty", "symlink with an empty target")], fatal: false };
+        }
+        if (e.linkname.length > L.symlinkTargetBytes) {
+          return {
+            violations: [
+              v(
+                "symlink-too-long",
+                `symlink target of ${e.linkname.length} bytes exceeds the limit of ${L.symlinkTargetBytes}`,
+              ),
+            ],
+            fatal: false,
+          };
+        }
+        if (e.linkname.includes(0)) {
+          return {
+            violations: [v("link-nul", "symlink target contains a NUL byte")],
+            fatal: false,
+          };
+        }
+        let target: string;
+        try {
+          target = utf8.decode(e.linkname);
+        } catch {
+          return {
+            violations: [v("link-utf8", "symlink target is not valid UTF-8")],
+            fatal: false,
+          };
+        }
+        this.#s.symlinks++;
+        this.#see(p, false);
+        return { op: { kind: "symlink", path: p, target, meta } };
+      }
+      case "hardlink": {
+        const raw = e.linkname;
+        if (raw[0] === 0x2f) {
+          return {
+            violations: [
+              v("hardlink-outside", "hardlink target is an absolute path outside the image"),
+            ],
+            fatal: false,
+          };
+        }
+        const t = normalizePath(raw, L, "hardlink target");
+        if (typeof t !== "string") {
+          return {
+            violations: [v(t.rule === "name-dotdot" ? "hardlink-outside" : t.rule, t.message)],
+            fatal: false,
+          };
+        }
+        if (t === "" || t === p) {
+          return {
+            violations: [
+              v("hardlink-unknown-target", `hardlink to ${t === "" ? "the image root" : "itself"}`),
+            ],
+            fatal: false,
+          };
+        }
+        const known = this.#seen.get(t);
+        const kind = known === undefined
+          ? this.#lower?.(t) ?? "missing"
+          : known
+          ? "directory"
+          : "file";
+        if (kind === "missing") {
+          return {
+            violations: [
+              v(
+                "hardlink-unknown-target",
+                `hardlink target '${t}' was not seen before in this layer${
+                  this.#lower ? " and is not in the lower layers" : ""
+                }`,
+              ),
+            ],
+            fatal: false,
+          };
+        }
+        if (kind === "directory") {
+          return {
+            violations: [v("hardlink-to-directory", `hardlink target '${t}' is a directory`)],
+            fatal: false,
+          };
+        }
+        this.#s.hardlinks++;
+        this.#see(p, false);
+        return { op: { kind: "hardlink", path: p, target: t } };
+      }
+      default:
+        return { violations: [v("unknown-type", `entry type ${e.type} is refused`)], fatal: false };
+    }
+  }
+
+  #see(p: string, isDir: boolean): void {
+    if (!isDir) {
+      // A non-directory replaces a directory and everything this layer put under it.
+      if (this.#seen.get(p) === true) {
+        for (const k of this.#seen.keys()) if (k.startsWith(p + "/")) this.#seen.delete(k);
+      }
+    }
+    this.#seen.set(p, isDir);
+  }
+}
+
+/**
+ * Normalize an entry name: strict UTF-8, no NUL, relative, no `..`; a leading `./` and `.`
+ * components and repeated or trailing slashes are dropped ("./" alone is the root, "").
+ * Returns the path, or the rule it breaks.
+ */
+export function normalizePath(
+  raw: Uint8Array,
+  limits: Pick<LayerLimits, "pathDepth">,
+  what = "name",
+): string | { rule: string; message: string } {
+  if (raw.length === 0) return { rule: "name-empty", message: `empty ${what}` };
+  if (raw.includes(0)) return { rule: "name-nul", message: `${what} contains a NUL byte` };
+  if (raw.length > 4096) {
+    return { rule: "path-too-long", message: `${what} of ${raw.length} bytes is longer than 4096` };
+  }
+  let s: string;
+  try {
+    s = utf8.decode(raw);
+  } catch {
+    return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
+  }
+  if (s.startsWith("/")) return { rule: "name-absolute", message: `${what} is an absolute path` };
+  const out: string[] = [];
+  for (const c of s.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") return { rule: "name-dotdot", message: `${what} has a '..' component` };
+    if (byteLength(c) > 255) {
+      return {
+        rule: "component-too-long",
+        message: `a component of ${what} is longer than 255 bytes`,
+      };
+    }
+    out.push(c);
+  }
+  if (out.length > limits.pathDepth) {
+    return {
+      rule: "path-depth",
+      message: `${what} has ${out.length} components, more than the limit of ${limits.pathDepth}`,
+    };
+  }
+  return out.join("/");
+}
+
+function byteLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}

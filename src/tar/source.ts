@@ -1,0 +1,182 @@
+/**
+ * The bytes of a layer file as a tar stream: plain or gzip (detected by magic bytes, inflated
+ * as a stream), read in large chunks with bounded memory, optionally hashed (SHA-256 of the
+ * blob as stored, i.e. of the compressed bytes).
+ *
+ * @example
+ * ```ts
+ * import { openLayerSource } from "./source.ts";
+ * const src = await openLayerSource("layer.tar", { sha256: true });
+ * for (let c = await src.next(); c; c = await src.next()) { // c: the next chunk of tar bytes
+ * }
+ * src.sha256(); // "e3b0c442..."
+ * src.close();
+ * ```
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { TarViolation } from "./violation.ts";
+
+/** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
+const CHUNK = 1 << 20;
+
+/** A readable tar stream. Chunks returned by `next` stay valid only until the next call. */
+export interface LayerSource {
+  /** How the file is compressed. */
+  readonly compression: "none" | "gzip";
+  /** Size of the file on disk. */
+  readonly fileBytes: number;
+  /** Bytes of the file read so far (compressed bytes for gzip), for progress. */
+  readonly fileBytesRead: number;
+  /** The next chunk of tar bytes, or null at the end of the stream. */
+  next(): Promise<Uint8Array | null>;
+  /**
+   * Skip `n` tar bytes without reading them, when the file is plain and not being hashed.
+   * Returns false when skipping is not possible (the caller reads instead). Throws a
+   * `truncated` violation when the file ends first.
+   */
+  skip(n: number): boolean;
+  /** Hex SHA-256 of the whole file; only after `next` returned null, only with `sha256`. */
+  sha256(): string | undefined;
+  close(): void;
+}
+
+/** Open `path` as a tar stream. */
+export async function openLayerSource(
+  path: string,
+  opts: { sha256?: boolean } = {},
+): Promise<LayerSource> {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const size = file.statSync().size;
+    const head = new Uint8Array(2);
+    const n = file.readSync(head) ?? 0;
+    file.seekSync(0, Deno.SeekMode.Start);
+    const hash = opts.sha256 ? createHash("sha256") : undefined;
+    if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
+      return await GzipSource.open(file, size, hash);
+    }
+    return new PlainSource(file, size, hash);
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}
+
+class PlainSource implements LayerSource {
+  readonly compression = "none";
+  fileBytesRead = 0;
+  readonly #buf = new Uint8Array(CHUNK);
+  #closed = false;
+
+  constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: Hash) {}
+
+  next(): Promise<Uint8Array | null> {
+    const n = this.file.readSync(this.#buf);
+    if (n === null || n === 0) return Promise.resolve(null);
+    this.fileBytesRead += n;
+    const chunk = this.#buf.subarray(0, n);
+    this.hash?.update(chunk);
+    return Promise.resolve(chunk);
+  }
+
+  skip(n: number): boolean {
+    if (this.hash) return false;
+    if (this.fileBytesRead + n > this.fileBytes) {
+      throw new TarViolation({
+        rule: "truncated",
+        entry: "",
+        message: `the archive ends inside an entry's data (file is ${this.fileBytes} bytes)`,
+      });
+    }
+    this.file.seekSync(n, Deno.SeekMode.Current);
+    this.fileBytesRead += n;
+    return true;
+  }
+
+  sha256(): string | undefined {
+    return this.hash?.digest("hex");
+  }
+
+  close(): void {
+    if (!this.#closed) this.file.close();
+    this.#closed = true;
+  }
+}
+
+class GzipSource implements LayerSource {
+  readonly compression = "gzip";
+  fileBytesRead = 0;
+  #closed = false;
+  #reader!: ReadableStreamDefaultReader<Uint8Array>;
+
+  private constructor(
+    readonly file: Deno.FsFile,
+    readonly fileBytes: number,
+    readonly hash?: Hash,
+  ) {}
+
+  static open(file: Deno.FsFile, size: number, hash?: Hash): Promise<GzipSource> {
+    const src = new GzipSource(file, size, hash);
+    const raw = new ReadableStream<BufferSource>({
+      pull: (ctl) => {
+        const buf = new Uint8Array(CHUNK);
+        const n = file.readSync(buf);
+        if (n === null || n === 0) return ctl.close();
+        const chunk = buf.subarray(0, n);
+        src.fileBytesRead += n;
+        hash?.update(chunk);
+        ctl.enqueue(chunk);
+      },
+    }, { highWaterMark: 0 });
+    src.#reader = raw.pipeThrough(new DecompressionStream("gzip")).getReader();
+    return Promise.resolve(src);
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    try {
+      const { value, done } = await this.#reader.read();
+      return done ? null : value;
+    } catch (err) {
+      throw new TarViolation({
+        rule: "gzip-corrupt",
+        entry: "",
+        message: `the gzip stream is corrupt or truncated (${(err as Error).message})`,
+      });
+    }
+  }
+
+  skip(_n: number): boolean {
+    return false;
+  }
+
+  sha256(): string | undefined {
+    return this.hash?.digest("hex");
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reader.cancel().catch(() => {});
+    this.file.close();
+  }
+}
+
+/** Compression formats recognised only to name them in the refusal. Magic bytes -> name. */
+const OTHER_COMPRESSIONS: [number[], string][] = [
+  [[0x28, 0xb5, 0x2f, 0xfd], "zstd"],
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz"],
+  [[0x42, 0x5a, 0x68], "bzip2"],
+  [[0x04, 0x22, 0x4d, 0x18], "lz4"],
+  [[0x1f, 0x9d], "compress (.Z)"],
+  [[0x4c, 0x5a, 0x49, 0x50], "lzip"],
+  [[0x5d, 0x00, 0x00], "lzma"],
+];
+
+/** The name of the compression format `head` starts with, if it is one we refuse. */
+export function sniffOtherCompression(head: Uint8Array): string | undefined {
+  for (const [magic, name] of OTHER_COMPRESSIONS) {
+    if (magic.every((b, i) => head[i] === b)) return name;
+  }
+  return undefined;
+}

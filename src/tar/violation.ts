@@ -1,0 +1,57 @@
+/**
+ * How a refused layer is reported: one {@linkcode Violation} per broken rule, gathered into a
+ * {@linkcode LayerRejectedError} (exit 65) whose `details.violations` `--json` prints.
+ *
+ * @example
+ * ```ts
+ * import { LayerRejectedError } from "./violation.ts";
+ * const err = new LayerRejectedError("3.tar", [
+ *   { rule: "name-dotdot", entry: "../etc/passwd", message: "path has a '..' component" },
+ * ]);
+ * err.exitCode; // 65
+ * ```
+ * @module
+ */
+import { InvalidInputError } from "../errors.ts";
+
+/** One broken rule. */
+export interface Violation {
+  /** Stable kebab-case rule name, e.g. `header-checksum`, `name-absolute`, `limit-entries`. */
+  rule: string;
+  /** The entry's name as the archive spells it (lossily decoded), or `""` for the archive itself. */
+  entry: string;
+  /** One sentence for a person. */
+  message: string;
+  /** Byte offset of the entry's header in the (decompressed) tar stream, when known. */
+  offset?: number;
+}
+
+/** A layer was refused. Never retried: the same bytes fail the same way. */
+export class LayerRejectedError extends InvalidInputError {
+  /** Every violation found (validation stops early at format errors and after 100). */
+  readonly violations: readonly Violation[];
+
+  constructor(file: string, violations: readonly Violation[]) {
+    const first = violations.slice(0, 3).map(formatViolation).join("; ");
+    const more = violations.length > 3 ? `; and ${violations.length - 3} more` : "";
+    super(`layer ${file} refused: ${first}${more}`, {
+      details: { file, violations: violations.map((v) => ({ ...v })) },
+    });
+    this.violations = violations;
+  }
+}
+
+/** `rule 'entry': message`, the form used in one-line errors. */
+export function formatViolation(v: Violation): string {
+  return v.entry === "" ? `${v.rule}: ${v.message}` : `${v.rule} '${v.entry}': ${v.message}`;
+}
+
+/**
+ * Thrown inside the reader for a violation that stops reading (the stream cannot be trusted
+ * past it). Internal: the validator turns it into a {@linkcode LayerRejectedError}.
+ */
+export class TarViolation extends Error {
+  constructor(readonly violation: Violation) {
+    super(formatViolation(violation));
+  }
+}
