@@ -1,0 +1,167 @@
+/**
+ * A typed wrapper over `dmsetup` (argv only), turning its stderr into typed errors once, here,
+ * so that callers branch on classes and never on message text.
+ *
+ * Without udev (containers, the test VM) `dmsetup create` makes no `/dev/mapper/NAME` node, and
+ * a thin table naming a missing pool node fails with ENODEV; {@linkcode Dmsetup.create} makes
+ * the node itself when it is missing, so the same code runs with and without udev.
+ *
+ * @example
+ * ```ts
+ * import { Dmsetup, DmExistsError } from "./dmsetup.ts";
+ * const dm = new Dmsetup();
+ * try {
+ *   await dm.message("thinimage-pool", "create_thin 7");
+ * } catch (err) {
+ *   if (!(err instanceof DmExistsError)) throw err; // id 7 is taken: pick another
+ * }
+ * ```
+ * @module
+ */
+import { ExitCode, ThinimageError } from "../errors.ts";
+import { classifyDmStderr, parseDmsetupLs } from "./parse.ts";
+import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
+
+/** dmsetup failed; carries the argv and stderr so the message says what was tried. */
+export class DmError extends ThinimageError {
+  /** The full argv that failed. */
+  readonly argv: string[];
+  /** dmsetup's stderr, trimmed. */
+  readonly stderr: string;
+
+  constructor(out: Pick<ToolOutput, "argv" | "stderr" | "code">) {
+    const stderr = out.stderr.replace(/\nCommand failed\.?\s*$/, "").trim();
+    super(`${out.argv.slice(1).join(" ")}: ${stderr || `exit status ${out.code}`}`, {
+      details: { argv: out.argv, stderr, status: out.code },
+    });
+    this.argv = out.argv;
+    this.stderr = stderr;
+  }
+}
+/** The name (create) or thin id (create_thin, create_snap) is already taken. */
+export class DmExistsError extends DmError {}
+/** No device of that name, or the pool device is gone. */
+export class DmNoSuchDeviceError extends DmError {}
+/** The device is open (mounted, held by a process, or the origin of an active table). */
+export class DmBusyError extends DmError {
+  override readonly exitCode = ExitCode.TempFail;
+}
+/** The thin id does not exist in the pool ("No data available"). */
+export class DmNoDataError extends DmError {}
+
+/** Build the typed error for a failed dmsetup run. Exported for the parser's host tests. */
+export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): DmError {
+  switch (classifyDmStderr(out.stderr)) {
+    case "exists":
+      return new DmExistsError(out);
+    case "no-such-device":
+      return new DmNoSuchDeviceError(out);
+    case "busy":
+      return new DmBusyError(out);
+    case "no-data":
+      return new DmNoDataError(out);
+    default:
+      return new DmError(out);
+  }
+}
+
+/** Retry policy for operations that meet an open device. */
+export interface BusyRetry {
+  /** Attempts in all (default 10). */
+  attempts?: number;
+  /** Delay before the second attempt, doubled each time up to 1 s (default 50 ms). */
+  delayMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `dmsetup`, one method per operation this project uses. */
+export class Dmsetup {
+  readonly #retry: Required<BusyRetry>;
+
+  constructor(retry: BusyRetry = {}) {
+    this.#retry = { attempts: retry.attempts ?? 10, delayMs: retry.delayMs ?? 50 };
+  }
+
+  /** Run `dmsetup ARGS`, returning stdout or throwing a typed {@linkcode DmError}. */
+  async run(args: string[]): Promise<string> {
+    const out = await runTool(TOOLS.dmsetup, args);
+    if (out.code !== 0) throw dmErrorFrom(out);
+    return out.stdout;
+  }
+
+  /** Create and activate `name` with a one-line `table`, and make sure its node exists. */
+  async create(name: string, table: string): Promise<void> {
+    await this.run(["create", name, "--table", table]);
+    await this.ensureNode(name);
+  }
+
+  /** Make `/dev/mapper/NAME` when no udev made it. */
+  async ensureNode(name: string): Promise<void> {
+    try {
+      await Deno.lstat(`/dev/mapper/${name}`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      await this.run(["mknodes", name]);
+    }
+  }
+
+  /** Deactivate `name`, retrying while it is busy; throws {@linkcode DmBusyError} at the end. */
+  async remove(name: string): Promise<void> {
+    await this.#whileBusy(() => this.run(["remove", name]));
+  }
+
+  /** Suspend `name` (flushing and freezing a mounted filesystem), retrying while busy. */
+  async suspend(name: string): Promise<void> {
+    await this.#whileBusy(() => this.run(["suspend", name]));
+  }
+
+  /** Resume a suspended `name`. */
+  async resume(name: string): Promise<void> {
+    await this.#whileBusy(() => this.run(["resume", name]));
+  }
+
+  /** Send a target message (sector 0), such as `create_thin 7`, to the pool `pool`. */
+  async message(pool: string, msg: string): Promise<void> {
+    await this.run(["message", pool, "0", msg]);
+  }
+
+  /** The live table of `name` (one line per target), or undefined when there is no such device. */
+  async table(name: string): Promise<string | undefined> {
+    try {
+      return (await this.run(["table", name])).trim();
+    } catch (err) {
+      if (err instanceof DmNoSuchDeviceError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The status line of `name`, or undefined when there is no such device. */
+  async status(name: string): Promise<string | undefined> {
+    try {
+      return (await this.run(["status", name])).trim();
+    } catch (err) {
+      if (err instanceof DmNoSuchDeviceError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every device-mapper device on the host, with its `MAJOR:MINOR`. */
+  async ls(): Promise<{ name: string; dev: string }[]> {
+    return parseDmsetupLs(await this.run(["ls"]));
+  }
+
+  async #whileBusy(op: () => Promise<unknown>): Promise<void> {
+    let delay = this.#retry.delayMs;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await op();
+        return;
+      } catch (err) {
+        if (!(err instanceof DmBusyError) || attempt >= this.#retry.attempts) throw err;
+        await sleep(delay);
+        delay = Math.min(1000, delay * 2);
+      }
+    }
+  }
+}

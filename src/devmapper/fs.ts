@@ -1,0 +1,122 @@
+/**
+ * Filesystems on thin devices: mkfs, private mounts, and the sync that tells whether the data
+ * really reached the pool.
+ *
+ * With `error_if_no_space`, a full pool fails writeback while `write`, `close` and even
+ * `umount` report success; only `syncfs` returns the error. So a layer counts as complete only
+ * after {@linkcode syncFilesystem} succeeded and the pool still reports no trouble.
+ *
+ * @example
+ * ```ts
+ * import { mkfsExt4, mountPrivate, syncFilesystem, unmount } from "./fs.ts";
+ * await mkfsExt4("/dev/mapper/thinimage-base");
+ * await mountPrivate("/dev/mapper/thinimage-base", "/var/lib/thinimage/mnt/base");
+ * await syncFilesystem("/var/lib/thinimage/mnt/base", "thinimage-pool");
+ * await unmount("/var/lib/thinimage/mnt/base");
+ * ```
+ * @module
+ */
+import { TemporaryError, ThinimageError } from "../errors.ts";
+import { Dmsetup } from "./dmsetup.ts";
+import { poolStatus } from "./pool.ts";
+import { runTool, type ToolPath, TOOLS } from "./tools.ts";
+
+async function must(tool: ToolPath, args: string[], what: string): Promise<string> {
+  const out = await runTool(tool, args);
+  if (out.code !== 0) {
+    throw new ThinimageError(`${what}: ${out.stderr.trim() || `exit status ${out.code}`}`, {
+      details: { argv: out.argv, stderr: out.stderr.trim(), status: out.code },
+    });
+  }
+  return out.stdout;
+}
+
+/**
+ * Make an ext4 filesystem on `dev`, with every table written now (no lazy init: a background
+ * writer would race the snapshots) and no discard (a thin device is already zero).
+ */
+export async function mkfsExt4(dev: string): Promise<void> {
+  await must(TOOLS.mkfsExt4, [
+    "-q",
+    "-F",
+    "-E",
+    "nodiscard,lazy_itable_init=0,lazy_journal_init=0",
+    dev,
+  ], `mkfs.ext4 ${dev}`);
+}
+
+/**
+ * Mount `dev` (ext4) on `dir` with nosuid,nodev,noexec, as a private mount so it never
+ * propagates into other mount namespaces. Creates `dir`. Idempotent: a `dir` already holding
+ * `dev` is left as it is.
+ */
+export async function mountPrivate(
+  dev: string,
+  dir: string,
+  opts: { readOnly?: boolean } = {},
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (await mountedSource(dir) !== undefined) {
+    const real = await Deno.realPath(dev);
+    const src = await mountedSource(dir);
+    if (src === dev || src === real) return;
+    throw new ThinimageError(`${dir} already has ${src} mounted on it, not ${dev}`);
+  }
+  const o = ["nosuid", "nodev", "noexec", opts.readOnly ? "ro" : "rw"];
+  await must(
+    TOOLS.mount,
+    ["-t", "ext4", "-o", o.join(","), "--make-private", dev, dir],
+    `mount ${dev} on ${dir}`,
+  );
+}
+
+/** Unmount `dir`; nothing mounted there is success. */
+export async function unmount(dir: string): Promise<void> {
+  if (await mountedSource(dir) === undefined) return;
+  await must(TOOLS.umount, [dir], `umount ${dir}`);
+}
+
+/**
+ * Flush the filesystem holding `dir` (`sync -f`, i.e. syncfs) and then check the pool: a
+ * failed sync, or a pool out of space or in trouble afterwards, throws. Out of space is a
+ * TemporaryError (exit 75): after cleanup the same work fits.
+ */
+export async function syncFilesystem(dir: string, pool: string, dm = new Dmsetup()): Promise<void> {
+  const out = await runTool(TOOLS.sync, ["-f", dir]);
+  const st = await poolStatus(pool, dm);
+  if (st.outOfDataSpace || (out.code !== 0 && /No space left/.test(out.stderr))) {
+    throw new TemporaryError(
+      `pool ${pool} ran out of data space while writing ${dir} (${st.usedDataBlocks}/${st.totalDataBlocks} blocks used); the data there is incomplete`,
+      { details: { pool, usedDataBlocks: st.usedDataBlocks, totalDataBlocks: st.totalDataBlocks } },
+    );
+  }
+  if (out.code !== 0) throw new ThinimageError(`sync -f ${dir}: ${out.stderr.trim()}`);
+  if (!st.healthy) {
+    throw new ThinimageError(
+      `pool ${pool} is unhealthy after syncing ${dir}: ${st.problems.join(", ")}`,
+    );
+  }
+}
+
+/** What is mounted on exactly `dir` (from /proc/self/mountinfo), or undefined. */
+export async function mountedSource(dir: string): Promise<string | undefined> {
+  let real: string;
+  try {
+    real = await Deno.realPath(dir);
+  } catch {
+    return undefined;
+  }
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  let found: string | undefined;
+  for (const line of info.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (!right) continue;
+    const mnt = unescapeMount(left.split(" ")[4]);
+    if (mnt === real) found = unescapeMount(right.split(" ")[1]); // the last one is on top
+  }
+  return found;
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+}

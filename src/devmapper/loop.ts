@@ -1,0 +1,62 @@
+/**
+ * Loop devices over the pool's backing files, found again rather than made twice: `losetup -f`
+ * on every retry would leak a loop device each time.
+ *
+ * @example
+ * ```ts
+ * import { attachLoop, detachLoop } from "./loop.ts";
+ * const dev = await attachLoop("/var/lib/thinimage/pool/thinimage-pool.data"); // "/dev/loop3"
+ * await detachLoop(dev);
+ * ```
+ * @module
+ */
+import { ThinimageError } from "../errors.ts";
+import { parseLosetupJ } from "./parse.ts";
+import { runTool, TOOLS } from "./tools.ts";
+
+/** The loop devices backed by `file` (usually none or one). */
+export async function findLoops(file: string): Promise<string[]> {
+  const out = await runTool(TOOLS.losetup, ["-j", file]);
+  if (out.code !== 0) throw new ThinimageError(`losetup -j ${file}: ${out.stderr.trim()}`);
+  return parseLosetupJ(out.stdout);
+}
+
+/** The loop device backed by `file`, attaching one only when there is none. */
+export async function attachLoop(file: string): Promise<string> {
+  const [existing] = await findLoops(file);
+  if (existing) return existing;
+  // --nooverlap: a concurrent attach of the same file gets the same device back.
+  const out = await runTool(TOOLS.losetup, ["--find", "--show", "--nooverlap", file]);
+  const dev = out.stdout.trim();
+  if (out.code !== 0 || !/^\/dev\/loop\d+$/.test(dev)) {
+    throw new ThinimageError(`cannot attach a loop device to ${file}: ${out.stderr.trim()}`);
+  }
+  return dev;
+}
+
+/** Detach a loop device (it goes once its last user closes it). */
+export async function detachLoop(dev: string): Promise<void> {
+  const out = await runTool(TOOLS.losetup, ["-d", dev]);
+  if (out.code !== 0) throw new ThinimageError(`losetup -d ${dev}: ${out.stderr.trim()}`);
+}
+
+/** `MAJOR:MINOR` of a block device node, as dm tables print it. */
+export async function deviceNumber(path: string): Promise<string> {
+  const st = await Deno.stat(path);
+  if (!st.isBlockDevice || st.rdev === null) {
+    throw new ThinimageError(`${path} is not a block device`);
+  }
+  // Linux's dev_t encoding (glibc gnu_dev_major/minor).
+  const rdev = st.rdev;
+  const major = ((rdev >>> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff;
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+  return `${major}:${minor}`;
+}
+
+/** The `/dev` path of block device `MAJOR:MINOR` (from sysfs: no udev symlinks needed). */
+export async function devicePath(majMin: string): Promise<string> {
+  const uevent = await Deno.readTextFile(`/sys/dev/block/${majMin}/uevent`);
+  const name = /^DEVNAME=(.+)$/m.exec(uevent)?.[1];
+  if (!name) throw new ThinimageError(`no DEVNAME for block device ${majMin}`);
+  return `/dev/${name}`;
+}

@@ -1,0 +1,591 @@
+/**
+ * Thin devices and snapshots in one pool, crash-safe: every `create_thin`, `create_snap` and
+ * `delete` is preceded by a write-ahead intent in SQLite and followed by its outcome, so a
+ * state machine may re-run any method after a crash and {@linkcode ThinPool.reconcile} can
+ * finish or roll back whatever a killed process left half done.
+ *
+ * Every method is idempotent: asking again for what already exists returns it.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "../store/db.ts";
+ * import { openPool } from "./pool.ts";
+ * import { ThinPool } from "./thin.ts";
+ * const store = openStore("/var/lib/thinimage/thinimage.db");
+ * const pool = new ThinPool(store, await openPool(store, "thinimage-pool"));
+ * await pool.reconcile();
+ * await pool.createThin("thinimage-base", 1 << 30);
+ * await pool.createSnapshot("thinimage-layer-1", "thinimage-base");
+ * const dev = await pool.activate("thinimage-layer-1"); // "/dev/mapper/thinimage-layer-1"
+ * ```
+ * @module
+ */
+import type { Store } from "../store/db.ts";
+import { InvalidInputError, TemporaryError, ThinimageError } from "../errors.ts";
+import {
+  DmBusyError,
+  DmExistsError,
+  DmNoDataError,
+  DmNoSuchDeviceError,
+  Dmsetup,
+} from "./dmsetup.ts";
+import { mkfsExt4 } from "./fs.ts";
+import { deviceNumber } from "./loop.ts";
+import { parseThinTable } from "./parse.ts";
+import { listThinIds, type PoolInfo, poolStatus } from "./pool.ts";
+import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
+
+export type { ThinDevice } from "./records.ts";
+
+/** Options of {@linkcode ThinPool}. */
+export interface ThinPoolOptions {
+  /** Refuse new devices below this share of free data space, in percent (default 10). */
+  minFreeDataPercent?: number;
+  /** Refuse new devices below this share of free metadata space, in percent (default 10). */
+  minFreeMetaPercent?: number;
+  /**
+   * Called at the crash points of each intent, for the crash tests (which SIGKILL the process
+   * there). `afterIntent`: the intent is committed, the dm message not yet sent;
+   * `afterMessage`: the message succeeded, its outcome not yet recorded.
+   */
+  crashPoints?: {
+    afterIntent?: (op: DmOp, device: ThinDevice) => void | Promise<void>;
+    afterMessage?: (op: DmOp, device: ThinDevice) => void | Promise<void>;
+  };
+}
+
+/** The dm messages that change the pool, each guarded by an intent. */
+export type DmOp = "create_thin" | "create_snap" | "delete";
+
+/** One difference between SQLite and the kernel, and what reconcile does (or did) about it. */
+export interface Finding {
+  /** The device row concerned, if any. */
+  device?: string;
+  thinId?: number;
+  /** What differs, in words. */
+  problem: string;
+  /** What reconcile does about it. */
+  action:
+    | "none"
+    | "dropped-intent"
+    | "rolled-back"
+    | "finished-removal"
+    | "reactivated"
+    | "recorded-active"
+    | "recorded-inactive"
+    | "marked-faulty"
+    | "reserved-id";
+}
+
+/** What {@linkcode ThinPool.reconcile} found and did. */
+export interface ReconcileReport {
+  pool: string;
+  findings: Finding[];
+}
+
+const SECTOR = 512;
+
+/** The thin devices of one pool. */
+export class ThinPool {
+  readonly records: DeviceRecords;
+  readonly #store: Store;
+  readonly #pool: PoolInfo;
+  readonly #dm: Dmsetup;
+  readonly #opts: ThinPoolOptions;
+  #owner?: string;
+
+  constructor(
+    store: Store,
+    pool: PoolInfo,
+    dm: Dmsetup = new Dmsetup(),
+    opts: ThinPoolOptions = {},
+  ) {
+    this.#store = store;
+    this.#pool = pool;
+    this.#dm = dm;
+    this.#opts = opts;
+    this.records = new DeviceRecords(store);
+  }
+
+  /** The pool these devices live in. */
+  get pool(): PoolInfo {
+    return this.#pool;
+  }
+
+  /** The device row named `name`. */
+  get(name: string): ThinDevice | undefined {
+    const d = this.records.device(name);
+    return d && d.pool === this.#pool.name ? d : undefined;
+  }
+
+  /** Every device row of this pool, by thin id. */
+  list(): ThinDevice[] {
+    return this.records.devices(this.#pool.name);
+  }
+
+  /**
+   * Create the empty thin device `name` of `sizeBytes` (a multiple of 512), inactive. Returns
+   * the existing record when `name` was created before with the same size.
+   */
+  async createThin(name: string, sizeBytes: number): Promise<ThinDevice> {
+    checkDeviceName(name);
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % SECTOR !== 0) {
+      throw new InvalidInputError(
+        `size of ${name} must be a positive multiple of 512, not ${sizeBytes}`,
+      );
+    }
+    const existing = this.get(name) ?? this.#notElsewhere(name);
+    if (existing) {
+      if (existing.origin !== undefined || existing.sizeBytes !== sizeBytes) {
+        throw new InvalidInputError(
+          `device ${name} exists already as ${
+            describe(existing)
+          }, not an empty ${sizeBytes}-byte device`,
+        );
+      }
+      if (!(await this.#resume(existing))) return existing;
+    }
+    let d = existing;
+    if (!d) {
+      await this.guardFreeSpace();
+      d = this.records.beginCreate(this.#pool.name, name, sizeBytes, undefined, await this.#me());
+    }
+    return await this.#create(d, "create_thin", (id) => `create_thin ${id}`);
+  }
+
+  /**
+   * Create `name` as a snapshot of `origin` (same size), inactive. An active origin is
+   * suspended around the message, as thin-provisioning.rst requires, and resumed even when
+   * the message fails. Returns the existing record when `name` was made from `origin` before.
+   */
+  async createSnapshot(name: string, origin: string): Promise<ThinDevice> {
+    checkDeviceName(name);
+    const o = this.get(origin);
+    if (!o || (o.state !== "created" && o.state !== "active")) {
+      throw new InvalidInputError(
+        `cannot snapshot ${origin}: ${
+          o ? `it is ${o.state}` : `no device of that name in pool ${this.#pool.name}`
+        }`,
+      );
+    }
+    const existing = this.get(name) ?? this.#notElsewhere(name);
+    if (existing) {
+      if (existing.origin !== origin) {
+        throw new InvalidInputError(
+          `device ${name} exists already as ${describe(existing)}, not a snapshot of ${origin}`,
+        );
+      }
+      if (!(await this.#resume(existing))) return existing;
+    }
+    let d = existing;
+    if (!d) {
+      await this.guardFreeSpace();
+      d = this.records.beginCreate(this.#pool.name, name, o.sizeBytes, origin, await this.#me());
+    }
+    const created = await this.#create(
+      d,
+      "create_snap",
+      (id) => `create_snap ${id} ${o.thinId}`,
+      origin,
+    );
+    if (o.formatted) this.records.setFormatted(name);
+    return this.get(name) ?? created;
+  }
+
+  /** Activate `name` and return its node, `/dev/mapper/NAME`. Idempotent. */
+  async activate(name: string): Promise<string> {
+    const d = this.#require(name);
+    if (d.state !== "created" && d.state !== "active") {
+      throw new ThinimageError(
+        `cannot activate ${name}: it is ${d.state}${d.lastError ? ` (${d.lastError})` : ""}`,
+      );
+    }
+    const want = `0 ${d.sizeBytes / SECTOR} thin ${await deviceNumber(
+      this.#pool.path,
+    )} ${d.thinId}`;
+    if (!(await this.#isLive(d))) {
+      try {
+        await this.#dm.create(name, want);
+      } catch (err) {
+        if (!(err instanceof DmExistsError) || !(await this.#isLive(d))) {
+          throw new ThinimageError(
+            `cannot activate ${name} (thin id ${d.thinId}): ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      }
+    }
+    await this.#dm.ensureNode(name);
+    if (d.state !== "active") this.records.setState(name, "active");
+    return d.path;
+  }
+
+  /** Deactivate `name`, retrying while it is busy; a device that is not live is success. */
+  async deactivate(name: string): Promise<void> {
+    const d = this.#require(name);
+    await this.#deactivate(d);
+    if (d.state === "active") this.records.setState(name, "created");
+  }
+
+  /**
+   * Deactivate `name` and delete its thin id; "No data available" (already deleted) counts
+   * as done. A device still held open is retried, then refused with a TemporaryError (75),
+   * left as it was. Removing what is not there is success.
+   */
+  async remove(name: string): Promise<void> {
+    const d = this.get(name);
+    if (!d) return;
+    await this.#assertNotInFlight(d);
+    const before = d.state;
+    try {
+      await this.#deactivate(d);
+    } catch (err) {
+      if (err instanceof DmBusyError) {
+        throw new TemporaryError(
+          `cannot remove ${name}: it is still open (mounted or held by a process) after retries`,
+          { cause: err, details: { device: name, thinId: d.thinId } },
+        );
+      }
+      throw err;
+    }
+    if (before === "active") this.records.setState(name, "created");
+    this.records.setState(name, "removing", { owner: await this.#me() });
+    await this.#opts.crashPoints?.afterIntent?.("delete", this.get(name)!);
+    await this.#deleteId(d);
+    await this.#opts.crashPoints?.afterMessage?.("delete", this.get(name)!);
+    this.records.drop(name);
+  }
+
+  /** mkfs.ext4 on base device `name` unless it (or its origin chain) has a filesystem. */
+  async formatOnce(name: string): Promise<void> {
+    const d = this.#require(name);
+    if (d.formatted) return;
+    await mkfsExt4(await this.activate(name));
+    this.records.setFormatted(name);
+  }
+
+  /**
+   * Refuse (TemporaryError, exit 75, with the figures) when free data or metadata space is
+   * below the thresholds, or the pool is out of space; a pool in trouble (read-only,
+   * needs_check, failed) is a plain ThinimageError.
+   */
+  async guardFreeSpace(): Promise<void> {
+    const st = await poolStatus(this.#pool.name, this.#dm);
+    if (st.failed || st.readOnly || st.needsCheck) {
+      throw new ThinimageError(`pool ${st.name} is unusable: ${st.problems.join(", ")}`, {
+        details: { ...st },
+      });
+    }
+    const dataFree = pct(st.totalDataBlocks - st.usedDataBlocks, st.totalDataBlocks);
+    const metaFree = pct(st.totalMetaBlocks - st.usedMetaBlocks, st.totalMetaBlocks);
+    const minData = this.#opts.minFreeDataPercent ?? 10;
+    const minMeta = this.#opts.minFreeMetaPercent ?? 10;
+    if (st.outOfDataSpace || dataFree < minData || metaFree < minMeta) {
+      throw new TemporaryError(
+        `pool ${st.name} is low on space: data ${st.usedDataBlocks}/${st.totalDataBlocks} blocks used ` +
+          `(${
+            dataFree.toFixed(1)
+          }% free, need ${minData}%), metadata ${st.usedMetaBlocks}/${st.totalMetaBlocks} ` +
+          `(${metaFree.toFixed(1)}% free, need ${minMeta}%); remove unused images and retry`,
+        {
+          details: {
+            pool: st.name,
+            usedDataBlocks: st.usedDataBlocks,
+            totalDataBlocks: st.totalDataBlocks,
+            usedMetaBlocks: st.usedMetaBlocks,
+            totalMetaBlocks: st.totalMetaBlocks,
+            minFreeDataPercent: minData,
+            minFreeMetaPercent: minMeta,
+          },
+        },
+      );
+    }
+  }
+
+  /** The differences between SQLite and the kernel, changing nothing (for `thinimage status`). */
+  async survey(): Promise<Finding[]> {
+    return await this.#inspect(false);
+  }
+
+  /**
+   * Compare the device rows with the kernel and repair: intents left by dead processes are
+   * rolled back (a created id is deleted) or finished (removals); devices recorded active but
+   * not live are activated again; a recorded id missing from the pool makes its device
+   * faulty; an unknown id in the pool is reserved so it is never handed out. Run at start.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    return { pool: this.#pool.name, findings: await this.#inspect(true) };
+  }
+
+  async #inspect(apply: boolean): Promise<Finding[]> {
+    const findings: Finding[] = [];
+    const inPool = new Set(await listThinIds(this.#pool, this.#dm));
+    const live = new Map<string, string>();
+    for (const { name } of await this.#dm.ls()) {
+      if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
+      const t = await this.#dm.table(name);
+      if (t !== undefined) live.set(name, t);
+    }
+    const poolDev = await deviceNumber(this.#pool.path);
+    const note = (f: Finding) => findings.push(f);
+    const rows = this.list();
+    for (const d of rows) {
+      const base = { device: d.name, thinId: d.thinId };
+      const t = live.has(d.name) ? parseThinTable(live.get(d.name)!) : undefined;
+      const tableOk = t !== undefined && t.poolDev === poolDev && t.thinId === d.thinId &&
+        t.sectors * SECTOR === d.sizeBytes;
+      if ((d.state === "creating" || d.state === "removing") && (await this.#inFlight(d))) {
+        note({ ...base, problem: `${d.state} now, by process ${d.intentOwner}`, action: "none" });
+        continue;
+      }
+      if (d.state === "creating") {
+        if (inPool.has(d.thinId)) {
+          note({
+            ...base,
+            problem: "a create intent without an outcome; the id is in the pool",
+            action: "rolled-back",
+          });
+          if (apply) {
+            await this.#deactivate(d);
+            await this.#deleteId(d);
+            this.records.drop(d.name);
+          }
+        } else {
+          note({
+            ...base,
+            problem: "a create intent without an outcome; the message never reached the pool",
+            action: "dropped-intent",
+          });
+          if (apply) this.records.drop(d.name);
+        }
+      } else if (d.state === "removing") {
+        note({
+          ...base,
+          problem: "a removal intent without an outcome",
+          action: "finished-removal",
+        });
+        if (apply) {
+          await this.#deactivate(d);
+          await this.#deleteId(d);
+          this.records.drop(d.name);
+        }
+      } else if (d.state === "created" || d.state === "active") {
+        if (!inPool.has(d.thinId)) {
+          note({
+            ...base,
+            problem: `thin id ${d.thinId} is missing from the pool`,
+            action: "marked-faulty",
+          });
+          if (apply) {
+            this.records.setState(d.name, "faulty", {
+              error: `thin id ${d.thinId} missing from pool ${this.#pool.name}`,
+            });
+          }
+        } else if (live.has(d.name) && !tableOk) {
+          note({
+            ...base,
+            problem: `live table '${live.get(d.name)}' is not this device's`,
+            action: "marked-faulty",
+          });
+          if (apply) {
+            this.records.setState(d.name, "faulty", {
+              error: `live table differs: ${live.get(d.name)}`,
+            });
+          }
+        } else if (d.state === "active" && !live.has(d.name)) {
+          note({ ...base, problem: "recorded active but not live", action: "reactivated" });
+          if (apply) await this.activate(d.name);
+        } else if (d.state === "created" && live.has(d.name)) {
+          note({ ...base, problem: "recorded inactive but live", action: "recorded-active" });
+          if (apply) this.records.setState(d.name, "active");
+        }
+      } else if (d.state === "faulty") {
+        note({ ...base, problem: `faulty: ${d.lastError ?? "unknown"}`, action: "none" });
+      }
+    }
+    const known = new Set(rows.map((d) => d.thinId));
+    const reserved = new Set(this.records.faultyIds(this.#pool.name).map((f) => f.thinId));
+    for (const id of inPool) {
+      if (known.has(id) || reserved.has(id)) continue;
+      note({
+        thinId: id,
+        problem: `thin id ${id} is in the pool but in no record`,
+        action: "reserved-id",
+      });
+      if (apply) this.records.reserveId(this.#pool.name, id, "found in the pool without a record");
+    }
+    const names = new Set(rows.map((d) => d.name));
+    for (const [name, table] of live) {
+      const t = parseThinTable(table);
+      if (!names.has(name) && t?.poolDev === poolDev) {
+        note({
+          device: name,
+          thinId: t.thinId,
+          problem: `live device ${name} on this pool has no record`,
+          action: "none",
+        });
+      }
+    }
+    return findings;
+  }
+
+  /** Send the create message for `d` (in state 'creating'), moving on from ids already taken. */
+  async #create(
+    d: ThinDevice,
+    op: DmOp,
+    msg: (id: number) => string,
+    origin?: string,
+  ): Promise<ThinDevice> {
+    for (let attempt = 0;; attempt++) {
+      await this.#opts.crashPoints?.afterIntent?.(op, d);
+      const suspended = origin !== undefined && (await this.#dm.table(origin)) !== undefined;
+      if (suspended) await this.#dm.suspend(origin!);
+      try {
+        await this.#dm.message(this.#pool.name, msg(d.thinId));
+      } catch (err) {
+        if (err instanceof DmExistsError && attempt < 64) {
+          d = this.records.moveToNextId(
+            d.name,
+            `taken in the pool by an unknown owner (seen creating ${d.name})`,
+          );
+          continue;
+        }
+        this.records.setState(d.name, "creating", { error: (err as Error).message });
+        throw new ThinimageError(
+          `cannot create ${d.name} (thin id ${d.thinId})${origin ? ` from ${origin}` : ""}: ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        );
+      } finally {
+        if (suspended) await this.#dm.resume(origin!);
+      }
+      await this.#opts.crashPoints?.afterMessage?.(op, d);
+      this.records.setState(d.name, "created");
+      return this.get(d.name)!;
+    }
+  }
+
+  /**
+   * An existing row of `name`: decide whether its creation must be (re)done. A 'creating' row
+   * left by a dead process is rolled back first (its id deleted, whether or not the message
+   * reached the pool), then re-created under a fresh intent.
+   */
+  async #resume(d: ThinDevice): Promise<boolean> {
+    switch (d.state) {
+      case "created":
+      case "active":
+        return false;
+      case "creating":
+        await this.#assertNotInFlight(d);
+        await this.#deleteId(d);
+        this.records.setState(d.name, "creating", { owner: await this.#me() });
+        return true;
+      case "removing":
+        throw new TemporaryError(`device ${d.name} is being removed; retry after the removal`);
+      case "faulty":
+        throw new ThinimageError(
+          `device ${d.name} is faulty (${d.lastError ?? "unknown"}); remove it first`,
+        );
+    }
+  }
+
+  async #deleteId(d: ThinDevice): Promise<void> {
+    try {
+      await this.#dm.message(this.#pool.name, `delete ${d.thinId}`);
+    } catch (err) {
+      if (err instanceof DmNoDataError) return; // already deleted
+      throw new ThinimageError(
+        `cannot delete thin id ${d.thinId} of ${d.name}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  async #deactivate(d: ThinDevice): Promise<void> {
+    if (!(await this.#isLive(d))) return;
+    try {
+      await this.#dm.remove(d.name);
+    } catch (err) {
+      if (!(err instanceof DmNoSuchDeviceError)) throw err;
+    }
+  }
+
+  /** Live under `d`'s name with `d`'s thin id in this pool (anything else is not ours). */
+  async #isLive(d: ThinDevice): Promise<boolean> {
+    const table = await this.#dm.table(d.name);
+    if (table === undefined) return false;
+    const t = parseThinTable(table);
+    if (!t || t.thinId !== d.thinId || t.poolDev !== (await deviceNumber(this.#pool.path))) {
+      throw new ThinimageError(
+        `a device named ${d.name} is live with table '${table}', which is not thin id ${d.thinId} of ${this.#pool.name}`,
+      );
+    }
+    return true;
+  }
+
+  #require(name: string): ThinDevice {
+    const d = this.get(name);
+    if (!d) throw new InvalidInputError(`no device named ${name} in pool ${this.#pool.name}`);
+    return d;
+  }
+
+  #notElsewhere(name: string): undefined {
+    const d = this.records.device(name);
+    if (d) {
+      throw new InvalidInputError(
+        `device ${name} belongs to pool ${d.pool}, not ${this.#pool.name}`,
+      );
+    }
+    return undefined;
+  }
+
+  async #assertNotInFlight(d: ThinDevice): Promise<void> {
+    if (await this.#inFlight(d)) {
+      throw new TemporaryError(
+        `device ${d.name} is being ${
+          d.state === "removing" ? "removed" : "created"
+        } by process ${d.intentOwner}; retry later`,
+      );
+    }
+  }
+
+  /** True when `d`'s intent belongs to another process that is still running. */
+  async #inFlight(d: ThinDevice): Promise<boolean> {
+    if (!d.intentOwner || d.intentOwner === (await this.#me())) return false;
+    const [pid, boot] = d.intentOwner.split("@");
+    if (boot !== (await bootId())) return false;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      return !/^\d+ \(.*\) [ZX] /s.test(stat); // a zombie is dead
+    } catch {
+      return false;
+    }
+  }
+
+  async #me(): Promise<string> {
+    return this.#owner ??= `${Deno.pid}@${await bootId()}`;
+  }
+}
+
+let bootIdCache: string | undefined;
+async function bootId(): Promise<string> {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = (await Deno.readTextFile("/proc/sys/kernel/random/boot_id")).trim();
+    } catch {
+      bootIdCache = "unknown-boot";
+    }
+  }
+  return bootIdCache;
+}
+
+function pct(part: number, whole: number): number {
+  return whole === 0 ? 0 : (part / whole) * 100;
+}
+
+function describe(d: ThinDevice): string {
+  return d.origin
+    ? `a snapshot of ${d.origin} (${d.state})`
+    : `an empty ${d.sizeBytes}-byte device (${d.state})`;
+}
