@@ -1,0 +1,218 @@
+/**
+ * The content-addressed blob store: each verified layer blob once, as
+ * `blobs/sha256/<hex>` under the state directory, with its SQLite records.
+ *
+ * A blob file appears only by an atomic rename of a fully verified temporary file, and its
+ * rows are written after the rename; so a partial download never counts as a blob, and two
+ * processes storing the same bytes at once both end with the one identical file.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "../store/db.ts";
+ * import { BlobStore } from "./store.ts";
+ * const store = openStore("/var/lib/thinimage/thinimage.db");
+ * const blobs = new BlobStore("/var/lib/thinimage", store);
+ * const sha = blobs.findByEtag("d41d8cd98f00b204e9800998ecf8427e", 0);
+ * if (sha) console.log(blobs.pathOf(sha));
+ * ```
+ * @module
+ */
+import type { Store } from "../store/db.ts";
+import type { LayerFormat } from "../image/format.ts";
+import { ThinimageError } from "../errors.ts";
+
+/** A stored blob, as its row says. */
+export interface BlobRecord {
+  sha256: string;
+  size: number;
+  format: LayerFormat;
+  createdAt: number;
+}
+
+/** What {@linkcode BlobStore.commit} needs to know about a verified temporary file. */
+export interface VerifiedBlob {
+  sha256: string;
+  size: number;
+  format: LayerFormat;
+  /** The S3 object it came from, to find it again by ETag. */
+  source?: { etag: string; size: number; key: string };
+}
+
+/** A temporary file being written, inside the store's filesystem (for the atomic rename). */
+export interface TempBlob {
+  path: string;
+  file: Deno.FsFile;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/**
+ * ETags that name the content: an MD5 (single-part upload, checked while downloading) or an
+ * S3 multipart ETag (MD5 of the parts' MD5s). Other stores' opaque ETags may be reused for
+ * different bytes, so they never stand in for a download.
+ */
+const CONTENT_ETAG = /^[0-9a-f]{32}(-[0-9]+)?$/;
+
+/** The blob store of one state directory. */
+export class BlobStore {
+  /** `<stateDir>/blobs`. */
+  readonly root: string;
+  readonly #store: Store;
+
+  constructor(readonly stateDir: string, store: Store) {
+    this.root = `${stateDir}/blobs`;
+    this.#store = store;
+  }
+
+  /** Where the blob with this SHA-256 lives (whether or not it exists). */
+  pathOf(sha256: string): string {
+    if (!SHA256_HEX.test(sha256)) throw new ThinimageError(`not a sha256 hex digest: ${sha256}`);
+    return `${this.root}/sha256/${sha256}`;
+  }
+
+  /** True when the blob is recorded and its file is in place with the recorded size. */
+  has(sha256: string): boolean {
+    const rec = this.get(sha256);
+    if (!rec) return false;
+    try {
+      return Deno.statSync(this.pathOf(sha256)).size === rec.size;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+
+  /** The blob's row, if any. */
+  get(sha256: string): BlobRecord | undefined {
+    const row = this.#store.db.prepare(
+      "SELECT sha256, size, format, created_at FROM blobs WHERE sha256 = ?",
+    ).get(sha256) as
+      | { sha256: string; size: number; format: LayerFormat; created_at: number }
+      | undefined;
+    return row
+      ? { sha256: row.sha256, size: row.size, format: row.format, createdAt: row.created_at }
+      : undefined;
+  }
+
+  /**
+   * The blob an S3 object with this ETag and size was stored as, if that blob is still
+   * present; undefined for ETags that do not name content.
+   */
+  findByEtag(etag: string, size: number): string | undefined {
+    if (!CONTENT_ETAG.test(etag)) return undefined;
+    const row = this.#store.db.prepare(
+      "SELECT sha256 FROM blob_sources WHERE etag = ? AND size = ?",
+    ).get(etag, size) as { sha256: string } | undefined;
+    return row && this.has(row.sha256) ? row.sha256 : undefined;
+  }
+
+  /** Every recorded blob, oldest first. */
+  list(): BlobRecord[] {
+    const rows = this.#store.db.prepare(
+      "SELECT sha256, size, format, created_at FROM blobs ORDER BY created_at, sha256",
+    ).all() as { sha256: string; size: number; format: LayerFormat; created_at: number }[];
+    return rows.map((r) => ({
+      sha256: r.sha256,
+      size: r.size,
+      format: r.format,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /**
+   * Remember that the S3 object (etag, size) holds blob `sha256` (already stored). Does
+   * nothing for ETags that do not name content.
+   */
+  recordSource(etag: string, size: number, sha256: string, key: string): void {
+    if (!CONTENT_ETAG.test(etag)) return;
+    this.#store.tx(() => {
+      this.#store.db.prepare(
+        `INSERT INTO blob_sources (etag, size, sha256, first_key, seen_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (etag, size) DO UPDATE SET sha256 = excluded.sha256, seen_at = excluded.seen_at`,
+      ).run(etag, size, sha256, key, Date.now());
+    });
+  }
+
+  /**
+   * Open a new temporary file for a download. Its name carries this process's id, so
+   * {@linkcode BlobStore.removeStaleTemps} can tell abandoned files from live ones.
+   */
+  async createTemp(): Promise<TempBlob> {
+    const dir = `${this.root}/tmp`;
+    await Deno.mkdir(dir, { recursive: true });
+    const path = `${dir}/${Deno.pid}-${crypto.randomUUID()}.partial`;
+    const file = await Deno.open(path, { read: true, write: true, createNew: true });
+    return { path, file };
+  }
+
+  /**
+   * Move a verified, fsynced temporary file into place as its blob and record it. When the
+   * blob is already there (another process stored the same bytes), the temporary file is
+   * dropped instead. The rename comes before the rows, so a row never names a missing file.
+   */
+  async commit(tempPath: string, blob: VerifiedBlob): Promise<void> {
+    const dest = this.pathOf(blob.sha256);
+    await Deno.mkdir(`${this.root}/sha256`, { recursive: true });
+    if (await sizeOf(dest) === blob.size) {
+      await Deno.remove(tempPath).catch(() => {});
+    } else {
+      await Deno.rename(tempPath, dest);
+      await syncDir(`${this.root}/sha256`);
+    }
+    this.#store.tx(() => {
+      this.#store.db.prepare(
+        "INSERT OR IGNORE INTO blobs (sha256, size, format, created_at) VALUES (?, ?, ?, ?)",
+      ).run(blob.sha256, blob.size, blob.format, Date.now());
+      if (blob.source) {
+        this.recordSource(blob.source.etag, blob.source.size, blob.sha256, blob.source.key);
+      }
+    });
+  }
+
+  /**
+   * Delete temporary files left by processes that no longer run (a crash or SIGKILL mid
+   * download). Returns the paths removed.
+   */
+  async removeStaleTemps(): Promise<string[]> {
+    const dir = `${this.root}/tmp`;
+    const removed: string[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        const m = /^(\d+)-.*\.partial$/.exec(e.name);
+        if (!m || Number(m[1]) === Deno.pid || isAlive(Number(m[1]))) continue;
+        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+        removed.push(`${dir}/${e.name}`);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    return removed;
+  }
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** fsync a directory, so a rename inside it survives a power cut. */
+async function syncDir(path: string): Promise<void> {
+  const dir = await Deno.open(path, { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The S3 options every command that reads images shares (`fetch`, `images --remote`, `pull`,
+ * `activate`): one definition, one help text, one way to turn them into a source.
+ *
+ * @example
+ * ```ts
+ * import type { Command } from "./command.ts";
+ * import { S3_OPTIONS, S3_USAGE, sourceFromArgs } from "./s3_options.ts";
+ * const cmd: Command = {
+ *   name: "peek", summary: "list an image", usage: `thinimage peek IMAGE ${S3_USAGE}`,
+ *   options: { ...S3_OPTIONS }, positionals: [1, 1], keeps: ["net", "env", "sys"],
+ *   run(_ctx, { values }) { sourceFromArgs(values).close(); },
+ * };
+ * ```
+ * @module
+ */
+import type { ParseArgsOptionsConfig } from "node:util";
+import type { CommandArgs } from "./command.ts";
+import {
+  createSource,
+  DEFAULT_BUCKET,
+  DEFAULT_PREFIX,
+  DEFAULT_REGION,
+  type ObjectSource,
+  type SourceConfig,
+} from "../retrieve/source.ts";
+
+/** `--bucket`, `--region`, `--endpoint`, `--prefix`. */
+export const S3_OPTIONS = {
+  bucket: { type: "string" },
+  region: { type: "string" },
+  endpoint: { type: "string" },
+  prefix: { type: "string" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** The usage fragment for {@linkcode S3_OPTIONS}. */
+export const S3_USAGE = "[--bucket NAME] [--region REGION] [--endpoint URL] [--prefix PREFIX]";
+
+/** Help lines for {@linkcode S3_OPTIONS}, to append to a command's usage. */
+export const S3_HELP = [
+  `  --bucket NAME       bucket (env THINIMAGE_BUCKET; default ${DEFAULT_BUCKET})`,
+  `  --region REGION     region (default ${DEFAULT_REGION})`,
+  "  --endpoint URL      S3-compatible endpoint (env THINIMAGE_S3_ENDPOINT; default AWS)",
+  `  --prefix PREFIX     key prefix of the images (default ${DEFAULT_PREFIX})`,
+  "  credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN); anonymous without",
+].join("\n");
+
+/** The source configuration from parsed flags, then environment, then defaults. */
+export function sourceConfigFromArgs(values: CommandArgs["values"]): SourceConfig {
+  const str = (name: string) => {
+    const v = values[name];
+    return typeof v === "string" ? v : undefined;
+  };
+  return {
+    bucket: str("bucket") ?? env("THINIMAGE_BUCKET"),
+    region: str("region"),
+    endpoint: str("endpoint") ?? env("THINIMAGE_S3_ENDPOINT"),
+    prefix: str("prefix"),
+  };
+}
+
+/** {@linkcode createSource} over {@linkcode sourceConfigFromArgs}. */
+export function sourceFromArgs(values: CommandArgs["values"]): ObjectSource {
+  return createSource(sourceConfigFromArgs(values));
+}
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}

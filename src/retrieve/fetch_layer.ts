@@ -1,0 +1,296 @@
+/**
+ * Downloading one layer into the blob store: streaming, verified, bounded, resumable.
+ *
+ * The bytes go to a temporary file in the state directory while SHA-256 (the blob's name) and
+ * MD5 (checked against a single-part ETag) are computed as they arrive; the file is fsynced
+ * and renamed into the store only after every check passed. An interrupted body resumes with
+ * `Range` + `If-Match`; a changed object ends in {@linkcode ObjectChangedError}, so the caller
+ * resolves the image again instead of splicing two versions. Memory stays flat: one chunk at
+ * a time, whatever the blob's size.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "../store/db.ts";
+ * import { BlobStore } from "../blobs/store.ts";
+ * import { createSource } from "./source.ts";
+ * import { resolveImage } from "./resolve.ts";
+ * import { fetchLayer } from "./fetch_layer.ts";
+ * const source = createSource();
+ * const blobs = new BlobStore("/var/lib/thinimage", openStore("/var/lib/thinimage/thinimage.db"));
+ * const manifest = await resolveImage(source, "node");
+ * const r = await fetchLayer(source, blobs, manifest.layers[0]);
+ * console.log(r.sha256, r.downloaded);
+ * ```
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import type { BlobStore, TempBlob } from "../blobs/store.ts";
+import { detectLayerFormat, FORMAT_SNIFF_BYTES, type LayerFormat } from "../image/format.ts";
+import type { Layer } from "../image/manifest.ts";
+import { InvalidInputError } from "../errors.ts";
+import { ObjectChangedError, S3RequestError } from "../s3/errors.ts";
+import { backoffMs, sleep } from "../s3/retry.ts";
+import type { ObjectSource } from "./source.ts";
+
+/** The default per-blob size cap: 4 GiB. */
+export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 ** 3;
+
+/** Options for {@linkcode fetchLayer}. */
+export interface FetchLayerOptions {
+  signal?: AbortSignal;
+  /** Called as bytes arrive (at most once per chunk). */
+  onProgress?: (bytes: number, total: number) => void;
+  /** Called before each retry, with the reason. */
+  onRetry?: (err: unknown, attempt: number, waitMs: number) => void;
+  /** Refuse blobs larger than this (default 4 GiB), on the listing, headers and bytes. */
+  maxBytes?: number;
+  /** GET attempts in all (default 6). */
+  attempts?: number;
+  /** Give up on a body that sends nothing for this long, in ms (default 30 s). */
+  idleTimeoutMs?: number;
+  /** First backoff, in ms (default 200). */
+  retryBaseDelayMs?: number;
+}
+
+/** What {@linkcode fetchLayer} stored. */
+export interface FetchedLayer {
+  sha256: string;
+  size: number;
+  /** False when a blob with this layer's ETag and size was already stored. */
+  downloaded: boolean;
+  format: LayerFormat;
+}
+
+const MD5_ETAG = /^[0-9a-f]{32}$/;
+
+/**
+ * Make sure the blob of `layer` is in `blobs`, downloading it only when no stored blob came
+ * from an object with the same ETag and size.
+ *
+ * Throws InvalidInputError (65) for a blob over `maxBytes`, in a format other than tar or
+ * gzip, or whose bytes do not match its ETag; ObjectChangedError (75) when the object is no
+ * longer the listed one; S3RequestError (69) when retries run out. In every case no temporary
+ * file is left and nothing is recorded.
+ */
+export async function fetchLayer(
+  source: ObjectSource,
+  blobs: BlobStore,
+  layer: Layer,
+  opts: FetchLayerOptions = {},
+): Promise<FetchedLayer> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BLOB_BYTES;
+  if (layer.size > maxBytes) {
+    throw new InvalidInputError(
+      `${layer.key} is ${layer.size} bytes, over the ${maxBytes}-byte limit per blob`,
+      { details: { key: layer.key, size: layer.size, maxBytes } },
+    );
+  }
+  const known = blobs.findByEtag(layer.etag, layer.size);
+  if (known) {
+    return { sha256: known, size: layer.size, downloaded: false, format: blobs.get(known)!.format };
+  }
+  const temp = await blobs.createTemp();
+  let committed = false;
+  try {
+    const result = await download(source, layer, temp, { ...opts, maxBytes });
+    // Another process may have stored the same object meanwhile: the commit then keeps theirs.
+    await blobs.commit(temp.path, {
+      sha256: result.sha256,
+      size: result.size,
+      format: result.format,
+      source: { etag: layer.etag, size: layer.size, key: layer.key },
+    });
+    committed = true;
+    return { ...result, downloaded: true };
+  } finally {
+    try {
+      temp.file.close();
+    } catch { /* already closed */ }
+    if (!committed) await Deno.remove(temp.path).catch(() => {});
+  }
+}
+
+/** Bytes from two GETs that together fail the MD5 check: retry from byte 0. */
+class SplicedDownloadError extends S3RequestError {
+  constructor(key: string) {
+    super(`GET ${key}: the resumed download does not match its ETag`, { retryable: true });
+  }
+}
+
+/** The state of one download across attempts: what is in the file and hashed so far. */
+class Progress {
+  received = 0;
+  sha256: Hash = createHash("sha256");
+  md5: Hash = createHash("md5");
+  head = new Uint8Array(0);
+  format?: LayerFormat;
+  /** GETs whose bytes are in the file: more than one means a resumed download. */
+  pieces = 0;
+
+  async reset(temp: TempBlob): Promise<void> {
+    this.received = 0;
+    this.sha256 = createHash("sha256");
+    this.md5 = createHash("md5");
+    this.head = new Uint8Array(0);
+    this.format = undefined;
+    this.pieces = 0;
+    await temp.file.truncate(0);
+    await temp.file.seek(0, Deno.SeekMode.Start);
+  }
+}
+
+async function download(
+  source: ObjectSource,
+  layer: Layer,
+  temp: TempBlob,
+  opts: FetchLayerOptions & { maxBytes: number },
+): Promise<Omit<FetchedLayer, "downloaded">> {
+  const attempts = opts.attempts ?? 6;
+  const p = new Progress();
+  for (let attempt = 0;; attempt++) {
+    try {
+      await getInto(source, layer, temp, p, opts);
+      if (MD5_ETAG.test(layer.etag)) {
+        const md5 = p.md5.digest("hex");
+        if (md5 !== layer.etag) {
+          // Two GETs spliced together can disagree if the store ignored If-Match: start over.
+          if (p.pieces > 1) {
+            throw new SplicedDownloadError(layer.key);
+          }
+          throw new InvalidInputError(
+            `${layer.key}: the bytes received have MD5 ${md5}, but the ETag says ${layer.etag}`,
+            { details: { key: layer.key, md5, etag: layer.etag } },
+          );
+        }
+      }
+      p.format ??= detectLayerFormat(p.head, layer.key);
+      await temp.file.sync();
+      return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
+    } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      const retryable = err instanceof S3RequestError && err.retryable;
+      if (!retryable || attempt + 1 >= attempts) throw err;
+      if (err instanceof SplicedDownloadError) await p.reset(temp);
+      const wait = backoffMs(attempt, { baseDelayMs: opts.retryBaseDelayMs }, err.retryAfterMs);
+      opts.onRetry?.(err, attempt + 1, wait);
+      await sleep(wait, opts.signal);
+    }
+  }
+}
+
+/** One GET from `p.received` on, appended to the file. Returns when the body ends. */
+async function getInto(
+  source: ObjectSource,
+  layer: Layer,
+  temp: TempBlob,
+  p: Progress,
+  opts: FetchLayerOptions & { maxBytes: number },
+): Promise<void> {
+  const attemptAbort = new AbortController();
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, attemptAbort.signal])
+    : attemptAbort.signal;
+  const res = await source.get(layer.key, {
+    start: p.received,
+    ifMatch: layer.etag,
+    signal,
+  });
+  const reader = res.body.getReader();
+  try {
+    if (p.received > 0 && res.status === 200) {
+      // The server ignored the Range: take the whole object again from byte 0.
+      await p.reset(temp);
+    }
+    if (res.etag && res.etag !== layer.etag) {
+      throw new ObjectChangedError(layer.key, `ETag was ${layer.etag}, now ${res.etag}`);
+    }
+    if (res.objectSize > opts.maxBytes) {
+      throw new InvalidInputError(
+        `${layer.key}: the server announces ${res.objectSize} bytes, over the ${opts.maxBytes}-byte limit per blob`,
+        { details: { key: layer.key, size: res.objectSize, maxBytes: opts.maxBytes } },
+      );
+    }
+    // A 206's Content-Range gives the object's size: another size is another object. A short
+    // 200 with the right ETag is a cut response: stream it, then resume from where it ended.
+    if (
+      (res.status === 206 && res.objectSize !== layer.size) ||
+      (res.objectSize > layer.size)
+    ) {
+      throw new ObjectChangedError(layer.key, `size was ${layer.size}, now ${res.objectSize}`);
+    }
+    p.pieces++;
+    const idleMs = opts.idleTimeoutMs ?? 30_000;
+    for (;;) {
+      const { done, value } = await readWithin(reader, idleMs, layer.key, attemptAbort);
+      if (done) break;
+      if (p.received + value.length > layer.size || p.received + value.length > opts.maxBytes) {
+        throw new InvalidInputError(
+          `${layer.key}: the server sent more than the ${layer.size} bytes listed`,
+          { details: { key: layer.key, size: layer.size } },
+        );
+      }
+      writeAll(temp.file, value);
+      p.sha256.update(value);
+      p.md5.update(value);
+      if (p.head.length < FORMAT_SNIFF_BYTES) {
+        const more = value.subarray(0, FORMAT_SNIFF_BYTES - p.head.length);
+        const head = new Uint8Array(p.head.length + more.length);
+        head.set(p.head);
+        head.set(more, p.head.length);
+        p.head = head;
+        // Refuse a zstd or zip blob after its first block, not after 4 GiB of it.
+        if (p.head.length === FORMAT_SNIFF_BYTES) p.format = detectLayerFormat(p.head, layer.key);
+      }
+      p.received += value.length;
+      opts.onProgress?.(p.received, layer.size);
+    }
+    if (p.received < layer.size) {
+      throw new S3RequestError(
+        `GET ${layer.key}: the body ended after ${p.received} of ${layer.size} bytes`,
+        { retryable: true },
+      );
+    }
+  } catch (err) {
+    attemptAbort.abort();
+    await reader.cancel().catch(() => {});
+    if (err instanceof InvalidInputError || err instanceof ObjectChangedError) throw err;
+    if (err instanceof S3RequestError) throw err;
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    // fetch's errors for a reset or cut connection mid-body.
+    throw new S3RequestError(`GET ${layer.key}: ${(err as Error)?.message ?? err}`, {
+      retryable: true,
+      cause: err,
+    });
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** reader.read(), or a retryable error when nothing arrives for `ms`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+  key: string,
+  abort: AbortController,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new S3RequestError(`GET ${key}: no bytes for ${ms} ms (stalled body)`, {
+        retryable: true,
+      });
+      abort.abort(err);
+      reject(err);
+    }, ms);
+  });
+  try {
+    return await Promise.race([reader.read(), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function writeAll(file: Deno.FsFile, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += file.writeSync(data.subarray(off));
+}
