@@ -1,0 +1,50 @@
+/**
+ * Shared set-up for the engine tests: a real SQLite run store in a fresh directory, and an
+ * injected liveness whose dead owners the test names.
+ * @module
+ */
+import { openStore, type Store } from "../../src/store/db.ts";
+import { SqliteRunStore } from "../../src/store/runs.ts";
+import { Engine, type EngineOptions } from "../../src/engine/engine.ts";
+import type { Liveness } from "../../src/engine/types.ts";
+
+/** A fresh store; `close()` removes it. */
+export function tempStore(): { store: Store; runs: SqliteRunStore; dir: string; close(): void } {
+  const dir = Deno.makeTempDirSync({ prefix: "thinimage-engine-test-" });
+  const store = openStore(`${dir}/thinimage.db`);
+  return {
+    store,
+    runs: new SqliteRunStore(store),
+    dir,
+    close() {
+      store.close();
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+/** Liveness for tests: owners in `dead` are dead, `unknown` unknown, all others alive. */
+export class FakeLiveness implements Liveness {
+  readonly dead = new Set<string>();
+  readonly unknown = new Set<string>();
+  status(owner: string): "alive" | "dead" | "unknown" {
+    if (this.dead.has(owner)) return "dead";
+    return this.unknown.has(owner) ? "unknown" : "alive";
+  }
+}
+
+/** An engine on `runs` with a test owner. */
+export function engineOn(
+  runs: SqliteRunStore,
+  liveness: Liveness,
+  extra: Partial<EngineOptions> = {},
+): Engine {
+  return new Engine(runs, { owner: "test/0/1/1", liveness, pollMs: 5, ...extra });
+}
+
+/** A promise with its resolver, to hand control between a transition and its test. */
+export function gate<T = void>(): { promise: Promise<T>; open(v: T): void } {
+  let open!: (v: T) => void;
+  const promise = new Promise<T>((r) => (open = r));
+  return { promise, open };
+}
