@@ -130,10 +130,10 @@ export interface ThinPoolTable {
  */
 export function parseThinPoolTable(line: string): ThinPoolTable {
   const f = line.trim().split(/\s+/);
-  if (f.length < 8 || f[0] !== "0" || f[2] !== "thin-pool") {
+  if (f.length < 7 || f[0] !== "0" || f[2] !== "thin-pool" || line.trim().includes("\n")) {
     throw new InvalidInputError(`not a single-target thin-pool table: '${line.trim()}'`);
   }
-  const n = Number(f[7]);
+  const n = Number(f[7] ?? 0);
   const features = f.slice(8, 8 + n);
   if (!Number.isInteger(n) || features.length !== n) {
     throw new InvalidInputError(`thin-pool table has a bad feature count: '${line.trim()}'`);
