@@ -135,6 +135,9 @@ export class S3ObjectClient {
               MaxKeys: opts.pageSize,
               Delimiter: opts.delimiter,
               ContinuationToken: token,
+              // Keys may hold characters XML 1.0 cannot carry (control characters); URL
+              // encoding lets them through, to be judged (and refused) by the caller.
+              EncodingType: "url",
             }),
             `list ${this.location}/${prefix}`,
             opts.signal,
@@ -148,11 +151,13 @@ export class S3ObjectClient {
         },
       );
       for (const p of page.CommonPrefixes ?? []) {
-        if (p.Prefix) yield { key: p.Prefix, size: -1, etag: "", lastModified: "" };
+        if (p.Prefix) {
+          yield { key: this.#decodeKey(p.Prefix), size: -1, etag: "", lastModified: "" };
+        }
       }
       for (const o of page.Contents ?? []) {
         yield {
-          key: o.Key ?? "",
+          key: this.#decodeKey(o.Key ?? ""),
           size: o.Size ?? 0,
           etag: unquote(o.ETag),
           lastModified: o.LastModified ? o.LastModified.toISOString() : "",
@@ -220,6 +225,18 @@ export class S3ObjectClient {
       });
     }
     return { status, body, contentLength, etag: unquote(res.ETag), objectSize };
+  }
+
+  /** A key from a listing with `encoding-type=url` (`+` is a space, as in form encoding). */
+  #decodeKey(encoded: string): string {
+    try {
+      return decodeURIComponent(encoded.replace(/\+/g, " "));
+    } catch {
+      throw new S3RequestError(
+        `list ${this.location}: malformed URL-encoded key ${JSON.stringify(encoded)}`,
+        { retryable: false },
+      );
+    }
   }
 
   /** Release the SDK's resources. */

@@ -1,0 +1,107 @@
+import { assertEquals, assertNotEquals, assertThrows } from "../helpers/assert.ts";
+import { buildManifest, type ListedObject, manifestDigest } from "../../src/image/manifest.ts";
+import { InvalidInputError } from "../../src/errors.ts";
+
+const P = "images/app/";
+const obj = (name: string, size = 100, etag = `etag-${name}`): ListedObject => ({
+  key: P + name,
+  size,
+  etag,
+  lastModified: "2024-01-01T00:00:00.000Z",
+});
+
+Deno.test("manifest: layers come in numeric order, 10 after 9", () => {
+  const names = Array.from({ length: 12 }, (_, i) => `${i + 1}.tar`).sort(); // 1, 10, 11, 12, 2...
+  const m = buildManifest("app", P, names.map((n) => obj(n)));
+  assertEquals(m.layers.map((l) => l.index), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assertEquals(m.layers[9].key, "images/app/10.tar");
+  assertEquals(m.image, "app");
+});
+
+Deno.test("manifest: other keys are reported and ignored", () => {
+  const m = buildManifest("app", P, [
+    obj("1.tar"),
+    obj("README.md"),
+    obj("sub/1.tar"),
+    obj("layer2.tar"),
+  ]);
+  assertEquals(m.layers.length, 1);
+  assertEquals(m.ignored, [
+    "images/app/README.md",
+    "images/app/layer2.tar",
+    "images/app/sub/1.tar",
+  ]);
+});
+
+Deno.test("manifest: the digest covers order, key, size and ETag, and nothing else", () => {
+  const base = [obj("1.tar"), obj("2.tar")];
+  const d = buildManifest("app", P, base).digest;
+  assertEquals(d.startsWith("sha256:"), true);
+  assertEquals(
+    buildManifest("app", P, [...base].reverse()).digest,
+    d,
+    "listing order is irrelevant",
+  );
+  const later = base.map((o) => ({ ...o, lastModified: "2025-01-01T00:00:00.000Z" }));
+  assertEquals(buildManifest("app", P, later).digest, d, "a re-upload of the same bytes keeps it");
+  assertEquals(buildManifest("app", P, [...base, obj("notes.txt")]).digest, d);
+  assertNotEquals(buildManifest("app", P, [obj("1.tar"), obj("2.tar", 101)]).digest, d);
+  assertNotEquals(buildManifest("app", P, [obj("1.tar"), obj("2.tar", 100, "other")]).digest, d);
+  assertNotEquals(
+    manifestDigest([{ key: "a", size: 1, etag: "b" }]),
+    manifestDigest([{ key: "a", size: 1, etag: "c" }]),
+  );
+});
+
+Deno.test("manifest: refusals name the offending key and exit 65", () => {
+  const cases: [ListedObject[], string, string][] = [
+    [[], "no objects under", P],
+    [[obj("README")], "no layers", P],
+    [[obj("1.tar"), obj("3.tar")], "gap in the layer numbering", "images/app/2.tar"],
+    [[obj("2.tar")], "gap in the layer numbering", "images/app/1.tar"],
+    [[obj("1.tar"), obj("01.tar")], "malformed layer name", "images/app/01.tar"],
+    [[obj("1.tar"), obj("2.TAR")], "malformed layer name", "images/app/2.TAR"],
+    [[obj("1.tar/")], "malformed layer name", "images/app/1.tar/"],
+    [[obj("1.tar"), obj("2.tar.gz")], "malformed layer name", "images/app/2.tar.gz"],
+    [[obj("0.tar")], "malformed layer name", "images/app/0.tar"],
+    [[obj("1.tar"), obj("2\u0007.tar")], "control characters", "images/app/2\u0007.tar"],
+    [[obj("1.tar"), obj("notes\n.txt")], "control characters", "images/app/notes\n.txt"],
+    [[obj("1.tar"), obj("1.tar")], "listed twice", "images/app/1.tar"],
+    [[obj("1.tar", -1)], "impossible size", "images/app/1.tar"],
+    [[obj("1.tar", 1, "")], "no ETag", "images/app/1.tar"],
+    [[{ ...obj("1.tar"), key: "images/other/1.tar" }], "outside", "images/other/1.tar"],
+  ];
+  for (const [objects, message, key] of cases) {
+    const err = assertThrows(() => buildManifest("app", P, objects), InvalidInputError, message);
+    assertEquals(err.exitCode, 65);
+    assertEquals(err.details?.key, key, message);
+    assertEquals(
+      // deno-lint-ignore no-control-regex
+      /[\u0000-\u001f]/.test(err.message),
+      false,
+      "no raw control characters in messages",
+    );
+  }
+});
+
+Deno.test("manifest: the layer limit is configurable and huge numbers never parse", () => {
+  const three = [obj("1.tar"), obj("2.tar"), obj("3.tar")];
+  assertEquals(buildManifest("app", P, three, { maxLayers: 3 }).layers.length, 3);
+  assertThrows(
+    () => buildManifest("app", P, three, { maxLayers: 2 }),
+    InvalidInputError,
+    "beyond the limit of 2 layers",
+  );
+  const huge = obj(`${"9".repeat(400)}.tar`);
+  const err = assertThrows(
+    () => buildManifest("app", P, [obj("1.tar"), huge]),
+    InvalidInputError,
+    "beyond the limit",
+  );
+  assertEquals(err.details?.key, huge.key);
+  assertThrows(
+    () => buildManifest("app", P, [obj("1.tar"), obj("129.tar")]),
+    InvalidInputError,
+    "limit of 128",
+  );
+});
