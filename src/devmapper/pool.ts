@@ -104,8 +104,13 @@ export async function initPool(
   if (metaSize < MIN_META || metaSize > MAX_META) {
     throw new InvalidInputError(`metadata size ${metaSize} must be between 2 MiB and 16 GiB`);
   }
+  const before = [...await findLoops(metaFile), ...await findLoops(dataFile)];
   const metaDev = await attachLoop(metaFile);
   const dataDev = await attachLoop(dataFile);
+  // On refusal, detach what this call attached, so a refused init leaks no loop device.
+  const undoLoops = async () => {
+    for (const dev of [metaDev, dataDev]) if (!before.includes(dev)) await detachLoop(dev);
+  };
   const blockSectors = blockSize / SECTOR;
   const blocks = Math.floor(dataSize / blockSize);
   const table = formatThinPoolTable({
@@ -126,6 +131,7 @@ export async function initPool(
     }
   }
   if (live !== undefined && normalize(live) !== normalize(table)) {
+    await undoLoops();
     throw new InvalidInputError(
       `a device named ${name} exists with table '${live.trim()}', not the pool this state ` +
         `directory makes ('${table}'); pick another --name or adopt it with --pool ${name}`,

@@ -1,0 +1,96 @@
+import { assert, assertEquals } from "../../helpers/assert.ts";
+import { fileURLToPath } from "node:url";
+import { listThinIds } from "../../../src/devmapper/pool.ts";
+import type { DmOp } from "../../../src/devmapper/thin.ts";
+import { type PoolFixture, withPool } from "./helpers.ts";
+
+const MiB = 2 ** 20;
+const CHILD = fileURLToPath(new URL("./crash_child.ts", import.meta.url));
+
+/** Run crash_child.ts and require that it died by SIGKILL. */
+async function killedAt(f: PoolFixture, op: DmOp, point: string, name: string, origin = "") {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", CHILD, f.dir, f.pool.name, op, point, name, origin],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(
+    out.signal,
+    "SIGKILL",
+    `child was not killed: ${new TextDecoder().decode(out.stderr)}`,
+  );
+}
+
+/** After reconcile, the pool holds exactly the recorded ids and nothing differs. */
+async function assertConsistent(f: PoolFixture) {
+  const recorded = f.thin.list().map((d) => d.thinId);
+  assertEquals((await listThinIds(f.pool, f.dm)).sort(), recorded.sort(), "ids in the pool");
+  assertEquals(await f.thin.survey(), [], "differences left after reconcile");
+  assertEquals(f.thin.records.faultyIds(f.pool.name), [], "no id was written off");
+}
+
+const CASES: { op: DmOp; point: "afterIntent" | "afterMessage"; action: string }[] = [
+  { op: "create_thin", point: "afterIntent", action: "dropped-intent" },
+  { op: "create_thin", point: "afterMessage", action: "rolled-back" },
+  { op: "create_snap", point: "afterIntent", action: "dropped-intent" },
+  { op: "create_snap", point: "afterMessage", action: "rolled-back" },
+  { op: "delete", point: "afterIntent", action: "finished-removal" },
+  { op: "delete", point: "afterMessage", action: "finished-removal" },
+];
+
+for (const c of CASES) {
+  Deno.test(`SIGKILL ${c.point} of ${c.op}: reconcile ${c.action}, nothing leaked or reused`, async () => {
+    const f = await withPool();
+    try {
+      const origin = `${f.pool.name}-origin`;
+      const target = `${f.pool.name}-target`;
+      if (c.op === "create_snap") {
+        await f.thin.createThin(origin, 16 * MiB);
+        await f.thin.activate(origin); // active: the child suspends it around create_snap
+      }
+      if (c.op === "delete") {
+        await f.thin.createThin(target, 16 * MiB);
+        await f.thin.activate(target);
+      }
+      await killedAt(f, c.op, c.point, target, origin);
+      const crashed = f.thin.get(target);
+      assert(crashed !== undefined, "the intent was recorded before the kill");
+      assertEquals(crashed.state, c.op === "delete" ? "removing" : "creating");
+      if (c.op === "create_snap") {
+        assertEquals(await f.dm.status(origin).then((s) => s !== undefined), true);
+        const info = await f.dm.run(["info", "-c", "--noheadings", "-o", "suspended", origin]);
+        assertEquals(info.trim(), "Active", "the origin is not left suspended");
+      }
+      const survey = await f.thin.survey();
+      assertEquals(survey.map((x) => [x.device, x.action]), [[target, c.action]]);
+      const report = await f.thin.reconcile();
+      assertEquals(report.findings.map((x) => x.action), [c.action]);
+      assertEquals(f.thin.get(target), undefined);
+      assertEquals(await f.dm.table(target), undefined, "no live device left");
+      await assertConsistent(f);
+      // The name is usable again, under an id never handed out before.
+      const again = await f.thin.createThin(target, 16 * MiB);
+      assert(
+        again.thinId > crashed.thinId,
+        `id ${again.thinId} reused (crashed: ${crashed.thinId})`,
+      );
+    } finally {
+      await f.teardown();
+    }
+  });
+}
+
+Deno.test("SIGKILL after create_thin's message: re-running createThin without reconcile rolls back and re-creates", async () => {
+  const f = await withPool();
+  try {
+    const target = `${f.pool.name}-target`;
+    await killedAt(f, "create_thin", "afterMessage", target);
+    const crashedId = f.thin.get(target)!.thinId;
+    assert((await listThinIds(f.pool, f.dm)).includes(crashedId));
+    const d = await f.thin.createThin(target, 16 * MiB);
+    assertEquals(d.state, "created");
+    await assertConsistent(f);
+  } finally {
+    await f.teardown();
+  }
+});
