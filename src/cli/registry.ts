@@ -7,6 +7,8 @@ import type { Command } from "./command.ts";
 /** Subcommand name -> loader. Add a line here when an issue adds a command. */
 export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   history: () => import("./commands/history.ts"),
+  pool: () => import("./commands/pool.ts"),
+  status: () => import("./commands/status.ts"),
   fetch: () => import("./commands/fetch.ts"),
   images: () => import("./commands/images.ts"),
   validate: () => import("./commands/validate.ts"),

@@ -48,10 +48,21 @@ export class DmBusyError extends DmError {
 }
 /** The thin id does not exist in the pool ("No data available"). */
 export class DmNoDataError extends DmError {}
+/** This kernel has no device-mapper driver (no /dev/mapper/control). */
+export class DmUnavailableError extends DmError {
+  constructor(out: Pick<ToolOutput, "argv" | "stderr" | "code">) {
+    super(out);
+    this.message = `this kernel has no device-mapper (${
+      this.stderr.split("\n")[0]
+    }); run where dm-thin-pool is available, e.g. scripts/vm.sh`;
+  }
+}
 
 /** Build the typed error for a failed dmsetup run. Exported for the parser's host tests. */
 export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): DmError {
   switch (classifyDmStderr(out.stderr)) {
+    case "no-driver":
+      return new DmUnavailableError(out);
     case "exists":
       return new DmExistsError(out);
     case "no-such-device":

@@ -13,7 +13,13 @@
 import { InvalidInputError } from "../errors.ts";
 
 /** What a failed dmsetup call means, read from its stderr. */
-export type DmErrorKind = "exists" | "no-such-device" | "busy" | "no-data" | "other";
+export type DmErrorKind =
+  | "no-driver"
+  | "exists"
+  | "no-such-device"
+  | "busy"
+  | "no-data"
+  | "other";
 
 /**
  * Classify dmsetup's stderr. The kernel answers `create` of a taken name with EBUSY, so a
@@ -26,6 +32,12 @@ export type DmErrorKind = "exists" | "no-such-device" | "busy" | "no-data" | "ot
  * ```
  */
 export function classifyDmStderr(stderr: string): DmErrorKind {
+  if (
+    /Failure to communicate with kernel device-mapper driver|\/dev\/mapper\/control: open failed/
+      .test(stderr)
+  ) {
+    return "no-driver";
+  }
   if (/create ioctl on .* failed: Device or resource busy/.test(stderr)) return "exists";
   if (/File exists/.test(stderr)) return "exists";
   if (/No data available/.test(stderr)) return "no-data";

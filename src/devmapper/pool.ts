@@ -383,3 +383,41 @@ async function sizeFile(
 function normalize(table: string): string {
   return table.trim().split(/\s+/).join(" ");
 }
+
+/**
+ * The pool to use: `asked`, else the only pool recorded in `store`, else
+ * {@linkcode DEFAULT_POOL}.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "../store/db.ts";
+ * import { choosePool } from "./pool.ts";
+ * choosePool(openStore(":memory:")); // "thinimage-pool"
+ * ```
+ */
+export function choosePool(store: Store, asked?: string): string {
+  if (asked) return asked;
+  const names = new DeviceRecords(store).poolNames();
+  return names.length === 1 ? names[0] : DEFAULT_POOL;
+}
+
+/**
+ * The recorded pool `name`, ready for use: an adopted pool must be live; a pool made here is
+ * set up again with {@linkcode initPool} (idempotent; after a reboot it re-attaches the loop
+ * devices and re-creates the pool from its files, whose metadata kept every thin device).
+ */
+export async function ensurePool(
+  stateDir: string,
+  store: Store,
+  name: string,
+  dm: Dmsetup = new Dmsetup(),
+): Promise<PoolInfo> {
+  const row = new DeviceRecords(store).pool(name);
+  if (!row) {
+    throw new InvalidInputError(
+      `no pool named ${name} in this state directory: run 'thinimage pool init' first`,
+    );
+  }
+  if (row.adopted) return await openPool(store, name, dm);
+  return await initPool(stateDir, store, { name }, dm);
+}
