@@ -56,8 +56,11 @@ export interface FaultProxyOptions {
   upstream: string;
   /** Port to listen on (default: any free one). */
   port?: number;
-  /** The plan: a fault for a request, or undefined to pass it through. */
-  fault?: (req: ProxyRequest) => Fault | undefined;
+  /**
+   * The plan: a fault for a request, or undefined to pass it through. May be async, e.g. to
+   * change the object upstream before answering.
+   */
+  fault?: (req: ProxyRequest) => Fault | undefined | Promise<Fault | undefined>;
 }
 
 /** A running proxy. */
@@ -108,7 +111,7 @@ export function startFaultProxy(opts: FaultProxyOptions): FaultProxy {
     const [method, path] = first.split(" ");
     const req: ProxyRequest = { n: requests.length + 1, method, path, headers };
     requests.push(req);
-    const fault = opts.fault?.(req);
+    const fault = await opts.fault?.(req);
     req.fault = fault?.kind;
     if (fault?.kind === "status") {
       const code = fault.code ?? (fault.status === 403 ? "AccessDenied" : "ServiceUnavailable");

@@ -271,6 +271,10 @@ export class S3ObjectClient {
 
 /** Turn whatever the SDK or fetch threw into one of this module's errors. */
 function classify(err: unknown, what: string, key: string | undefined, timedOut: boolean): Error {
+  // A missing Deno permission is the caller's to report (with the flag), not the server's.
+  if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+    return err;
+  }
   if (timedOut) {
     return new S3RequestError(`${what}: no response within the timeout`, {
       retryable: true,
