@@ -24,7 +24,7 @@ import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
 import { type EntryMeta, type LayerOp, LayerRules, type LayerSummary } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
-import { LayerRejectedError, TarViolation } from "./violation.ts";
+import { LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
 /** Options of {@linkcode applyLayer}. */
@@ -41,9 +41,11 @@ export interface ApplyOptions {
 
 /**
  * Validate `path`, then apply it onto `dir`. Resolves to the layer summary and the blob's
- * SHA-256. Rejects with {@linkcode LayerRejectedError} (nothing written) when validation fails
- * or the hash differs from `expectedSha256`; with `LayerRejectedError` rule `blob-changed` when
- * the blob changed between the passes (what was written is safe but incomplete: discard it).
+ * SHA-256. Rejects with {@linkcode LayerRejectedError}: before writing anything when validation
+ * fails; after writing when the blob's SHA-256 differs from `expectedSha256` (rule
+ * `sha256-mismatch`) or the blob changed between the passes (`blob-changed`). Every entry written
+ * passed the rules either way, so nothing lands outside `dir`, but `dir` holds a partial layer
+ * that the caller discards.
  */
 export async function applyLayer(
   path: string,
@@ -54,17 +56,21 @@ export async function applyLayer(
   const root = new ChrootDir(dir);
   if (root.root === "/") throw new InvalidInputError("refusing to apply a layer onto /");
   const lower = (p: string) => root.lookup(p);
-  const checked = await validateLayer(path, { limits, signal: opts.signal, sha256: true, lower });
   const expected = opts.expectedSha256?.toLowerCase();
-  if (expected !== undefined && checked.sha256 !== expected) {
-    throw new LayerRejectedError(path, [{
-      rule: "sha256-mismatch",
-      entry: "",
-      message: `blob SHA-256 is ${checked.sha256}, expected ${expected}`,
-    }]);
-  }
+  // With an expected digest (verified when the blob was fetched) the validation pass need not
+  // hash: it seeks over file data, and the extraction pass checks the digest again.
+  const checked = await validateLayer(path, {
+    limits,
+    signal: opts.signal,
+    sha256: expected === undefined,
+    lower,
+  });
+  const reference = expected ?? checked.sha256!;
 
-  const src = await openLayerSource(path, { sha256: true });
+  // Hash on a worker for large blobs, so hashing overlaps with writing.
+  const src = await openLayerSource(path, {
+    sha256: checked.blobBytes >= PARALLEL_HASH_BYTES ? "parallel" : "inline",
+  });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, lower);
@@ -74,7 +80,7 @@ export async function applyLayer(
       for (let e = await reader.next(); e; e = await reader.next()) {
         opts.signal?.throwIfAborted();
         const r = rules.check(e);
-        if (r.violations) throw new LayerRejectedError(path, changed(r.violations[0].message));
+        if (r.violations) throw new LayerRejectedError(path, [changed(r.violations[0].message)]);
         await writer.apply(r.op, reader);
         if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
@@ -82,13 +88,20 @@ export async function applyLayer(
         }
       }
     } catch (err) {
-      if (err instanceof TarViolation) throw new LayerRejectedError(path, changed(err.message));
+      if (err instanceof TarViolation) throw new LayerRejectedError(path, [changed(err.message)]);
       throw err;
     }
     writer.finish();
-    const sha256 = src.sha256()!;
-    if (sha256 !== checked.sha256) {
-      throw new LayerRejectedError(path, changed(`SHA-256 was ${checked.sha256}, now ${sha256}`));
+    const sha256 = (await src.sha256())!;
+    if (sha256 !== reference) {
+      const why = `SHA-256 is ${sha256}, expected ${reference}`;
+      throw new LayerRejectedError(path, [
+        expected === undefined ? changed(why) : {
+          rule: "sha256-mismatch",
+          entry: "",
+          message: `${why}; ${dir} holds a partial layer: discard it`,
+        },
+      ]);
     }
     opts.onProgress?.(src.fileBytes, src.fileBytes);
     const { sha256: _, ...summary } = checked;
@@ -98,13 +111,12 @@ export async function applyLayer(
   }
 }
 
-function changed(why: string) {
-  return [{
-    rule: "blob-changed",
-    entry: "",
-    message: `the blob changed after validation: ${why}`,
-  }];
+function changed(why: string): Violation {
+  return { rule: "blob-changed", entry: "", message: `the blob changed after validation: ${why}` };
 }
+
+/** Blobs at least this big are hashed on a worker thread (its start-up costs ~20 ms). */
+const PARALLEL_HASH_BYTES = 16 << 20;
 
 /** Performs layer operations inside a {@linkcode ChrootDir}. */
 class LayerWriter {
@@ -125,8 +137,15 @@ class LayerWriter {
       case "directory":
         return this.#directory(op.path, op.meta);
       case "symlink": {
-        const host = this.#clear(op.path);
-        Deno.symlinkSync(op.target, host);
+        const loc = this.#root.locate(op.path, { create: true })!;
+        const host = `${loc.parent}/${loc.name}`;
+        try {
+          Deno.symlinkSync(op.target, host); // fails on anything existing; never follows it
+        } catch (err) {
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          this.#removeAny(host);
+          Deno.symlinkSync(op.target, host);
+        }
         lchownSync(host, op.meta.uid, op.meta.gid);
         lutimesSync(host, op.meta.mtime, op.meta.mtime);
         return this.#remember(op.path);
@@ -226,18 +245,18 @@ class LayerWriter {
     else {
       const loc = this.#root.locate(path, { create: true })!;
       host = `${loc.parent}/${loc.name}`;
-      let st: Deno.FileInfo | undefined;
       try {
-        st = Deno.lstatSync(host);
+        Deno.mkdirSync(host, { mode: 0o700 });
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        // A directory over a directory merges (the later entry's metadata wins); anything
+        // else is replaced.
+        if (!Deno.lstatSync(host).isDirectory) {
+          this.#removeAny(host);
+          Deno.mkdirSync(host, { mode: 0o700 });
+        }
       }
-      if (st && !st.isDirectory) {
-        this.#removeAny(host);
-        st = undefined;
-      }
-      // A directory over a directory merges; the later entry's metadata wins.
-      if (!st) Deno.mkdirSync(host, { mode: 0o700 });
+      this.#root.knownDir(path, host);
     }
     lchownSync(host, meta.uid, meta.gid);
     Deno.chmodSync(host, meta.mode); // host is a directory, checked just above

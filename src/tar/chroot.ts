@@ -39,11 +39,15 @@ export class ChrootDir {
    * is refused.
    */
   resolveDir(comps: readonly string[], opts: { create: boolean }): string | null {
+    if (comps.length === 0) return this.root;
     const key = comps.join("/");
     const hit = this.#dirs.get(key);
     if (hit !== undefined) return hit;
-    const stack: string[] = [];
-    const queue = [...comps];
+    // Resolve the parent (usually cached), then step into the last component from there.
+    const parent = this.resolveDir(comps.slice(0, -1), opts);
+    if (parent === null) return null;
+    const stack = parent === this.root ? [] : parent.slice(this.root.length + 1).split("/");
+    const queue = [comps[comps.length - 1]];
     let links = 0;
     while (queue.length) {
       const c = queue.shift()!;
@@ -84,6 +88,14 @@ export class ChrootDir {
     const out = this.#host(stack);
     this.#dirs.set(key, out);
     return out;
+  }
+
+  /**
+   * Record that logical directory `path` is the real directory `host` (just created by the
+   * caller inside the root), sparing a lookup for each entry beneath it.
+   */
+  knownDir(path: string, host: string): void {
+    this.#dirs.set(path, host);
   }
 
   /** Split `path` into its parent's host path and its last component (null if parent missing). */

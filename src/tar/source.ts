@@ -6,15 +6,15 @@
  * @example
  * ```ts
  * import { openLayerSource } from "./source.ts";
- * const src = await openLayerSource("layer.tar", { sha256: true });
+ * const src = await openLayerSource("layer.tar", { sha256: "inline" });
  * for (let c = await src.next(); c; c = await src.next()) { // c: the next chunk of tar bytes
  * }
- * src.sha256(); // "e3b0c442..."
+ * await src.sha256(); // "e3b0c442..."
  * src.close();
  * ```
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { type BlobHasher, createBlobHasher } from "./hash.ts";
 import { TarViolation } from "./violation.ts";
 
 /** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
@@ -37,14 +37,14 @@ export interface LayerSource {
    */
   skip(n: number): boolean;
   /** Hex SHA-256 of the whole file; only after `next` returned null, only with `sha256`. */
-  sha256(): string | undefined;
+  sha256(): Promise<string | undefined>;
   close(): void;
 }
 
 /** Open `path` as a tar stream. */
 export async function openLayerSource(
   path: string,
-  opts: { sha256?: boolean } = {},
+  opts: { sha256?: "inline" | "parallel" } = {},
 ): Promise<LayerSource> {
   const file = Deno.openSync(path, { read: true });
   try {
@@ -52,7 +52,9 @@ export async function openLayerSource(
     const head = new Uint8Array(2);
     const n = file.readSync(head) ?? 0;
     file.seekSync(0, Deno.SeekMode.Start);
-    const hash = opts.sha256 ? createHash("sha256") : undefined;
+    const hash = opts.sha256
+      ? createBlobHasher({ parallel: opts.sha256 === "parallel" })
+      : undefined;
     if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
       return await GzipSource.open(file, size, hash);
     }
@@ -69,15 +71,15 @@ class PlainSource implements LayerSource {
   readonly #buf = new Uint8Array(CHUNK);
   #closed = false;
 
-  constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: Hash) {}
+  constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: BlobHasher) {}
 
-  next(): Promise<Uint8Array | null> {
+  async next(): Promise<Uint8Array | null> {
     const n = this.file.readSync(this.#buf);
-    if (n === null || n === 0) return Promise.resolve(null);
+    if (n === null || n === 0) return null;
     this.fileBytesRead += n;
     const chunk = this.#buf.subarray(0, n);
-    this.hash?.update(chunk);
-    return Promise.resolve(chunk);
+    await this.hash?.update(chunk);
+    return chunk;
   }
 
   skip(n: number): boolean {
@@ -94,12 +96,13 @@ class PlainSource implements LayerSource {
     return true;
   }
 
-  sha256(): string | undefined {
-    return this.hash?.digest("hex");
+  async sha256(): Promise<string | undefined> {
+    return await this.hash?.digest();
   }
 
   close(): void {
     if (!this.#closed) this.file.close();
+    this.hash?.close();
     this.#closed = true;
   }
 }
@@ -113,19 +116,19 @@ class GzipSource implements LayerSource {
   private constructor(
     readonly file: Deno.FsFile,
     readonly fileBytes: number,
-    readonly hash?: Hash,
+    readonly hash?: BlobHasher,
   ) {}
 
-  static open(file: Deno.FsFile, size: number, hash?: Hash): Promise<GzipSource> {
+  static open(file: Deno.FsFile, size: number, hash?: BlobHasher): Promise<GzipSource> {
     const src = new GzipSource(file, size, hash);
     const raw = new ReadableStream<BufferSource>({
-      pull: (ctl) => {
+      pull: async (ctl) => {
         const buf = new Uint8Array(CHUNK);
         const n = file.readSync(buf);
         if (n === null || n === 0) return ctl.close();
         const chunk = buf.subarray(0, n);
         src.fileBytesRead += n;
-        hash?.update(chunk);
+        await hash?.update(chunk);
         ctl.enqueue(chunk);
       },
     }, { highWaterMark: 0 });
@@ -150,8 +153,8 @@ class GzipSource implements LayerSource {
     return false;
   }
 
-  sha256(): string | undefined {
-    return this.hash?.digest("hex");
+  async sha256(): Promise<string | undefined> {
+    return await this.hash?.digest();
   }
 
   close(): void {
@@ -159,6 +162,7 @@ class GzipSource implements LayerSource {
     this.#closed = true;
     this.#reader.cancel().catch(() => {});
     this.file.close();
+    this.hash?.close();
   }
 }
 

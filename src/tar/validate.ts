@@ -46,7 +46,7 @@ export async function validateLayer(
   opts: ValidateOptions = {},
 ): Promise<LayerSummary & { sha256?: string }> {
   const limits = resolveLimits(opts.limits);
-  const src = await openLayerSource(path, { sha256: opts.sha256 });
+  const src = await openLayerSource(path, { sha256: opts.sha256 ? "inline" : undefined });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, opts.lower);
@@ -68,7 +68,7 @@ export async function validateLayer(
       compression: src.compression,
       blobBytes: src.fileBytes,
       ...rules.summary(),
-      ...(opts.sha256 ? { sha256: src.sha256() } : {}),
+      ...(opts.sha256 ? { sha256: await src.sha256() } : {}),
     };
   } finally {
     src.close();

@@ -1,0 +1,322 @@
+// Applying layers: metadata, OCI semantics, nothing written on refusal, and real escape attempts
+// with canaries outside the target directory.
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { Tar } from "./tar_builder.ts";
+import { snapshotTree } from "./tree.ts";
+import { applyLayer } from "../../src/tar/apply.ts";
+import { LayerRejectedError } from "../../src/tar/violation.ts";
+import { InvalidInputError } from "../../src/errors.ts";
+
+/** A sandbox: `root` is the target, `canary` sits beside it with a file that must stay intact. */
+function sandbox() {
+  const base = Deno.makeTempDirSync({ prefix: "thinimage-apply-test-" });
+  const root = `${base}/root`;
+  const canary = `${base}/canary`;
+  Deno.mkdirSync(root);
+  Deno.mkdirSync(`${canary}/dir`, { recursive: true });
+  Deno.writeTextFileSync(`${canary}/secret`, "do not touch");
+  Deno.chmodSync(`${canary}/secret`, 0o600);
+  const before = snapshotTree(base + "/canary", { mtimes: true, withRoot: true, inodes: true });
+  let n = 0;
+  return {
+    base,
+    root,
+    canary,
+    layer: (t: Tar) => t.write(base, `${n++}.tar`),
+    canaryIntact() {
+      assertEquals(snapshotTree(canary, { mtimes: true, withRoot: true, inodes: true }), before);
+    },
+    cleanup: () => Deno.removeSync(base, { recursive: true }),
+  };
+}
+
+Deno.test("modes (setuid, setgid, sticky), owners and mtimes are set as entries say", async () => {
+  const s = sandbox();
+  const layer = s.layer(
+    new Tar()
+      .dir("./", { mode: 0o751, uid: 7, gid: 8, mtime: 1000 })
+      .dir("bin", { mode: 0o755, mtime: 2000 })
+      .file("bin/su", "x", { mode: 0o4755, uid: 0, gid: 0, mtime: 3000 })
+      .file("bin/wall", "y", { mode: 0o2755, uid: 0, gid: 5, mtime: 4000 })
+      .dir("tmp", { mode: 0o1777, mtime: 5000 })
+      .file("home/u/f", "z", { mode: 0o640, uid: 1000, gid: 1001, mtime: 6000 })
+      .symlink("link", "/bin/su", { uid: 12, gid: 13, mtime: 7000 })
+      .hardlink("bin/su2", "bin/su")
+      .pax([["mtime", "8000.5"], ["uid", "3000000000"]])
+      .file("paxfile", "p")
+      .end(),
+  );
+  const r = await applyLayer(layer, s.root);
+  assertEquals([r.files, r.directories, r.symlinks, r.hardlinks], [4, 3, 1, 1]);
+  const st = (p: string) => Deno.lstatSync(`${s.root}/${p}`);
+  assertEquals([st(".").mode! & 0o7777, st(".").uid, st(".").gid, st(".").mtime?.getTime()], [
+    0o751,
+    7,
+    8,
+    1000_000,
+  ]);
+  assertEquals([st("bin/su").mode! & 0o7777, st("bin/su").mtime?.getTime()], [0o4755, 3000_000]);
+  assertEquals([st("bin/wall").mode! & 0o7777, st("bin/wall").gid], [0o2755, 5]);
+  assertEquals([st("tmp").mode! & 0o7777, st("tmp").mtime?.getTime()], [0o1777, 5000_000]);
+  assertEquals([st("home/u/f").mode! & 0o7777, st("home/u/f").uid, st("home/u/f").gid], [
+    0o640,
+    1000,
+    1001,
+  ]);
+  assertEquals(
+    [st("link").isSymlink, st("link").uid, st("link").gid, st("link").mtime?.getTime()],
+    [true, 12, 13, 7000_000],
+  );
+  assertEquals(Deno.readLinkSync(`${s.root}/link`), "/bin/su");
+  assertEquals(st("bin/su2").ino, st("bin/su").ino);
+  assertEquals([st("paxfile").mtime?.getTime(), st("paxfile").uid], [8000_500, 3000000000]);
+  assertEquals(st("bin").mtime?.getTime(), 2000_000, "directory mtime is set after its children");
+  s.cleanup();
+});
+
+Deno.test("a later entry replaces an earlier one; a directory over a directory merges", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/merge`);
+  Deno.writeTextFileSync(`${s.root}/merge/lower`, "lower");
+  Deno.mkdirSync(`${s.root}/dir2file/deep`, { recursive: true });
+  Deno.writeTextFileSync(`${s.root}/file2dir`, "f");
+  Deno.writeTextFileSync(`${s.root}/file2link`, "f");
+  const layer = s.layer(
+    new Tar()
+      .dir("merge", { mode: 0o700, uid: 5 })
+      .file("merge/upper", "u")
+      .file("dir2file", "now a file")
+      .dir("file2dir", { mode: 0o711 })
+      .symlink("file2link", "merge")
+      .file("twice", "first")
+      .file("twice", "second")
+      .dir("merge", { mode: 0o750, uid: 6 })
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  assertEquals(Deno.readTextFileSync(`${s.root}/merge/lower`), "lower");
+  assertEquals(Deno.readTextFileSync(`${s.root}/merge/upper`), "u");
+  const m = Deno.statSync(`${s.root}/merge`);
+  assertEquals([m.mode! & 0o7777, m.uid], [0o750, 6]);
+  assertEquals(Deno.readTextFileSync(`${s.root}/dir2file`), "now a file");
+  assert(Deno.lstatSync(`${s.root}/file2dir`).isDirectory);
+  assertEquals(Deno.readLinkSync(`${s.root}/file2link`), "merge");
+  assertEquals(Deno.readTextFileSync(`${s.root}/twice`), "second");
+  s.cleanup();
+});
+
+Deno.test("whiteouts remove lower content and are never created themselves", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/etc/sub`, { recursive: true });
+  Deno.writeTextFileSync(`${s.root}/etc/gone`, "x");
+  Deno.writeTextFileSync(`${s.root}/etc/kept`, "x");
+  Deno.writeTextFileSync(`${s.root}/etc/sub/deep`, "x");
+  const layer = s.layer(
+    new Tar()
+      .file("etc/.wh.gone")
+      .file("etc/.wh.sub")
+      .file("etc/.wh.never-existed")
+      .file("missing-dir/.wh.x")
+      .file("etc/mine", "new")
+      .file("etc/.wh.mine") // same layer: the layer's own entry stays
+      .end(),
+  );
+  const r = await applyLayer(layer, s.root);
+  assertEquals(r.whiteouts, 5);
+  assertEquals(snapshotTree(s.root).map((l) => l.split(" ")[0]), ["etc", "etc/kept", "etc/mine"]);
+  s.cleanup();
+});
+
+Deno.test("an opaque directory drops lower content but keeps this layer's entries", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/d/sub`, { recursive: true });
+  Deno.mkdirSync(`${s.root}/d/mixed`, { recursive: true });
+  Deno.writeTextFileSync(`${s.root}/d/old`, "x");
+  Deno.writeTextFileSync(`${s.root}/d/sub/z`, "x");
+  Deno.writeTextFileSync(`${s.root}/d/mixed/lower`, "x");
+  Deno.writeTextFileSync(`${s.root}/other`, "x");
+  const layer = s.layer(
+    new Tar()
+      .file("d/before", "b")
+      .file("d/mixed/upper", "u")
+      .file("d/.wh..wh..opq")
+      .file("d/after", "a")
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  assertEquals(snapshotTree(s.root).map((l) => l.split(" ")[0]), [
+    "d",
+    "d/after",
+    "d/before",
+    "d/mixed",
+    "d/mixed/upper",
+    "other",
+  ]);
+  s.cleanup();
+});
+
+Deno.test("hardlinks may point at lower-layer files, never at missing ones", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/usr/bin`, { recursive: true });
+  Deno.writeTextFileSync(`${s.root}/usr/bin/perl`, "perl");
+  await applyLayer(s.layer(new Tar().hardlink("usr/bin/perl5", "usr/bin/perl").end()), s.root);
+  assertEquals(
+    Deno.lstatSync(`${s.root}/usr/bin/perl5`).ino,
+    Deno.lstatSync(`${s.root}/usr/bin/perl`).ino,
+  );
+  const err = await assertRejects(
+    () =>
+      applyLayer(s.layer(new Tar().file("new", "n").hardlink("h", "usr/bin/nope").end()), s.root),
+    LayerRejectedError,
+  );
+  assertEquals(err.violations[0].rule, "hardlink-unknown-target");
+  assertEquals(Deno.readDirSync(s.root).toArray().map((e) => e.name), ["usr"], "nothing written");
+  s.cleanup();
+});
+
+Deno.test("a refused layer writes nothing at all", async () => {
+  const s = sandbox();
+  Deno.writeTextFileSync(`${s.root}/existing`, "x");
+  const before = snapshotTree(s.root, { mtimes: true, withRoot: true });
+  const layer = s.layer(
+    new Tar().dir("a").file("a/b", "content").file(".wh.existing").file("z/../../escape").end(),
+  );
+  const err = await assertRejects(() => applyLayer(layer, s.root), LayerRejectedError);
+  assertEquals(err.exitCode, 65);
+  assertEquals(snapshotTree(s.root, { mtimes: true, withRoot: true }), before);
+  s.cleanup();
+});
+
+Deno.test("expectedSha256: a blob that does not match is refused", async () => {
+  const s = sandbox();
+  const layer = s.layer(new Tar().file("a", "x").end());
+  const err = await assertRejects(
+    () => applyLayer(layer, s.root, { expectedSha256: "0".repeat(64) }),
+    LayerRejectedError,
+  );
+  assertEquals(err.violations[0].rule, "sha256-mismatch");
+  const { createHash } = await import("node:crypto");
+  const sha = createHash("sha256").update(Deno.readFileSync(layer)).digest("hex");
+  const ok = await applyLayer(layer, s.root, { expectedSha256: sha.toUpperCase() });
+  assertEquals(ok.sha256, sha);
+  s.cleanup();
+});
+
+Deno.test("escape: symlink chains and climbing or absolute targets stay inside the root", async () => {
+  const s = sandbox();
+  const layer = s.layer(
+    new Tar()
+      .symlink("a", "b")
+      .symlink("b", "../../..")
+      .file("a/canary/secret", "pwned") // a -> b -> ../../.. clamps to the root
+      .symlink("abs", s.canary)
+      .file("abs/secret", "pwned")
+      .file("abs/dir/new", "pwned")
+      .symlink("rel", "../canary")
+      .file("rel/secret", "pwned")
+      .dir("rel/dir", { mode: 0o777 })
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  s.canaryIntact();
+  assertEquals(Deno.readTextFileSync(`${s.root}/canary/secret`), "pwned");
+  assertEquals(Deno.readTextFileSync(`${s.root}${s.canary}/dir/new`), "pwned");
+  s.cleanup();
+});
+
+Deno.test("escape: a directory replaced by a symlink, then written through", async () => {
+  const s = sandbox();
+  const layer = s.layer(
+    new Tar()
+      .dir("d")
+      .file("d/x", "inside")
+      .symlink("d", s.canary)
+      .file("d/secret", "pwned")
+      .dir("d/dir", { mode: 0o777, uid: 99 })
+      .hardlink("d/linked", "d/secret")
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  s.canaryIntact();
+  assertEquals(Deno.readTextFileSync(`${s.root}${s.canary}/secret`), "pwned");
+  s.cleanup();
+});
+
+Deno.test("escape: existing symlinks at the final component are replaced, never followed", async () => {
+  const s = sandbox();
+  Deno.symlinkSync(`${s.canary}/secret`, `${s.root}/file`);
+  Deno.symlinkSync(`${s.canary}/dir`, `${s.root}/dir`);
+  Deno.symlinkSync(`${s.canary}/secret`, `${s.root}/hl`);
+  const layer = s.layer(
+    new Tar()
+      .file("file", "pwned", { mode: 0o777 })
+      .dir("dir", { mode: 0o777, uid: 1234 })
+      .hardlink("hl2", "hl") // a hardlink to the symlink itself, not to what it points at
+      .symlink("hl", "elsewhere")
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  s.canaryIntact();
+  assert(Deno.lstatSync(`${s.root}/file`).isFile);
+  assert(Deno.lstatSync(`${s.root}/hl2`).isSymlink);
+  assertEquals(Deno.readLinkSync(`${s.root}/hl2`), `${s.canary}/secret`);
+  s.cleanup();
+});
+
+Deno.test("escape: hardlinks to outside through a symlinked parent are refused", async () => {
+  const s = sandbox();
+  Deno.symlinkSync(s.canary, `${s.root}/out`);
+  Deno.symlinkSync("../../canary", `${s.root}/up`);
+  for (const target of ["out/secret", "up/secret"]) {
+    const err = await assertRejects(
+      () => applyLayer(s.layer(new Tar().hardlink("h", target).end()), s.root),
+      LayerRejectedError,
+    );
+    assertEquals(err.violations[0].rule, "hardlink-unknown-target");
+  }
+  s.canaryIntact();
+  s.cleanup();
+});
+
+Deno.test("escape: whiteouts and opaque markers through a symlinked parent stay inside", async () => {
+  const s = sandbox();
+  Deno.symlinkSync(s.canary, `${s.root}/abs`);
+  Deno.symlinkSync("../canary", `${s.root}/rel`);
+  Deno.mkdirSync(`${s.root}/canary`);
+  Deno.writeTextFileSync(`${s.root}/canary/secret`, "inside");
+  const layer = s.layer(
+    new Tar()
+      .file("abs/.wh.secret")
+      .file("abs/.wh.dir")
+      .file("abs/.wh..wh..opq")
+      .file("rel/.wh.dir")
+      .file("rel/.wh.secret")
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  s.canaryIntact();
+  assert(
+    !Deno.readDirSync(`${s.root}/canary`).toArray().length,
+    "the clamped path inside was whited out",
+  );
+  s.cleanup();
+});
+
+Deno.test("a symlink loop in a parent path is refused (exit 65), nothing outside touched", async () => {
+  const s = sandbox();
+  const layer = s.layer(new Tar().symlink("l1", "l2").symlink("l2", "l1").file("l1/x", "x").end());
+  const err = await assertRejects(() => applyLayer(layer, s.root), InvalidInputError);
+  assertEquals(err.exitCode, 65);
+  s.canaryIntact();
+  s.cleanup();
+});
+
+Deno.test("a file in place of a directory the path needs is refused", async () => {
+  const s = sandbox();
+  Deno.writeTextFileSync(`${s.root}/notdir`, "x");
+  await assertRejects(
+    () => applyLayer(s.layer(new Tar().file("notdir/x", "x").end()), s.root),
+    InvalidInputError,
+  );
+  s.cleanup();
+});
