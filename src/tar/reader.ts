@@ -756,8 +756,10 @@ export function parsePax(
       throw bad(`key of the record at byte ${off} is not valid UTF-8`);
     }
     if (key in out) {
+      // GNU sparse 0.0 repeats its offset/numbytes keys: name the real reason.
+      const sparse = SPARSE_PREFIXES.some((p) => key.startsWith(p));
       throw new TarViolation({
-        rule: "pax-duplicate-key",
+        rule: sparse ? "sparse" : "pax-duplicate-key",
         entry: shown,
         offset,
         message: `pax key '${key}' appears twice`,

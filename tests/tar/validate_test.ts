@@ -33,8 +33,6 @@ async function accepted(t: Tar | Uint8Array, limits?: Partial<LayerLimits>) {
   return await validateLayer(write(t instanceof Tar ? t.bytes() : t), { limits });
 }
 
-const file = (name = "f") => new Tar().file(name, "x");
-
 Deno.test("a bad header checksum is refused; a correct signed-sum checksum passes", async () => {
   await rejected(new Tar().file("a", "x", { checksumDelta: 1 }).end(), "header-checksum");
   // Old writers summed bytes as signed chars: a high byte in uname makes the sums differ.
