@@ -18,7 +18,7 @@
  * @module
  */
 import { lchownSync, lutimesSync } from "node:fs";
-import { InvalidInputError } from "../errors.ts";
+import { InvalidInputError, MissingPermissionError } from "../errors.ts";
 import { ChrootDir } from "./chroot.ts";
 import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
@@ -66,6 +66,16 @@ export async function applyLayer(
     lower,
   });
   const reference = expected ?? checked.sha256!;
+  if (checked.symlinks > 0 && Deno.permissions.querySync({ name: "write" }).state !== "granted") {
+    // Deno creates symlinks only with unscoped --allow-write (a path-scoped grant cannot vouch
+    // for where a link points). Fail before writing anything rather than half-way through.
+    throw new MissingPermissionError(
+      "--allow-write",
+      new Error(
+        `layer has ${checked.symlinks} symlinks, and Deno creates symlinks only with unscoped --allow-write`,
+      ),
+    );
+  }
 
   // Hash on a worker for large blobs, so hashing overlaps with writing.
   const src = await openLayerSource(path, {

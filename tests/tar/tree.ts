@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 /** Describe every entry under `root` (not `root` itself unless `withRoot`), sorted by path. */
 export function snapshotTree(
   root: string,
-  opts: { mtimes?: boolean; withRoot?: boolean; inodes?: boolean } = {},
+  opts: { mtimes?: boolean | "exact"; withRoot?: boolean; inodes?: boolean } = {},
 ): string[] {
   const out: string[] = [];
   const walk = (rel: string) => {
@@ -36,7 +36,7 @@ function describe(
   rel: string,
   host: string,
   st: Deno.FileInfo,
-  opts: { mtimes?: boolean; inodes?: boolean },
+  opts: { mtimes?: boolean | "exact"; inodes?: boolean },
 ): string {
   const type = st.isDirectory ? "dir" : st.isSymlink ? "symlink" : st.isFile ? "file" : "other";
   const parts = [rel, type, (st.mode! & 0o7777).toString(8), `${st.uid}:${st.gid}`];
@@ -48,7 +48,12 @@ function describe(
     );
     parts.push(`nlink=${st.nlink}`);
   }
-  if (opts.mtimes) parts.push(`mtime=${st.mtime?.getTime()}`);
+  // Seconds: pax sub-second times pass through a double, which may round the last digit.
+  // Seconds by default: pax sub-second times pass through a double, which may round the last
+  // digit; canaries compare in nanoseconds-as-ms ("exact").
+  if (opts.mtimes === "exact") {
+    parts.push(`mtime=${st.mtime!.getTime()} ctime=${st.ctime?.getTime()}`);
+  } else if (opts.mtimes) parts.push(`mtime=${Math.floor(st.mtime!.getTime() / 1000)}`);
   if (opts.inodes) parts.push(`ino=${st.ino}`);
   return parts.join(" ");
 }

@@ -1,0 +1,132 @@
+// `thinimage validate` and `thinimage apply` as a user runs them: least privilege (nothing but
+// --allow-read and --allow-env, plus --allow-write=DIR for apply), exit codes, --json output.
+import { assert, assertEquals, assertStringIncludes } from "../helpers/assert.ts";
+import { Tar } from "../tar/tar_builder.ts";
+
+const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+
+async function thinimage(perms: string[], args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...perms, MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function setup() {
+  const base = Deno.makeTempDirSync({ prefix: "thinimage-cli-tar-test-" });
+  const good = new Tar().dir("etc").file("etc/hosts", "127.0.0.1 localhost\n").symlink("l", "/etc")
+    .end().write(base, "good.tar");
+  const bad = new Tar().file("ok", "x").file("../../escape", "x").hardlink("h", "/etc/shadow").end()
+    .write(base, "bad.tar");
+  return { base, good, bad, stateDir: `${base}/state-must-not-exist` };
+}
+
+const READ_ENV = ["--allow-read", "--allow-env"];
+
+Deno.test("validate: works with only --allow-read --allow-env; summary on stderr, JSON on stdout", async () => {
+  const s = setup();
+  const env = { THINIMAGE_STATE_DIR: s.stateDir };
+  const human = await thinimage(READ_ENV, ["validate", s.good], env);
+  assertEquals(human.code, 0, human.stderr);
+  assertEquals(human.stdout, "");
+  assertStringIncludes(human.stderr, "3 entries: 1 files, 1 directories, 1 symlinks");
+  const json = await thinimage(READ_ENV, ["validate", s.good, "--json"], env);
+  assertEquals(json.code, 0, json.stderr);
+  const doc = JSON.parse(json.stdout);
+  assertEquals([doc.valid, doc.entries, doc.files, doc.unpackedBytes], [true, 3, 1, 20]);
+  assertEquals(doc.largestFile, { path: "etc/hosts", bytes: 20 });
+  assert(
+    !Deno.statSync(s.base).isFile &&
+      ![...Deno.readDirSync(s.base)].some((e) => e.name.startsWith("state")),
+  );
+  Deno.removeSync(s.base, { recursive: true });
+});
+
+Deno.test("validate: a hostile layer exits 65 naming each rule and entry", async () => {
+  const s = setup();
+  const r = await thinimage(READ_ENV, ["validate", s.bad, "--json"]);
+  assertEquals(r.code, 65, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assertEquals(doc.error.code, 65);
+  assertEquals(
+    doc.error.details.violations.map((v: { rule: string; entry: string }) => [v.rule, v.entry]),
+    [["name-dotdot", "../../escape"], ["hardlink-outside", "h"]],
+  );
+  const human = await thinimage(READ_ENV, ["validate", s.bad]);
+  assertEquals(human.code, 65);
+  assertStringIncludes(human.stderr, "name-dotdot '../../escape'");
+  Deno.removeSync(s.base, { recursive: true });
+});
+
+Deno.test("validate: usage errors exit 2", async () => {
+  const s = setup();
+  assertEquals((await thinimage(READ_ENV, ["validate"])).code, 2);
+  const missing = await thinimage(READ_ENV, ["validate", `${s.base}/nope.tar`]);
+  assertEquals(missing.code, 2);
+  assertStringIncludes(missing.stderr, "nope.tar");
+  assertEquals((await thinimage(READ_ENV, ["validate", s.base])).code, 2, "a directory");
+  Deno.removeSync(s.base, { recursive: true });
+});
+
+Deno.test("apply: works with --allow-write=DIR only; a large layer hashes on a worker", async () => {
+  const s = setup();
+  const dir = `${s.base}/root`;
+  Deno.mkdirSync(dir);
+  const perms = [...READ_ENV, `--allow-write=${dir}`];
+  const noLinks = new Tar().dir("etc").file("etc/hosts", "127.0.0.1 localhost\n").hardlink(
+    "h",
+    "etc/hosts",
+  )
+    .end().write(s.base, "nolinks.tar");
+  const r = await thinimage(perms, ["apply", noLinks, dir, "--json"], {
+    THINIMAGE_STATE_DIR: s.stateDir,
+  });
+  assertEquals(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assertEquals([doc.entries, doc.hardlinks], [3, 1]);
+  assertEquals(doc.sha256.length, 64);
+  assertEquals(Deno.readTextFileSync(`${dir}/etc/hosts`), "127.0.0.1 localhost\n");
+  const big = new Tar().file("big", new Uint8Array(20 << 20).fill(7)).end().write(
+    s.base,
+    "big.tar",
+  );
+  const rb = await thinimage(perms, ["apply", big, dir, "--json"]);
+  assertEquals(rb.code, 0, rb.stderr);
+  const { createHash } = await import("node:crypto");
+  assertEquals(
+    JSON.parse(rb.stdout).sha256,
+    createHash("sha256").update(Deno.readFileSync(big)).digest("hex"),
+  );
+  assertEquals(Deno.statSync(`${dir}/big`).size, 20 << 20);
+  assert(![...Deno.readDirSync(s.base)].some((e) => e.name.startsWith("state")));
+  Deno.removeSync(s.base, { recursive: true });
+});
+
+Deno.test("apply: symlinks need unscoped --allow-write (Deno's rule), refused before any write", async () => {
+  const s = setup();
+  const dir = `${s.base}/root`;
+  Deno.mkdirSync(dir);
+  const scoped = await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.good, dir]);
+  assertEquals(scoped.code, 1, scoped.stderr);
+  assertStringIncludes(scoped.stderr, "--allow-write");
+  assertEquals([...Deno.readDirSync(dir)].length, 0);
+  const r = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, dir]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(Deno.readLinkSync(`${dir}/l`), "/etc");
+  Deno.removeSync(s.base, { recursive: true });
+});
+
+Deno.test("apply: a hostile layer exits 65 and writes nothing", async () => {
+  const s = setup();
+  const dir = `${s.base}/root`;
+  Deno.mkdirSync(dir);
+  const r = await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.bad, dir]);
+  assertEquals(r.code, 65, r.stderr);
+  assertEquals([...Deno.readDirSync(dir)].length, 0);
+  assertEquals((await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.good])).code, 2);
+  Deno.removeSync(s.base, { recursive: true });
+});
