@@ -13,4 +13,10 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   images: () => import("./commands/images.ts"),
   validate: () => import("./commands/validate.ts"),
   apply: () => import("./commands/apply.ts"),
+  pull: () => import("./commands/pull.ts"),
+  activate: () => import("./commands/activate.ts"),
+  deactivate: () => import("./commands/deactivate.ts"),
+  ls: () => import("./commands/ls.ts"),
+  rm: () => import("./commands/rm.ts"),
+  gc: () => import("./commands/gc.ts"),
 };

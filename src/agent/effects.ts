@@ -1,0 +1,163 @@
+/**
+ * The real {@linkcode ImageEffects}: S3 through `src/retrieve`, blobs through `src/blobs`,
+ * layers through `src/tar`, devices through `src/devmapper`. The S3 SDK is imported only
+ * when the source is first used, so commands that never reach S3 never load it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { ImageEffects, Progress, StoredBlob } from "../machines/effects.ts";
+import type { Catalog } from "../store/catalog.ts";
+import type { BlobStore } from "../blobs/store.ts";
+import type { Layer, Manifest } from "../image/manifest.ts";
+import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
+import type { ThinPool } from "../devmapper/thin.ts";
+import type { Engine } from "../engine/engine.ts";
+import type { Machine } from "../engine/machine.ts";
+import type { Logger } from "../cli/log.ts";
+import { TemporaryError } from "../errors.ts";
+
+/** Knobs of the real effects. */
+export interface AgentEffectsOptions {
+  stateDir: string;
+  catalog: Catalog;
+  blobs: BlobStore;
+  engine: Engine;
+  log: Logger;
+  /** The pool, opened on first use (commands that never touch devices never open it). */
+  pool: () => Promise<ThinPool>;
+  source: SourceConfig;
+  offline: boolean;
+  /** A child run driven by another live process is a TemporaryError instead of a wait. */
+  noWait: boolean;
+  /** Virtual size of every chain device (a snapshot has its origin's size). */
+  deviceSizeBytes: number;
+  /** Largest blob accepted, in bytes. */
+  maxBlobBytes?: number;
+  /** Test hook: called with each step's progress (the crash tests stop the process there). */
+  onProgress?: (step: "download" | "apply", done: number, total: number) => void;
+}
+
+/** Make the real effects. Call `close()` when done. */
+export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): void } {
+  let source: ObjectSource | undefined;
+  let pool: ThinPool | undefined;
+  const getSource = async (): Promise<ObjectSource> => {
+    if (!source) {
+      const { createSource } = await import("../retrieve/source.ts");
+      source = createSource(o.source);
+    }
+    return source;
+  };
+  const getPool = async (): Promise<ThinPool> => pool ??= await o.pool();
+  const hook = (step: "download" | "apply", p: Progress): Progress => (done, total) => {
+    p(done, total);
+    o.onProgress?.(step, done, total);
+  };
+
+  return {
+    catalog: o.catalog,
+    offline: o.offline,
+
+    async resolve(image: string, signal: AbortSignal): Promise<Manifest> {
+      const { resolveImage } = await import("../retrieve/resolve.ts");
+      return await resolveImage(await getSource(), image, { signal });
+    },
+
+    async fetchBlob(layer: Layer, signal: AbortSignal, progress: Progress): Promise<StoredBlob> {
+      const { fetchLayer } = await import("../retrieve/fetch_layer.ts");
+      const r = await fetchLayer(await getSource(), o.blobs, layer, {
+        signal,
+        maxBytes: o.maxBlobBytes,
+        onProgress: hook("download", progress),
+        onRetry: (err, attempt, waitMs) =>
+          o.log.warn(`retrying ${layer.key} (attempt ${attempt + 1}) in ${Math.round(waitMs)} ms`, {
+            reason: (err as Error)?.message,
+          }),
+      });
+      if (r.downloaded) o.log.info(`fetched ${layer.key}`, { bytes: r.size, sha256: r.sha256 });
+      return { sha256: r.sha256, size: r.size, downloaded: r.downloaded };
+    },
+
+    async validateBlob(sha256: string, signal: AbortSignal): Promise<void> {
+      const { validateLayer } = await import("../tar/validate.ts");
+      // Hardlinks into lower layers are checked against the real lower tree when applied;
+      // here every such target is taken to be a file so that only the rules of this blob count.
+      await validateLayer(o.blobs.pathOf(sha256), { signal, lower: () => "file" });
+    },
+
+    deviceExists: async (device) => (await getPool()).get(device) !== undefined,
+    async createBaseDevice(device: string): Promise<void> {
+      const p = await getPool();
+      await p.createThin(device, o.deviceSizeBytes);
+      await p.formatOnce(device);
+      await p.deactivate(device);
+    },
+    async createSnapshot(device: string, origin: string): Promise<void> {
+      await (await getPool()).createSnapshot(device, origin);
+    },
+    async removeDevice(device: string): Promise<void> {
+      await (await getPool()).remove(device);
+    },
+    async activateDevice(device: string): Promise<string> {
+      return await (await getPool()).activate(device);
+    },
+    thinIdOf: (device) => pool?.get(device)?.thinId,
+    async guardFreeSpace(): Promise<void> {
+      await (await getPool()).guardFreeSpace();
+    },
+
+    async applyLayer(device, sha256, signal, progress) {
+      const p = await getPool();
+      const fs = await import("../devmapper/fs.ts");
+      const { applyLayer } = await import("../tar/apply.ts");
+      const dir = join(o.stateDir, "mnt", device);
+      const dev = await p.activate(device);
+      let mounted = false;
+      try {
+        await fs.mountPrivate(dev, dir);
+        mounted = true;
+        const s = await applyLayer(o.blobs.pathOf(sha256), dir, {
+          expectedSha256: sha256,
+          signal,
+          onProgress: hook("apply", progress),
+        });
+        // A full pool fails writeback while write() and close() succeed: only syncfs and
+        // the pool's status tell, so the layer counts only after both.
+        await fs.syncFilesystem(dir, p.pool.name);
+        await fs.unmount(dir);
+        mounted = false;
+        await p.deactivate(device);
+        return { unpackedBytes: s.unpackedBytes };
+      } finally {
+        if (mounted) await fs.unmount(dir).catch(() => {});
+        await p.deactivate(device).catch(() => {});
+        await Deno.remove(dir).catch(() => {});
+      }
+    },
+
+    async child<Req, Res>(
+      m: Machine<Req, Res, string, string>,
+      resourceId: string,
+      request: Req,
+      signal: AbortSignal,
+    ): Promise<Res> {
+      const run = await o.engine.start(m, resourceId, request, { signal });
+      if (!run.created && !run.local && o.noWait) {
+        throw new TemporaryError(
+          `${m.name} ${resourceId} is in progress in another process (run ${run.id}); --no-wait given`,
+        );
+      }
+      if (!run.created) o.log.debug(`joining ${m.name} run ${run.id}`, { resource: resourceId });
+      return await run.wait({ signal });
+    },
+
+    warn: (message, fields) => o.log.warn(message, fields),
+    info: (message, fields) => o.log.info(message, fields),
+    progress: (label) => (done, total) => o.log.progress(label, done, total),
+
+    close() {
+      source?.close();
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Wires one process's agent: the store, the catalogue, the blob store, the engine with its
+ * owner lock, the pool, and the image machines over the real effects. The commands `pull`,
+ * `activate`, `deactivate`, `ls`, `rm` and `gc` open one, use it, and close it.
+ *
+ * @example
+ * ```ts
+ * import { openAgent } from "./runtime.ts";
+ * // const agent = await openAgent({ stateDir, log, signal, source: {}, offline: false });
+ * // const run = await agent.engine.start(agent.machines.activate, "web", { image: "golang", name: "web" });
+ * // agent.close();
+ * ```
+ * @module
+ */
+import { join } from "node:path";
+import { DB_FILE, openStore, type Store } from "../store/db.ts";
+import { Catalog } from "../store/catalog.ts";
+import { SqliteRunStore } from "../store/runs.ts";
+import { BlobStore } from "../blobs/store.ts";
+import { Engine } from "../engine/engine.ts";
+import type { NewEvent } from "../engine/types.ts";
+import { LockLiveness, OwnerLock } from "../host/process.ts";
+import { agentEffects } from "./effects.ts";
+import { activateMachine, deactivateMachine } from "../machines/activate.ts";
+import { blobMachine, chainMachine, pullMachine } from "../machines/pull.ts";
+import type { SourceConfig } from "../retrieve/source.ts";
+import type { Logger } from "../cli/log.ts";
+import type { ThinPool } from "../devmapper/thin.ts";
+
+/** What {@linkcode openAgent} needs. */
+export interface AgentOptions {
+  stateDir: string;
+  log: Logger;
+  source: SourceConfig;
+  offline?: boolean;
+  noWait?: boolean;
+  /** Pool name (`--pool`); default: the one recorded in the state directory. */
+  pool?: string;
+  /** Virtual size of chain devices (default 8 GiB). */
+  deviceSizeBytes?: number;
+}
+
+/** The default virtual size of a chain device: room for the largest image's root filesystem. */
+export const DEFAULT_DEVICE_SIZE = 8 * 1024 ** 3;
+
+/** An open agent. */
+export interface Agent {
+  store: Store;
+  catalog: Catalog;
+  blobs: BlobStore;
+  engine: Engine;
+  effects: ReturnType<typeof agentEffects>;
+  machines: {
+    pull: ReturnType<typeof pullMachine>;
+    blob: ReturnType<typeof blobMachine>;
+    chain: ReturnType<typeof chainMachine>;
+    activate: ReturnType<typeof activateMachine>;
+    deactivate: ReturnType<typeof deactivateMachine>;
+  };
+  /** The pool, opened (and reconciled when intents were left in flight) on first use. */
+  pool(): Promise<ThinPool>;
+  close(): void;
+}
+
+/** Open the agent of `stateDir` (created if missing). */
+export async function openAgent(o: AgentOptions): Promise<Agent> {
+  await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+  const store = openStore(join(o.stateDir, DB_FILE));
+  const catalog = new Catalog(store);
+  const blobs = new BlobStore(o.stateDir, store);
+  const owners = join(o.stateDir, "owners");
+  const crash = crashHooks();
+  const engine = new Engine(new SqliteRunStore(store), {
+    owner: OwnerLock.acquire(owners).owner,
+    liveness: new LockLiveness(owners),
+    log: {
+      debug: (msg, f) => o.log.debug(msg, f),
+      info: (msg, f) => o.log.debug(msg, f),
+      warn: (msg, f) => o.log.warn(msg, f),
+      error: (msg, f) => o.log.error(msg, f),
+    },
+    onEvent: crash.onEvent,
+  });
+  let pool: Promise<ThinPool> | undefined;
+  const openPool = (): Promise<ThinPool> =>
+    pool ??= (async () => {
+      const { choosePool, ensurePool } = await import("../devmapper/pool.ts");
+      const { ThinPool } = await import("../devmapper/thin.ts");
+      const info = await ensurePool(o.stateDir, store, choosePool(store, o.pool));
+      const tp = new ThinPool(store, info);
+      if (tp.list().some((d) => d.state === "creating" || d.state === "removing")) {
+        const report = await tp.reconcile();
+        for (const f of report.findings) {
+          o.log.warn(`reconciled ${f.device ?? `thin id ${f.thinId}`}: ${f.problem}`, {
+            action: f.action,
+          });
+        }
+      }
+      return tp;
+    })();
+  const effects = agentEffects({
+    stateDir: o.stateDir,
+    catalog,
+    blobs,
+    engine,
+    log: o.log,
+    pool: openPool,
+    source: o.source,
+    offline: o.offline ?? false,
+    noWait: o.noWait ?? false,
+    deviceSizeBytes: o.deviceSizeBytes ?? DEFAULT_DEVICE_SIZE,
+    onProgress: crash.onProgress,
+  });
+  const machines = {
+    pull: pullMachine(effects),
+    blob: blobMachine(effects),
+    chain: chainMachine(effects),
+    activate: activateMachine(effects),
+    deactivate: deactivateMachine(effects),
+  };
+  for (const m of Object.values(machines)) engine.register(m);
+  return {
+    store,
+    catalog,
+    blobs,
+    engine,
+    effects,
+    machines,
+    pool: openPool,
+    close() {
+      effects.close();
+      store.close();
+    },
+  };
+}
+
+/**
+ * Crash points for the crash-safety tests, off unless their variables are set:
+ * `THINIMAGE_TEST_CRASH_AFTER_EVENTS=N` kills this process (SIGKILL) right after its N-th run
+ * event is durably written; `THINIMAGE_TEST_CRASH_IN=download:BYTES` or `apply:BYTES` kills it
+ * once that step has passed BYTES. A real SIGKILL, so nothing gets to clean up.
+ */
+function crashHooks(): {
+  onEvent?: (runId: string, e: NewEvent) => void;
+  onProgress?: (step: "download" | "apply", done: number, total: number) => void;
+} {
+  const env = (k: string) => {
+    try {
+      return Deno.env.get(k);
+    } catch {
+      return undefined;
+    }
+  };
+  const afterEvents = Number(env("THINIMAGE_TEST_CRASH_AFTER_EVENTS") ?? "0");
+  const inStep = /^(download|apply):(\d+)$/.exec(env("THINIMAGE_TEST_CRASH_IN") ?? "");
+  const die = (why: string) => {
+    console.error(`crash point: ${why}`);
+    Deno.kill(Deno.pid, "SIGKILL");
+  };
+  let events = 0;
+  return {
+    onEvent: afterEvents > 0
+      ? (_run, e) => {
+        if (++events === afterEvents) die(`after event ${events} (${e.kind} ${e.state ?? ""})`);
+      }
+      : undefined,
+    onProgress: inStep
+      ? (step, done) => {
+        if (step === inStep[1] && done >= Number(inStep[2])) die(`${step} at ${done} bytes`);
+      }
+      : undefined,
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Options shared by the commands that drive the image machines (`pull`, `activate`,
+ * `deactivate`, `rm`, `gc`), and how they open an agent.
+ * @module
+ */
+import type { ParseArgsOptionsConfig } from "node:util";
+import type { CommandArgs, CommandContext } from "./command.ts";
+import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_options.ts";
+import { type Agent, DEFAULT_DEVICE_SIZE, openAgent } from "../agent/runtime.ts";
+import { parseSize } from "../devmapper/parse.ts";
+import { formatBytes } from "./log.ts";
+import { UsageError } from "../errors.ts";
+
+/** `--offline`, `--no-wait`, `--pool`, `--device-size` and the S3 options. */
+export const AGENT_OPTIONS = {
+  ...S3_OPTIONS,
+  offline: { type: "boolean" },
+  "no-wait": { type: "boolean" },
+  pool: { type: "string" },
+  "device-size": { type: "string" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** The usage fragment of {@linkcode AGENT_OPTIONS}. */
+export const AGENT_USAGE = `[--offline] [--no-wait] [--pool NAME] [--device-size SIZE] ${S3_USAGE}`;
+
+/** Help lines of {@linkcode AGENT_OPTIONS}. */
+export const AGENT_HELP = [
+  "  --offline           never touch the network: use what is stored locally",
+  "  --no-wait           exit 75 instead of waiting when another process is doing the same work",
+  "  --pool NAME         the thin pool (default: the one 'pool init' recorded)",
+  `  --device-size SIZE  virtual size of new chain devices (default ${
+    formatBytes(DEFAULT_DEVICE_SIZE)
+  })`,
+  S3_HELP,
+].join("\n");
+
+/** Open the agent the parsed flags describe. */
+export async function agentFromArgs(
+  ctx: CommandContext,
+  values: CommandArgs["values"],
+): Promise<Agent> {
+  let deviceSizeBytes: number | undefined;
+  if (values["device-size"] !== undefined) {
+    try {
+      deviceSizeBytes = parseSize(String(values["device-size"]), "--device-size");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return await openAgent({
+    stateDir: ctx.stateDir,
+    log: ctx.log,
+    source: sourceConfigFromArgs(values),
+    offline: Boolean(values.offline),
+    noWait: Boolean(values["no-wait"]),
+    pool: values.pool as string | undefined,
+    deviceSizeBytes,
+  });
+}
+
+/** Run `fn` on an open agent and close it afterwards. */
+export async function withAgent<T>(
+  ctx: CommandContext,
+  values: CommandArgs["values"],
+  fn: (agent: Agent) => Promise<T>,
+): Promise<T> {
+  const agent = await agentFromArgs(ctx, values);
+  try {
+    return await fn(agent);
+  } finally {
+    agent.close();
+  }
+}

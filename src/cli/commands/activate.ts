@@ -1,0 +1,64 @@
+/**
+ * `thinimage activate IMAGE [--name NAME]`: pull the image if needed, then hand out a thin
+ * snapshot of it as a device. Activating the same (image, name) again returns the same device.
+ * @module
+ */
+import type { Command } from "../command.ts";
+import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
+import { parseImageName } from "../../image/name.ts";
+import { ACTIVATION_NAME } from "../../image/chain.ts";
+import { UsageError } from "../../errors.ts";
+
+/** The `--json` document of `activate`. */
+export interface ActivateResult {
+  image: string;
+  manifest: string;
+  name: string;
+  thinId: number | null;
+  device: string;
+  path: string;
+  created: boolean;
+}
+
+const activate: Command = {
+  name: "activate",
+  summary: "pull an image if needed and hand out a thin snapshot of it as a device",
+  usage: `thinimage activate IMAGE [--name NAME] ${AGENT_USAGE}\n` +
+    "  --name NAME         activation name (default: the image name)\n" + AGENT_HELP,
+  options: { ...AGENT_OPTIONS, name: { type: "string" } },
+  positionals: [1, 1],
+  keeps: ["read", "write", "net", "env", "run", "sys"],
+  async run(ctx, { values, positionals }) {
+    const image = parseImageName(positionals[0]);
+    const name = (values.name as string | undefined) ?? image;
+    if (!ACTIVATION_NAME.test(name)) {
+      throw new UsageError(
+        `activation name ${JSON.stringify(name)} must match ${ACTIVATION_NAME.source}`,
+      );
+    }
+    const res = await withAgent(ctx, values, async (agent) => {
+      const run = await agent.engine.start(agent.machines.activate, name, { image, name }, {
+        signal: ctx.signal,
+      });
+      return await run.wait({ signal: ctx.signal });
+    });
+    ctx.log.endProgress();
+    const doc: ActivateResult = {
+      image: res.image,
+      manifest: res.manifestDigest,
+      name: res.name,
+      thinId: res.thinId ?? null,
+      device: res.device,
+      path: res.path!,
+      created: res.created,
+    };
+    ctx.result(
+      doc,
+      (d) =>
+        `${d.path}\n${d.image} activated as ${d.name} (thin id ${d.thinId}${
+          d.created ? "" : ", existing activation"
+        })`,
+    );
+  },
+};
+export default activate;

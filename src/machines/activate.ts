@@ -1,0 +1,134 @@
+/**
+ * Activation and deactivation as durable state machines.
+ *
+ * `activate` (one run per activation name): pull the image (joining a pull already running),
+ * snapshot its top chain into the activation's device, activate it. `deactivate`: remove the
+ * activation's device, then forget it. Both are idempotent: a second `activate` of the same
+ * (image, name) finds the activation and returns it.
+ *
+ * @example
+ * ```ts
+ * import { activateMachine } from "./activate.ts";
+ * // const run = await engine.start(activateMachine(effects), "web", { image: "golang", name: "web" });
+ * // const { path } = await run.wait(); // "/dev/mapper/thinimage-act-web"
+ * ```
+ * @module
+ */
+import { machine } from "../engine/machine.ts";
+import type { ImageEffects } from "./effects.ts";
+import { pullMachine } from "./pull.ts";
+import { activationDeviceName } from "../image/chain.ts";
+import { ExitCode, InvalidInputError, ThinimageError } from "../errors.ts";
+
+/** What `activate` is asked. */
+export interface ActivateRequest {
+  image: string;
+  name: string;
+}
+
+/** What `activate` returns (and `--json` prints). */
+export interface ActivateResponse {
+  image: string;
+  name: string;
+  manifestDigest: string;
+  chainId: string;
+  device: string;
+  thinId?: number;
+  path?: string;
+  /** False when the activation existed already. */
+  created: boolean;
+}
+
+/** What `deactivate` is asked. */
+export interface DeactivateRequest {
+  name: string;
+}
+
+/** What `deactivate` returns. */
+export interface DeactivateResponse {
+  name: string;
+  device: string;
+  removed: boolean;
+}
+
+function isPermanent(err: unknown): boolean {
+  return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
+}
+
+/** The `activate` machine. */
+export function activateMachine(fx: ImageEffects) {
+  const pull = pullMachine(fx);
+  return machine<ActivateRequest, ActivateResponse>("activate", { isPermanent })
+    .start("pull", async ({ request, signal }) => {
+      const existing = fx.catalog.getActivation(request.name);
+      if (existing && existing.image !== request.image) {
+        throw new InvalidInputError(
+          `activation ${request.name} already exists for image ${existing.image}, not ${request.image}`,
+        );
+      }
+      if (existing) {
+        return {
+          image: request.image,
+          name: request.name,
+          manifestDigest: existing.manifestDigest,
+          chainId: existing.chainId,
+          device: existing.device,
+          created: false,
+        };
+      }
+      const pulled = await fx.child(pull, request.image, { image: request.image }, signal);
+      return {
+        image: request.image,
+        name: request.name,
+        manifestDigest: pulled.manifestDigest,
+        chainId: pulled.topChain!,
+        device: activationDeviceName(request.name),
+        created: true,
+      };
+    })
+    .to("snapshot", async ({ request, response }) => {
+      const res = response!;
+      if (res.created) {
+        const top = fx.catalog.getChain(res.chainId);
+        if (top?.state !== "sealed") {
+          throw new ThinimageError(`image ${request.image}: its top chain is not sealed`);
+        }
+        await fx.guardFreeSpace();
+        await fx.createSnapshot(res.device, top.device);
+        fx.catalog.addActivation({
+          name: request.name,
+          image: request.image,
+          manifestDigest: res.manifestDigest,
+          chainId: res.chainId,
+          device: res.device,
+        });
+      }
+      return res;
+    })
+    .to("activate", async ({ response }) => {
+      const res = response!;
+      const path = await fx.activateDevice(res.device);
+      return { ...res, path, thinId: fx.thinIdOf(res.device) };
+    })
+    .end("active");
+}
+
+/** The `deactivate` machine. */
+export function deactivateMachine(fx: ImageEffects) {
+  return machine<DeactivateRequest, DeactivateResponse>("deactivate", { isPermanent })
+    .start("remove", async ({ request }) => {
+      const a = fx.catalog.getActivation(request.name);
+      const device = a?.device ?? activationDeviceName(request.name);
+      const present = await fx.deviceExists(device);
+      if (!a && !present) {
+        throw new InvalidInputError(`no activation named ${request.name}`);
+      }
+      if (present) await fx.removeDevice(device);
+      return { name: request.name, device, removed: true };
+    })
+    .to("forget", ({ request, response }) => {
+      fx.catalog.deleteActivation(request.name);
+      return Promise.resolve(response!);
+    })
+    .end("gone");
+}

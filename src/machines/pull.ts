@@ -1,0 +1,290 @@
+/**
+ * The pull of an image as durable state machines: resolve the manifest, fetch the missing
+ * blobs, validate them, and unpack each layer into its chain device, reusing every chain that
+ * already exists. Three machines:
+ *
+ * - `pull` (one run per image): resolve, fetch, validate, unpack, then `ready`.
+ * - `blob` (one run per S3 object, by ETag and size): download and verify into the blob store.
+ * - `chain` (one run per chain id): snapshot the parent's device (or make the base device),
+ *   apply the layer, seal.
+ *
+ * Because `blob` and `chain` runs are single flight per resource, two processes pulling
+ * images that share layers download each blob once and unpack each chain once: the second
+ * waits for the first's run (or takes it over when the first process died).
+ *
+ * Every transition is idempotent: it looks at what exists before acting, and a chain device
+ * whose filling was interrupted is thrown away and made again from its parent.
+ *
+ * @example
+ * ```ts
+ * import { chainMachine, blobMachine, pullMachine } from "./pull.ts";
+ * // engine.register(pullMachine(effects)).register(blobMachine(effects)).register(chainMachine(effects));
+ * // const run = await engine.start(pullMachine(effects), "golang", { image: "golang" });
+ * ```
+ * @module
+ */
+import { machine } from "../engine/machine.ts";
+import type { ImageEffects } from "./effects.ts";
+import type { ImageRecord } from "../store/catalog.ts";
+import type { Layer, Manifest } from "../image/manifest.ts";
+import { chainDeviceName, chainIds } from "../image/chain.ts";
+import { ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
+
+/** What `pull` is asked. */
+export interface PullRequest {
+  image: string;
+}
+
+/** One layer as the pull knows it. */
+export interface PulledLayer {
+  index: number;
+  key: string;
+  size: number;
+  sha256?: string;
+  chainId?: string;
+  /** True when this pull downloaded the blob. */
+  downloaded?: boolean;
+  /** True when this pull unpacked the chain (false: it existed). */
+  unpacked?: boolean;
+}
+
+/** What `pull` hands from one transition to the next, and returns. */
+export interface PullResponse {
+  image: string;
+  manifestDigest: string;
+  layers: PulledLayer[];
+  /** The top chain, once every layer is unpacked. */
+  topChain?: string;
+  /** True when the manifest came from the local catalogue because the source was unreachable. */
+  offline?: boolean;
+}
+
+/** What `blob` is asked: the object to store. */
+export interface BlobRequest {
+  layer: Layer;
+}
+
+/** What `blob` returns. */
+export interface BlobResponse {
+  sha256: string;
+  size: number;
+  downloaded: boolean;
+}
+
+/** What `chain` is asked: one link of a layer chain. */
+export interface ChainRequest {
+  chainId: string;
+  parentChainId: string | null;
+  layerSha256: string;
+  /** For messages: which image and layer asked first. */
+  image: string;
+  key: string;
+}
+
+/** What `chain` returns. */
+export interface ChainResponse {
+  device: string;
+  unpackedBytes?: number;
+  /** True when this run made the chain (false: it was sealed already). */
+  unpacked: boolean;
+}
+
+/**
+ * Classified errors (hostile input, unreachable source, low space) halt at once: retrying
+ * cannot change their outcome within a run. Unclassified ones (a busy device) are retried.
+ */
+function isPermanent(err: unknown): boolean {
+  return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
+}
+
+/** The `blob` machine: one download per object, whoever asks. */
+export function blobMachine(fx: ImageEffects) {
+  return machine<BlobRequest, BlobResponse>("blob", { isPermanent })
+    .start("download", async ({ request, signal }) => {
+      const label = fx.progress(`fetch ${request.layer.key}`);
+      const b = await fx.fetchBlob(request.layer, signal, label);
+      return { sha256: b.sha256, size: b.size, downloaded: b.downloaded };
+    })
+    .end("stored");
+}
+
+/** The `chain` machine: make one chain device and fill it with its layer, once. */
+export function chainMachine(fx: ImageEffects) {
+  const fresh = async (req: ChainRequest): Promise<string> => {
+    const device = chainDeviceName(req.chainId);
+    // Whatever is on a device that was never sealed is incomplete: start again from the parent.
+    if (await fx.deviceExists(device)) await fx.removeDevice(device);
+    await fx.guardFreeSpace();
+    if (req.parentChainId === null) {
+      await fx.createBaseDevice(device);
+    } else {
+      const parent = fx.catalog.getChain(req.parentChainId);
+      if (parent?.state !== "sealed") {
+        throw new ThinimageError(
+          `chain ${req.chainId}: parent chain ${req.parentChainId} is not sealed`,
+        );
+      }
+      await fx.createSnapshot(device, parent.device);
+    }
+    return device;
+  };
+  return machine<ChainRequest, ChainResponse>("chain", { isPermanent })
+    .start("snapshot", async ({ request }) => {
+      const c = fx.catalog.beginChain({
+        chainId: request.chainId,
+        parentChainId: request.parentChainId,
+        layerSha256: request.layerSha256,
+        device: chainDeviceName(request.chainId),
+      });
+      if (c.state === "sealed") return { device: c.device, unpacked: false };
+      return { device: await fresh(request), unpacked: true };
+    })
+    .to("apply", async ({ request, response, restarted, attempt, signal }) => {
+      if (!response!.unpacked) return response!;
+      // A retry or a restart may find the device half-filled: make it again first.
+      const device = restarted || attempt > 1 ? await fresh(request) : response!.device;
+      const label = fx.progress(`unpack ${request.key}`);
+      const { unpackedBytes } = await fx.applyLayer(device, request.layerSha256, signal, label);
+      return { ...response!, unpackedBytes };
+    })
+    .to("seal", ({ request, response }) => {
+      if (response!.unpacked) fx.catalog.sealChain(request.chainId, response!.unpackedBytes ?? 0);
+      return Promise.resolve(response!);
+    })
+    .end("sealed");
+}
+
+function fromCatalog(img: ImageRecord): PullResponse {
+  return {
+    image: img.name,
+    manifestDigest: img.manifestDigest,
+    layers: img.layers.map((l) => ({
+      index: l.idx,
+      key: l.key,
+      size: l.size,
+      sha256: l.sha256 ?? undefined,
+      chainId: l.chainId ?? undefined,
+      downloaded: false,
+      unpacked: false,
+    })),
+    topChain: img.topChain ?? undefined,
+  };
+}
+
+/** The `pull` machine: from an image name to a sealed top chain. */
+export function pullMachine(fx: ImageEffects) {
+  const blob = blobMachine(fx);
+  const chain = chainMachine(fx);
+  return machine<PullRequest, PullResponse>("pull", { isPermanent })
+    .start("resolve", async ({ request, signal }) => {
+      const known = fx.catalog.getImage(request.image);
+      let manifest: Manifest | undefined;
+      let offline = false;
+      if (fx.offline) {
+        offline = true;
+      } else {
+        try {
+          manifest = await fx.resolve(request.image, signal);
+        } catch (err) {
+          if (!(err instanceof SourceUnavailableError) || known?.state !== "ready") throw err;
+          fx.warn(`source unreachable; using the local copy of ${request.image}`, {
+            error: err.message,
+          });
+          offline = true;
+        }
+      }
+      if (offline) {
+        if (known?.state !== "ready") {
+          throw new SourceUnavailableError(
+            `${request.image} is not ready locally and the source is ${
+              fx.offline ? "not to be used (--offline)" : "unreachable"
+            }`,
+          );
+        }
+        return { ...fromCatalog(known), offline: true };
+      }
+      for (const key of manifest!.ignored) fx.warn(`ignoring ${key}: not a layer`);
+      const rec = fx.catalog.recordManifest(manifest!);
+      if (rec.state === "ready" && rec.topChain) {
+        // Unchanged and complete: nothing to fetch or unpack.
+        return { ...fromCatalog(rec), offline: false };
+      }
+      return {
+        image: request.image,
+        manifestDigest: manifest!.digest,
+        layers: manifest!.layers.map((l) => ({ index: l.index, key: l.key, size: l.size })),
+      };
+    })
+    .to("fetch", async ({ request, response, signal }) => {
+      const res = response!;
+      if (res.offline || res.topChain) return res;
+      const manifest = fx.catalog.getImage(request.image)!.manifest as Manifest;
+      const layers: PulledLayer[] = [];
+      for (const l of manifest.layers) {
+        const b = await fx.child(blob, `${l.etag}:${l.size}`, { layer: l }, signal);
+        layers.push({
+          index: l.index,
+          key: l.key,
+          size: l.size,
+          sha256: b.sha256,
+          downloaded: b.downloaded,
+        });
+      }
+      const ids = chainIds(layers.map((l) => l.sha256!));
+      layers.forEach((l, i) => l.chainId = ids[i]);
+      fx.catalog.setLayerDigests(
+        request.image,
+        layers.map((l) => ({ idx: l.index, sha256: l.sha256!, chainId: l.chainId! })),
+      );
+      return { ...res, layers };
+    })
+    .to("validate", async ({ response, signal }) => {
+      if (response!.topChain) return response!;
+      // Every layer not yet unpacked is checked before any is unpacked: a hostile layer 3
+      // leaves nothing half made behind layers 1-2.
+      for (const l of response!.layers) {
+        if (fx.catalog.getChain(l.chainId!)?.state === "sealed") continue;
+        await fx.validateBlob(l.sha256!, signal);
+      }
+      return response!;
+    })
+    .to("unpack", async ({ request, response, signal }) => {
+      const res = response!;
+      if (res.topChain) return res;
+      const layers: PulledLayer[] = [];
+      let parent: string | null = null;
+      for (const l of res.layers) {
+        const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
+        let unpacked = false;
+        if (!sealed) {
+          if (res.offline) {
+            throw new SourceUnavailableError(
+              `chain of ${l.key} is missing and the pull is offline`,
+            );
+          }
+          const c = await fx.child(chain, l.chainId!, {
+            chainId: l.chainId!,
+            parentChainId: parent,
+            layerSha256: l.sha256!,
+            image: request.image,
+            key: l.key,
+          }, signal);
+          unpacked = c.unpacked;
+        }
+        layers.push({ ...l, unpacked });
+        parent = l.chainId!;
+      }
+      fx.catalog.markReady(request.image, parent!);
+      return { ...res, layers, topChain: parent! };
+    })
+    .end("ready", {
+      finalizers: [({ status, error, request }) => {
+        if (status === "failed") {
+          const img = fx.catalog.getImage(request.image);
+          if (img && img.state !== "ready") {
+            fx.catalog.markFailed(request.image, (error as Error)?.message ?? String(error));
+          }
+        }
+      }],
+    });
+}
