@@ -1,0 +1,78 @@
+/**
+ * The Deno permissions thinimage runs with, in one place: the `thinimage` and `activate`
+ * tasks of deno.json, the launcher `scripts/install.ts` writes, and `deno compile` all use
+ * {@linkcode permissionFlags}, and a test checks deno.json against it.
+ *
+ * Why each one:
+ * - read/write: unscoped, because Deno creates a symlink only with unscoped `--allow-read` and
+ *   `--allow-write` (a link's target is resolved only when it is followed), and every layer
+ *   holds symlinks. What keeps writes inside an image is the applier's chroot-style path
+ *   resolution (src/tar/chroot.ts), not the grant; everything else thinimage writes lives
+ *   under the state directory. Commands that create no symlinks (validate, ls, history)
+ *   still run with path-scoped grants, as the README shows.
+ * - net: the S3 endpoint's host only.
+ * - run: the device tools, by absolute path (a doctored PATH cannot swap them).
+ * - env: thinimage's own variables, the AWS SDK's, and the ones it reads at import.
+ * - sys: the SDK reads the OS release; run owners are named by host name.
+ *
+ * @example
+ * ```ts
+ * import { permissionFlags } from "./permissions.ts";
+ * permissionFlags({ netHosts: ["127.0.0.1:7480"] });
+ * // ["--allow-read", "--allow-write", "--allow-net=127.0.0.1:7480", "--allow-run=/usr/sbin/dmsetup,...", ...]
+ * ```
+ * @module
+ */
+import { TOOLS } from "../devmapper/tools.ts";
+
+/** Hosts of the public bucket's endpoint (path-style and virtual-hosted). */
+export const PUBLIC_S3_HOSTS = [
+  "s3.amazonaws.com",
+  "s3.us-east-1.amazonaws.com",
+  "flyio-platform-hiring-challenge.s3.amazonaws.com",
+  "flyio-platform-hiring-challenge.s3.us-east-1.amazonaws.com",
+] as const;
+
+/** The loopback S3 server of the tests and the demo. */
+export const LOCAL_S3_HOST = "127.0.0.1:7480";
+
+/** Environment variables read by thinimage and by the AWS SDK at import and request time. */
+export const ENV_VARS = [
+  "THINIMAGE_*",
+  "AWS_*",
+  "_X_AMZN_TRACE_ID",
+  "HOME",
+  "USERPROFILE",
+  "HOMEPATH",
+  "HOMEDRIVE",
+  "DM_DISABLE_UDEV",
+  "NO_COLOR",
+] as const;
+
+/** What {@linkcode permissionFlags} needs to know. */
+export interface PermissionOptions {
+  /** host or host:port of every S3 endpoint the launcher may reach. */
+  netHosts: readonly string[];
+}
+
+/** The `--allow-*` flags for running thinimage with `opts`. */
+export function permissionFlags(opts: PermissionOptions): string[] {
+  for (const v of opts.netHosts) {
+    if (v.includes(",") || /\s/.test(v)) throw new TypeError(`cannot be a permission value: ${v}`);
+  }
+  return [
+    "--allow-read",
+    "--allow-write",
+    `--allow-net=${opts.netHosts.join(",")}`,
+    `--allow-run=${Object.values(TOOLS).join(",")}`,
+    `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-sys=osRelease,hostname",
+  ];
+}
+
+/** The flags of the deno.json tasks: the public bucket and the local S3 server. */
+export function taskPermissionFlags(): string[] {
+  return permissionFlags({
+    netHosts: [...PUBLIC_S3_HOSTS, LOCAL_S3_HOST],
+  });
+}
