@@ -66,6 +66,8 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
 
     async fetchBlob(layer: Layer, signal: AbortSignal, progress: Progress): Promise<StoredBlob> {
       const { fetchLayer } = await import("../retrieve/fetch_layer.ts");
+      // Downloads cut short by a dead process leave temporary files; no live one is touched.
+      await o.blobs.removeStaleTemps();
       const r = await fetchLayer(await getSource(), o.blobs, layer, {
         signal,
         maxBytes: o.maxBlobBytes,
@@ -97,6 +99,10 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       await (await getPool()).createSnapshot(device, origin);
     },
     async removeDevice(device: string): Promise<void> {
+      // A process killed while applying a layer leaves the device mounted: let go of it first.
+      const { unmount } = await import("../devmapper/fs.ts");
+      await unmount(join(o.stateDir, "mnt", device));
+      await Deno.remove(join(o.stateDir, "mnt", device)).catch(() => {});
       await (await getPool()).remove(device);
     },
     async activateDevice(device: string): Promise<string> {

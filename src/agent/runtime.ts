@@ -136,8 +136,8 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
 
 /**
  * Crash points for the crash-safety tests, off unless their variables are set:
- * `THINIMAGE_TEST_CRASH_AFTER_EVENTS=N` kills this process (SIGKILL) right after its N-th run
- * event is durably written; `THINIMAGE_TEST_CRASH_IN=download:BYTES` or `apply:BYTES` kills it
+ * `THINIMAGE_TEST_CRASH_AFTER_EVENTS=N` kills this process (SIGKILL) right after the N-th
+ * transition it completes is durably recorded (a transition boundary); `THINIMAGE_TEST_CRASH_IN=download:BYTES` or `apply:BYTES` kills it
  * once that step has passed BYTES. A real SIGKILL, so nothing gets to clean up.
  */
 function crashHooks(): {
@@ -161,7 +161,9 @@ function crashHooks(): {
   return {
     onEvent: afterEvents > 0
       ? (_run, e) => {
-        if (++events === afterEvents) die(`after event ${events} (${e.kind} ${e.state ?? ""})`);
+        if (e.kind === "complete" && ++events === afterEvents) {
+          die(`after completing ${e.state} (${events})`);
+        }
       }
       : undefined,
     onProgress: inStep
