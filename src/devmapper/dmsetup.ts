@@ -107,14 +107,31 @@ export class Dmsetup {
     await this.ensureNode(name);
   }
 
-  /** Make `/dev/mapper/NAME` when no udev made it. */
+  /**
+   * Make `/dev/mapper/NAME` when no udev made it (a no-op when the node is right). Always run:
+   * checking for the node first would need --allow-all, which Deno demands for /dev/mapper.
+   */
   async ensureNode(name: string): Promise<void> {
-    try {
-      await Deno.lstat(`/dev/mapper/${name}`);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      await this.run(["mknodes", name]);
+    await this.run(["mknodes", name]);
+  }
+
+  /** `MAJOR:MINOR` of the live device `name`. */
+  async deviceNumber(name: string): Promise<string> {
+    const out = await this.run([
+      "info",
+      "-c",
+      "--noheadings",
+      "--separator",
+      ":",
+      "-o",
+      "major,minor",
+      name,
+    ]);
+    const m = /^\s*(\d+):(\d+)\s*$/.exec(out);
+    if (!m) {
+      throw new DmError({ argv: ["dmsetup", "info", name], stderr: `unreadable: ${out}`, code: 0 });
     }
+    return `${m[1]}:${m[2]}`;
   }
 
   /** Deactivate `name`, retrying while it is busy; throws {@linkcode DmBusyError} at the end. */

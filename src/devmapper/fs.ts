@@ -57,9 +57,8 @@ export async function mountPrivate(
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   if (await mountedSource(dir) !== undefined) {
-    const real = await Deno.realPath(dev);
     const src = await mountedSource(dir);
-    if (src === dev || src === real) return;
+    if (src === dev) return;
     throw new ThinimageError(`${dir} already has ${src} mounted on it, not ${dev}`);
   }
   const o = ["nosuid", "nodev", "noexec", opts.readOnly ? "ro" : "rw"];
@@ -98,7 +97,7 @@ export async function syncFilesystem(dir: string, pool: string, dm = new Dmsetup
   }
 }
 
-/** What is mounted on exactly `dir` (from /proc/self/mountinfo), or undefined. */
+/** What is mounted on exactly `dir` (the top mount), or undefined. */
 export async function mountedSource(dir: string): Promise<string | undefined> {
   let real: string;
   try {
@@ -106,17 +105,11 @@ export async function mountedSource(dir: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-  const info = await Deno.readTextFile("/proc/self/mountinfo");
-  let found: string | undefined;
-  for (const line of info.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (!right) continue;
-    const mnt = unescapeMount(left.split(" ")[4]);
-    if (mnt === real) found = unescapeMount(right.split(" ")[1]); // the last one is on top
-  }
-  return found;
-}
-
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  const out = await runTool(TOOLS.findmnt, ["-n", "-r", "-o", "SOURCE", "--mountpoint", real]);
+  const lines = out.stdout.trim().split("\n").filter((l) => l !== "");
+  if (out.code !== 0 || lines.length === 0) return undefined;
+  return lines[lines.length - 1].replace(
+    /\\x([0-9a-f]{2})/gi,
+    (_, h) => String.fromCharCode(parseInt(h, 16)),
+  );
 }

@@ -42,21 +42,22 @@ export async function detachLoop(dev: string): Promise<void> {
 
 /** `MAJOR:MINOR` of a block device node, as dm tables print it. */
 export async function deviceNumber(path: string): Promise<string> {
-  const st = await Deno.stat(path);
-  if (!st.isBlockDevice || st.rdev === null) {
-    throw new ThinimageError(`${path} is not a block device`);
+  const out = await runTool(TOOLS.lsblk, ["-n", "-r", "-d", "-o", "MAJ:MIN", path]);
+  const num = out.stdout.trim();
+  if (out.code !== 0 || !/^\d+:\d+$/.test(num)) {
+    throw new ThinimageError(`${path} is not a block device: ${out.stderr.trim() || num}`);
   }
-  // Linux's dev_t encoding (glibc gnu_dev_major/minor).
-  const rdev = st.rdev;
-  const major = ((rdev >>> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff;
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-  return `${major}:${minor}`;
+  return num;
 }
 
-/** The `/dev` path of block device `MAJOR:MINOR` (from sysfs: no udev symlinks needed). */
+/** The `/dev` path of block device `MAJOR:MINOR`. */
 export async function devicePath(majMin: string): Promise<string> {
-  const uevent = await Deno.readTextFile(`/sys/dev/block/${majMin}/uevent`);
-  const name = /^DEVNAME=(.+)$/m.exec(uevent)?.[1];
-  if (!name) throw new ThinimageError(`no DEVNAME for block device ${majMin}`);
-  return `/dev/${name}`;
+  const out = await runTool(TOOLS.lsblk, ["-n", "-r", "-o", "PATH,MAJ:MIN"]);
+  for (const line of out.stdout.split("\n")) {
+    const [path, num] = line.trim().split(" ");
+    if (num === majMin && path) return path;
+  }
+  throw new ThinimageError(
+    `no block device ${majMin} (lsblk: ${out.stderr.trim() || "not listed"})`,
+  );
 }

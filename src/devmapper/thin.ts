@@ -30,15 +30,25 @@ import {
   Dmsetup,
 } from "./dmsetup.ts";
 import { mkfsExt4 } from "./fs.ts";
-import { deviceNumber } from "./loop.ts";
+import { dirname, join } from "node:path";
+import { LockLiveness, OwnerLock } from "../host/process.ts";
 import { parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus } from "./pool.ts";
 import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
 
 export type { ThinDevice } from "./records.ts";
 
+/** Who this process is, and whether another owner still runs (src/host/process.ts). */
+export interface IntentOwners {
+  /** This process's owner id, stamped on every intent it writes. */
+  owner: string;
+  liveness: { status(owner: string): "alive" | "dead" | "unknown" };
+}
+
 /** Options of {@linkcode ThinPool}. */
 export interface ThinPoolOptions {
+  /** Intent owners (default: the owner locks in `owners/` beside the database). */
+  owners?: IntentOwners;
   /** Refuse new devices below this share of free data space, in percent (default 10). */
   minFreeDataPercent?: number;
   /** Refuse new devices below this share of free metadata space, in percent (default 10). */
@@ -92,7 +102,8 @@ export class ThinPool {
   readonly #pool: PoolInfo;
   readonly #dm: Dmsetup;
   readonly #opts: ThinPoolOptions;
-  #owner?: string;
+  #ownersCache?: IntentOwners;
+  #poolDevCache?: string;
 
   constructor(
     store: Store,
@@ -200,9 +211,7 @@ export class ThinPool {
         `cannot activate ${name}: it is ${d.state}${d.lastError ? ` (${d.lastError})` : ""}`,
       );
     }
-    const want = `0 ${d.sizeBytes / SECTOR} thin ${await deviceNumber(
-      this.#pool.path,
-    )} ${d.thinId}`;
+    const want = `0 ${d.sizeBytes / SECTOR} thin ${await this.#poolDev()} ${d.thinId}`;
     if (!(await this.#isLive(d))) {
       try {
         await this.#dm.create(name, want);
@@ -326,7 +335,7 @@ export class ThinPool {
       const t = await this.#dm.table(name);
       if (t !== undefined) live.set(name, t);
     }
-    const poolDev = await deviceNumber(this.#pool.path);
+    const poolDev = await this.#poolDev();
     const note = (f: Finding) => findings.push(f);
     const rows = this.list();
     for (const d of rows) {
@@ -516,7 +525,7 @@ export class ThinPool {
     const table = await this.#dm.table(d.name);
     if (table === undefined) return false;
     const t = parseThinTable(table);
-    if (!t || t.thinId !== d.thinId || t.poolDev !== (await deviceNumber(this.#pool.path))) {
+    if (!t || t.thinId !== d.thinId || t.poolDev !== (await this.#poolDev())) {
       throw new ThinimageError(
         `a device named ${d.name} is live with table '${table}', which is not thin id ${d.thinId} of ${this.#pool.name}`,
       );
@@ -553,31 +562,27 @@ export class ThinPool {
   /** True when `d`'s intent belongs to another process that is still running. */
   async #inFlight(d: ThinDevice): Promise<boolean> {
     if (!d.intentOwner || d.intentOwner === (await this.#me())) return false;
-    const [pid, boot] = d.intentOwner.split("@");
-    if (boot !== (await bootId())) return false;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      return !/^\d+ \(.*\) [ZX] /s.test(stat); // a zombie is dead
-    } catch {
-      return false;
-    }
+    // "unknown" (another host's id) is not in flight: only this host's processes can be
+    // touching this kernel's devices.
+    return this.#owners().liveness.status(d.intentOwner) === "alive";
   }
 
   async #me(): Promise<string> {
-    return this.#owner ??= `${Deno.pid}@${await bootId()}`;
+    return await Promise.resolve(this.#owners().owner);
   }
-}
 
-let bootIdCache: string | undefined;
-async function bootId(): Promise<string> {
-  if (bootIdCache === undefined) {
-    try {
-      bootIdCache = (await Deno.readTextFile("/proc/sys/kernel/random/boot_id")).trim();
-    } catch {
-      bootIdCache = "unknown-boot";
-    }
+  #owners(): IntentOwners {
+    // Default: the engine's per-process owner locks beside the database (STATE/owners), so a
+    // run's owner and a device intent's owner are one id.
+    return this.#ownersCache ??= this.#opts.owners ?? (() => {
+      const dir = join(dirname(this.#store.path), "owners");
+      return { owner: OwnerLock.acquire(dir).owner, liveness: new LockLiveness(dir) };
+    })();
   }
-  return bootIdCache;
+
+  async #poolDev(): Promise<string> {
+    return this.#poolDevCache ??= await this.#dm.deviceNumber(this.#pool.name);
+  }
 }
 
 function pct(part: number, whole: number): number {

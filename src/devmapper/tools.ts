@@ -22,6 +22,10 @@ export const TOOLS = {
   mkfsExt4: "/usr/sbin/mkfs.ext4",
   thinLs: "/usr/sbin/thin_ls",
   sync: "/usr/bin/sync",
+  // Deno treats every /proc, /sys and /dev/mapper path as needing --allow-all, so device
+  // numbers and mount points are read through these two instead.
+  lsblk: "/usr/bin/lsblk",
+  findmnt: "/usr/bin/findmnt",
 } as const;
 
 /** One of {@linkcode TOOLS}' paths. */

@@ -74,7 +74,7 @@ const pool: Command = {
     "block-size": { type: "string" },
   },
   positionals: [1, 1],
-  keeps: ["read", "write", "run"],
+  keeps: ["read", "write", "run", "sys"],
   async run(ctx, { values, positionals }) {
     const sub = positionals[0];
     if (sub !== "init" && sub !== "status") {

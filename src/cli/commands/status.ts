@@ -37,7 +37,7 @@ const status: Command = {
   summary: "pool health, devices, and differences between the database and the kernel",
   usage: "thinimage status   (exit 1 when a pool is unhealthy or differs from the database)",
   options: {},
-  keeps: ["read", "write", "run"],
+  keeps: ["read", "write", "run", "sys"],
   async run(ctx) {
     await Deno.mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
     const store = openStore(join(ctx.stateDir, DB_FILE));

@@ -1,0 +1,53 @@
+// The commands as a user runs them: `deno task thinimage` with the task's own permissions.
+import { assert, assertEquals } from "../../helpers/assert.ts";
+import { join } from "node:path";
+import { openStore } from "../../../src/store/db.ts";
+import { openPool, removePool } from "../../../src/devmapper/pool.ts";
+import { ThinPool } from "../../../src/devmapper/thin.ts";
+import { Dmsetup } from "../../../src/devmapper/dmsetup.ts";
+
+async function thinimage(dir: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "thinimage", "--state-dir", dir, "--json", ...args],
+    cwd: new URL("../../..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  return { code: out.code, doc: JSON.parse(text), stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("pool init, pool status and status, through the CLI; status reports a difference", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/var/tmp" });
+  const name = `thinimage-cli-${Deno.pid}`;
+  const store = openStore(join(dir, "thinimage.db"));
+  try {
+    const init = await thinimage(dir, "pool", "init", "--name", name, "--data-size", "64M");
+    assertEquals(init.code, 0, init.stderr);
+    assertEquals([init.doc.pool.name, init.doc.status.healthy], [name, true]);
+    assert(init.doc.status.errorIfNoSpace);
+    const again = await thinimage(dir, "pool", "init", "--name", name);
+    assertEquals([again.code, again.doc.pool.metaDev], [0, init.doc.pool.metaDev]);
+    const st = await thinimage(dir, "pool", "status");
+    assertEquals([st.code, st.doc.name, st.doc.dataTotalBytes], [0, name, 64 * 2 ** 20]);
+    const clean = await thinimage(dir, "status");
+    assertEquals([clean.code, clean.doc.ok, clean.doc.pools[0].differences], [0, true, []]);
+
+    const thin = new ThinPool(store, await openPool(store, name));
+    await thin.createThin(`${name}-x`, 2 ** 20);
+    await thin.activate(`${name}-x`);
+    await new Dmsetup().remove(`${name}-x`); // behind thinimage's back
+    const drift = await thinimage(dir, "status");
+    assertEquals(drift.code, 1);
+    assertEquals(drift.doc.pools[0].differences.map((d: { action: string }) => d.action), [
+      "reactivated",
+    ]);
+    await thin.reconcile();
+    assertEquals((await thinimage(dir, "status")).code, 0);
+    await thin.remove(`${name}-x`);
+  } finally {
+    await removePool(store, name, { deleteFiles: true }).catch(() => {});
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
