@@ -77,10 +77,8 @@ export async function applyLayer(
     );
   }
 
-  // Hash on a worker for large blobs, so hashing overlaps with writing.
-  const src = await openLayerSource(path, {
-    sha256: checked.blobBytes >= PARALLEL_HASH_BYTES ? "parallel" : "inline",
-  });
+  // Hashing inline costs less than handing chunks to a worker: the copy alone costs as much.
+  const src = await openLayerSource(path, { sha256: true });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, lower);
@@ -124,9 +122,6 @@ export async function applyLayer(
 function changed(why: string): Violation {
   return { rule: "blob-changed", entry: "", message: `the blob changed after validation: ${why}` };
 }
-
-/** Blobs at least this big are hashed on a worker thread (its start-up costs ~20 ms). */
-const PARALLEL_HASH_BYTES = 16 << 20;
 
 /** Performs layer operations inside a {@linkcode ChrootDir}. */
 class LayerWriter {

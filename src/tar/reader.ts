@@ -101,6 +101,8 @@ const IGNORED_PREFIXES = [
 const SPARSE_PREFIXES = ["GNU.sparse.", "SCHILY.realsize", "SUN.holesdata"];
 
 const BLOCK = 512;
+/** The pax records of an entry that has none (shared, never written to). */
+const NO_PAX: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const utf8Lossy = new TextDecoder("utf-8");
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
@@ -116,6 +118,7 @@ export class TarReader {
   #bodyLeft = 0;
   #padLeft = 0;
   #global: Record<string, string> = {};
+  #hasGlobal = false;
   #done = false;
   #first = true;
   readonly #hdr = new Uint8Array(BLOCK);
@@ -228,6 +231,7 @@ export class TarReader {
             for (const [k, v] of Object.entries(records)) {
               if (v === null) delete this.#global[k];
               else this.#global[k] = v;
+              this.#hasGlobal = Object.keys(this.#global).length > 0;
             }
           }
           continue;
@@ -276,10 +280,13 @@ export class TarReader {
           `unknown entry type ${JSON.stringify(typeflag)}`,
         );
       }
-      const merged: Record<string, string> = { ...this.#global };
-      for (const [k, v] of Object.entries(pax ?? {})) {
-        if (v === null) delete merged[k];
-        else merged[k] = v;
+      let merged: Record<string, string> = NO_PAX;
+      if (pax || this.#hasGlobal) {
+        merged = { ...this.#global };
+        for (const [k, v] of Object.entries(pax ?? {})) {
+          if (v === null) delete merged[k];
+          else merged[k] = v;
+        }
       }
       const entry = this.#entryFrom(
         hdr,
@@ -528,7 +535,8 @@ export class TarReader {
         name.set(base, prefix.length + 1);
       } else name = base.slice();
     }
-    const displayName = utf8Lossy.decode(name).slice(0, 300);
+    // Decoded only for messages: most entries never need it.
+    const shown = () => utf8Lossy.decode(name).slice(0, 300);
     const linkname = pax.linkpath !== undefined
       ? new TextEncoder().encode(pax.linkpath)
       : longLink ?? cField(hdr, 157, 100).slice();
@@ -539,7 +547,7 @@ export class TarReader {
         if (!ok) {
           throw this.#fatal(
             paxKey === "size" ? "size-unparseable" : "field-unparseable",
-            displayName,
+            shown(),
             offset,
             `pax ${paxKey} ${JSON.stringify(p.slice(0, 40))} is not a valid number`,
           );
@@ -550,7 +558,7 @@ export class TarReader {
       if (r.kind !== "ok") {
         throw this.#fatal(
           "field-unparseable",
-          displayName,
+          shown(),
           offset,
           `the ${field} field is not a number`,
         );
@@ -563,56 +571,82 @@ export class TarReader {
     const mtime = num("mtime", 136, 12, "mtime");
     for (const [what, v] of [["uid", uid], ["gid", gid]] as const) {
       if (v < 0 || v > 0xfffffffe) {
-        throw this.#fatal("owner-range", displayName, offset, `${what} ${v} is out of range`);
+        throw this.#fatal("owner-range", shown(), offset, `${what} ${v} is out of range`);
       }
     }
     if (mode < 0) {
-      throw this.#fatal("field-unparseable", displayName, offset, "the mode field is negative");
+      throw this.#fatal("field-unparseable", shown(), offset, "the mode field is negative");
     }
     if (Math.abs(mtime) > 2 ** 40) {
-      throw this.#fatal("mtime-range", displayName, offset, `mtime ${mtime} is out of range`);
+      throw this.#fatal("mtime-range", shown(), offset, `mtime ${mtime} is out of range`);
     }
     let size = headerSize;
     if (pax.size !== undefined) {
       if (!/^\d+$/.test(pax.size)) {
         throw this.#fatal(
           pax.size.startsWith("-") ? "size-negative" : "size-unparseable",
-          displayName,
+          shown(),
           offset,
           `pax size ${JSON.stringify(pax.size.slice(0, 40))} is not a valid size`,
         );
       }
       size = Number(pax.size);
       if (!Number.isSafeInteger(size)) {
-        throw this.#fatal("size-overflow", displayName, offset, "pax size overflows");
+        throw this.#fatal("size-overflow", shown(), offset, "pax size overflows");
       }
     }
     const devmajor = parseNumeric(hdr, 329, 8);
     const devminor = parseNumeric(hdr, 337, 8);
-    return {
+    return new Entry(
       type,
       typeflag,
       name,
       linkname,
-      displayName,
-      mode: mode & 0o7777,
+      mode & 0o7777,
       uid,
       gid,
-      uname: pax.uname ?? utf8Lossy.decode(cField(hdr, 265, 32)),
-      gname: pax.gname ?? utf8Lossy.decode(cField(hdr, 297, 32)),
+      pax.uname ?? latin(hdr, 265, 32),
+      pax.gname ?? latin(hdr, 297, 32),
       mtime,
       size,
-      devmajor: devmajor.kind === "ok" ? devmajor.value : 0,
-      devminor: devminor.kind === "ok" ? devminor.value : 0,
+      devmajor.kind === "ok" ? devmajor.value : 0,
+      devminor.kind === "ok" ? devminor.value : 0,
       format,
       pax,
       offset,
-    };
+    );
   }
 
   #fatal(rule: string, entry: string, offset: number, message: string): TarViolation {
     const v: Violation = { rule, entry, message, offset };
     return new TarViolation(v);
+  }
+}
+
+/** A class, not an object literal with a getter: V8 keeps one fast shape for every entry. */
+class Entry implements TarEntry {
+  constructor(
+    readonly type: TarEntryType,
+    readonly typeflag: string,
+    readonly name: Uint8Array,
+    readonly linkname: Uint8Array,
+    readonly mode: number,
+    readonly uid: number,
+    readonly gid: number,
+    readonly uname: string,
+    readonly gname: string,
+    readonly mtime: number,
+    readonly size: number,
+    readonly devmajor: number,
+    readonly devminor: number,
+    readonly format: "ustar" | "gnu",
+    readonly pax: Record<string, string>,
+    readonly offset: number,
+  ) {}
+
+  /** Decoded only when a message needs it. */
+  get displayName(): string {
+    return utf8Lossy.decode(this.name).slice(0, 300);
   }
 }
 
@@ -642,20 +676,32 @@ function checksumOk(h: Uint8Array): boolean {
   const r = parseNumeric(h, 148, 8);
   if (r.kind !== "ok") return false;
   let unsigned = 0;
+  for (let i = 0; i < BLOCK; i++) unsigned += h[i];
+  for (let i = 148; i < 156; i++) unsigned += 0x20 - h[i];
+  if (r.value === unsigned) return true;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
     const b = i >= 148 && i < 156 ? 0x20 : h[i];
-    unsigned += b;
     signed += b >= 0x80 ? b - 256 : b;
   }
-  return r.value === unsigned || r.value === signed;
+  return r.value === signed;
 }
 
 function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
-  const m = String.fromCharCode(...h.subarray(257, 265));
-  if (m.startsWith("ustar\0")) return "ustar";
-  if (m === "ustar  \0") return "gnu";
+  // "ustar" then NUL (POSIX, any version) or "  \0" (GNU)
+  if (h[257] !== 0x75 || h[258] !== 0x73 || h[259] !== 0x74 || h[260] !== 0x61 || h[261] !== 0x72) {
+    return undefined;
+  }
+  if (h[262] === 0) return "ustar";
+  if (h[262] === 0x20 && h[263] === 0x20 && h[264] === 0) return "gnu";
   return undefined;
+}
+
+/** An ASCII-ish NUL-terminated field as a string (user and group names, shown only). */
+function latin(h: Uint8Array, off: number, len: number): string {
+  let s = "";
+  for (let i = off; i < off + len && h[i] !== 0; i++) s += String.fromCharCode(h[i]);
+  return s;
 }
 
 type NumResult = { kind: "ok"; value: number } | { kind: "bad" } | { kind: "overflow" };

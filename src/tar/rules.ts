@@ -111,10 +111,10 @@ export class LayerRules {
   /** Check one entry; on success, the operation it stands for. */
   check(e: TarEntry): CheckResult {
     const L = this.#limits;
-    const shown = e.displayName;
+
     const v = (rule: string, message: string): Violation => ({
       rule,
-      entry: shown,
+      entry: e.displayName,
       message,
       offset: e.offset,
     });
@@ -239,7 +239,7 @@ export class LayerRules {
         }
         let target: string;
         try {
-          target = utf8.decode(e.linkname);
+          target = ascii(e.linkname) ?? utf8.decode(e.linkname);
         } catch {
           return {
             violations: [v("link-utf8", "symlink target is not valid UTF-8")],
@@ -337,11 +337,35 @@ export function normalizePath(
   }
   let s: string;
   try {
-    s = utf8.decode(raw);
+    s = ascii(raw) ?? utf8.decode(raw);
   } catch {
     return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
   }
   if (s.startsWith("/")) return { rule: "name-absolute", message: `${what} is an absolute path` };
+  if (!NEEDS_NORMALIZING.test(s)) {
+    // Already normal (the common case): only lengths and depth to check.
+    let depth = 1;
+    let compStart = 0;
+    for (let i = 0; i <= s.length; i++) {
+      if (i === s.length || s.charCodeAt(i) === 0x2f) {
+        if (i - compStart > 85 && byteLength(s.slice(compStart, i)) > 255) {
+          return {
+            rule: "component-too-long",
+            message: `a component of ${what} is longer than 255 bytes`,
+          };
+        }
+        if (i < s.length) depth++;
+        compStart = i + 1;
+      }
+    }
+    if (depth > limits.pathDepth) {
+      return {
+        rule: "path-depth",
+        message: `${what} has ${depth} components, more than the limit of ${limits.pathDepth}`,
+      };
+    }
+    return s;
+  }
   const out: string[] = [];
   for (const c of s.split("/")) {
     if (c === "" || c === ".") continue;
@@ -362,6 +386,16 @@ export function normalizePath(
   }
   return out.join("/");
 }
+
+/** Decode pure-ASCII bytes without a call into the runtime; undefined when not ASCII. */
+function ascii(b: Uint8Array): string | undefined {
+  if (b.length > 256) return undefined;
+  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
+  return String.fromCharCode.apply(null, b as unknown as number[]);
+}
+
+/** Names that are not already "a/b/c": empty components, ".", "..", a trailing slash. */
+const NEEDS_NORMALIZING = /(^|\/)\.{0,2}(\/|$)/;
 
 function byteLength(s: string): number {
   let n = 0;

@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { openLayerSource } from "./source.ts";
- * const src = await openLayerSource("layer.tar", { sha256: "inline" });
+ * const src = await openLayerSource("layer.tar", { sha256: true });
  * for (let c = await src.next(); c; c = await src.next()) { // c: the next chunk of tar bytes
  * }
  * await src.sha256(); // "e3b0c442..."
@@ -14,11 +14,13 @@
  * ```
  * @module
  */
-import { type BlobHasher, createBlobHasher } from "./hash.ts";
+import { createHash, type Hash } from "node:crypto";
 import { TarViolation } from "./violation.ts";
 
 /** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
 const CHUNK = 1 << 20;
+/** Read size right after a seek. */
+const AFTER_SEEK = 64 << 10;
 
 /** A readable tar stream. Chunks returned by `next` stay valid only until the next call. */
 export interface LayerSource {
@@ -44,7 +46,7 @@ export interface LayerSource {
 /** Open `path` as a tar stream. */
 export async function openLayerSource(
   path: string,
-  opts: { sha256?: "inline" | "parallel" } = {},
+  opts: { sha256?: boolean } = {},
 ): Promise<LayerSource> {
   const file = Deno.openSync(path, { read: true });
   try {
@@ -52,9 +54,7 @@ export async function openLayerSource(
     const head = new Uint8Array(2);
     const n = file.readSync(head) ?? 0;
     file.seekSync(0, Deno.SeekMode.Start);
-    const hash = opts.sha256
-      ? createBlobHasher({ parallel: opts.sha256 === "parallel" })
-      : undefined;
+    const hash = opts.sha256 ? createHash("sha256") : undefined;
     if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
       return await GzipSource.open(file, size, hash);
     }
@@ -69,16 +69,19 @@ class PlainSource implements LayerSource {
   readonly compression = "none";
   fileBytesRead = 0;
   readonly #buf = new Uint8Array(CHUNK);
+  #seeked = false;
   #closed = false;
 
-  constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: BlobHasher) {}
+  constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: Hash) {}
 
   async next(): Promise<Uint8Array | null> {
-    const n = this.file.readSync(this.#buf);
+    // Right after a seek, read a little: the next header may be followed by another skip.
+    const n = this.file.readSync(this.#seeked ? this.#buf.subarray(0, AFTER_SEEK) : this.#buf);
+    this.#seeked = false;
     if (n === null || n === 0) return null;
     this.fileBytesRead += n;
     const chunk = this.#buf.subarray(0, n);
-    await this.hash?.update(chunk);
+    this.hash?.update(chunk);
     return chunk;
   }
 
@@ -93,16 +96,16 @@ class PlainSource implements LayerSource {
     }
     this.file.seekSync(n, Deno.SeekMode.Current);
     this.fileBytesRead += n;
+    this.#seeked = true;
     return true;
   }
 
-  async sha256(): Promise<string | undefined> {
-    return await this.hash?.digest();
+  sha256(): Promise<string | undefined> {
+    return Promise.resolve(this.hash?.digest("hex"));
   }
 
   close(): void {
     if (!this.#closed) this.file.close();
-    this.hash?.close();
     this.#closed = true;
   }
 }
@@ -116,10 +119,10 @@ class GzipSource implements LayerSource {
   private constructor(
     readonly file: Deno.FsFile,
     readonly fileBytes: number,
-    readonly hash?: BlobHasher,
+    readonly hash?: Hash,
   ) {}
 
-  static open(file: Deno.FsFile, size: number, hash?: BlobHasher): Promise<GzipSource> {
+  static open(file: Deno.FsFile, size: number, hash?: Hash): Promise<GzipSource> {
     const src = new GzipSource(file, size, hash);
     const raw = new ReadableStream<BufferSource>({
       pull: async (ctl) => {
@@ -128,7 +131,7 @@ class GzipSource implements LayerSource {
         if (n === null || n === 0) return ctl.close();
         const chunk = buf.subarray(0, n);
         src.fileBytesRead += n;
-        await hash?.update(chunk);
+        hash?.update(chunk);
         ctl.enqueue(chunk);
       },
     }, { highWaterMark: 0 });
@@ -153,8 +156,8 @@ class GzipSource implements LayerSource {
     return false;
   }
 
-  async sha256(): Promise<string | undefined> {
-    return await this.hash?.digest();
+  sha256(): Promise<string | undefined> {
+    return Promise.resolve(this.hash?.digest("hex"));
   }
 
   close(): void {
@@ -162,7 +165,6 @@ class GzipSource implements LayerSource {
     this.#closed = true;
     this.#reader.cancel().catch(() => {});
     this.file.close();
-    this.hash?.close();
   }
 }
 

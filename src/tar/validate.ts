@@ -46,7 +46,7 @@ export async function validateLayer(
   opts: ValidateOptions = {},
 ): Promise<LayerSummary & { sha256?: string }> {
   const limits = resolveLimits(opts.limits);
-  const src = await openLayerSource(path, { sha256: opts.sha256 ? "inline" : undefined });
+  const src = await openLayerSource(path, { sha256: opts.sha256 });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, opts.lower);

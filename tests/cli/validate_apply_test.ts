@@ -72,7 +72,7 @@ Deno.test("validate: usage errors exit 2", async () => {
   Deno.removeSync(s.base, { recursive: true });
 });
 
-Deno.test("apply: works with --allow-write=DIR only; a large layer hashes on a worker", async () => {
+Deno.test("apply: works with --allow-write=DIR only; a 20 MiB layer too", async () => {
   const s = setup();
   const dir = `${s.base}/root`;
   Deno.mkdirSync(dir);

@@ -1,7 +1,8 @@
 /**
  * `thinimage apply FILE DIR [--json]`: validate FILE, then apply it as a layer onto DIR (what
  * unpacking does inside a mounted thin volume; also a debugging tool). Nothing is written when
- * validation fails (exit 65).
+ * validation fails (exit 65). With `--sha256 HEX` the blob must have that digest (checked as it
+ * is applied; the validation pass then skips over file data instead of hashing it).
  * @module
  */
 import type { Command } from "../command.ts";
@@ -12,13 +13,18 @@ import { describeSummary } from "./validate.ts";
 const apply: Command = {
   name: "apply",
   summary: "validate a layer tar, then unpack it onto a directory with OCI layer semantics",
-  usage: "thinimage apply FILE DIR [--json]",
-  options: {},
+  usage: "thinimage apply FILE DIR [--sha256 HEX] [--json]",
+  options: { sha256: { type: "string" } },
   positionals: [2, 2],
   keeps: ["read", "write", "env"],
-  async run(ctx, { positionals }) {
+  async run(ctx, { positionals, values }) {
     const [file, dir] = positionals;
+    const expected = values.sha256 as string | undefined;
+    if (expected !== undefined && !/^[0-9a-fA-F]{64}$/.test(expected)) {
+      throw new UsageError(`--sha256 must be 64 hex digits, not '${expected}'`);
+    }
     const r = await applyLayer(file, dir, {
+      expectedSha256: expected,
       signal: ctx.signal,
       onProgress: (done, total) => ctx.log.progress("applying", done, total),
     }).catch(openError(file, dir));
