@@ -129,7 +129,7 @@ export class SqliteRunStore implements RunStore {
 
   active(machine: string): RunRecord[] {
     const rows = this.store.db
-      .prepare("SELECT * FROM runs WHERE machine = ? AND status = 'active' ORDER BY created_at, id")
+      .prepare("SELECT * FROM runs WHERE machine = ? AND status = 'active' ORDER BY created_at, rowid")
       .all(machine) as unknown as RunRow[];
     return rows.map(toRecord);
   }
@@ -191,11 +191,11 @@ export class SqliteRunStore implements RunStore {
   list(options: { resourceId?: string; limit: number }): RunRecord[] {
     const rows = (options.resourceId === undefined
       ? this.store.db
-        .prepare("SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")
+        .prepare("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?")
         .all(options.limit)
       : this.store.db
         .prepare(
-          "SELECT * FROM runs WHERE resource_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+          "SELECT * FROM runs WHERE resource_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
         )
         .all(options.resourceId, options.limit)) as unknown as RunRow[];
     return rows.map(toRecord);
