@@ -129,7 +129,9 @@ export class SqliteRunStore implements RunStore {
 
   active(machine: string): RunRecord[] {
     const rows = this.store.db
-      .prepare("SELECT * FROM runs WHERE machine = ? AND status = 'active' ORDER BY created_at, rowid")
+      .prepare(
+        "SELECT * FROM runs WHERE machine = ? AND status = 'active' ORDER BY created_at, rowid",
+      )
       .all(machine) as unknown as RunRow[];
     return rows.map(toRecord);
   }
