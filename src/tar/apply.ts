@@ -17,7 +17,17 @@
  * ```
  * @module
  */
-import { lchownSync, lutimesSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  lutimesSync,
+  openSync,
+  writeSync,
+} from "node:fs";
 import { InvalidInputError, MissingPermissionError } from "../errors.ts";
 import { ChrootDir } from "./chroot.ts";
 import { type LayerLimits, resolveLimits } from "./limits.ts";
@@ -123,6 +133,9 @@ function changed(why: string): Violation {
   return { rule: "blob-changed", entry: "", message: `the blob changed after validation: ${why}` };
 }
 
+/** O_CREAT|O_EXCL never opens an existing file and never follows a final symlink. */
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 /** Performs layer operations inside a {@linkcode ChrootDir}. */
 class LayerWriter {
   readonly #root: ChrootDir;
@@ -220,27 +233,27 @@ class LayerWriter {
   async #file(path: string, meta: EntryMeta, reader: TarReader): Promise<void> {
     const loc = this.#root.locate(path, { create: true })!;
     const host = `${loc.parent}/${loc.name}`;
-    let f: Deno.FsFile;
+    let fd: number;
     try {
-      // O_CREAT|O_EXCL: never opens an existing file, never follows a final symlink.
-      f = Deno.openSync(host, { write: true, createNew: true, mode: 0o600 });
+      fd = openSync(host, CREATE_FLAGS, 0o600);
     } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      if ((err as { code?: string }).code !== "EEXIST") throw err;
       this.#removeAny(host);
-      f = Deno.openSync(host, { write: true, createNew: true, mode: 0o600 });
+      fd = openSync(host, CREATE_FLAGS, 0o600);
     }
     try {
       await reader.body((chunk) => {
         let off = 0;
-        while (off < chunk.length) off += f.writeSync(chunk.subarray(off));
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       });
+      // On the descriptor just created, not a path: nothing can be swapped in between.
+      // chown before chmod: chown clears setuid/setgid.
+      fchownSync(fd, meta.uid, meta.gid);
+      fchmodSync(fd, meta.mode);
+      futimesSync(fd, meta.mtime, meta.mtime);
     } finally {
-      f.close();
+      closeSync(fd);
     }
-    // chown before chmod: chown clears setuid/setgid. The path is the file just created.
-    lchownSync(host, meta.uid, meta.gid);
-    Deno.chmodSync(host, meta.mode);
-    lutimesSync(host, meta.mtime, meta.mtime);
     this.#remember(path);
   }
 
