@@ -603,3 +603,43 @@ Deno.test("a run taken over elsewhere stops writing here (fencing)", async () =>
     t.close();
   }
 });
+
+Deno.test("a response JSON cannot keep halts the run instead of resuming empty (FSMv2 flaw 7)", async () => {
+  const t = tempStore();
+  try {
+    let calls = 0;
+    const m = machine<Req, { seen: Map<string, number> }>("lossy")
+      .start("one", async () => {
+        calls++;
+        return { seen: new Map([["a", 1]]) };
+      })
+      .end("done");
+    const engine = engineOn(t.runs, new FakeLiveness()).register(m);
+    const run = await engine.start(m, "r", { n: 1 });
+    await assertRejects(() => run.wait(), RunFailedError, "response of 'one'.seen is a Map");
+    assertEquals(calls, 1);
+  } finally {
+    t.close();
+  }
+});
+
+Deno.test("the owner's lease is renewed while a transition runs", async () => {
+  const t = tempStore();
+  try {
+    const leases: number[] = [];
+    const m = machine<Req, Res>("long")
+      .start("work", async ({ runId }) => {
+        leases.push(t.runs.get(runId)!.leaseUntil!);
+        // Ten renewal periods: the renewal timer (every 10 ms) fires before this one.
+        await new Promise((r) => setTimeout(r, 100));
+        leases.push(t.runs.get(runId)!.leaseUntil!);
+        return { trail: [], total: 0 };
+      })
+      .end("done");
+    const engine = engineOn(t.runs, new FakeLiveness(), { leaseMs: 30 }).register(m);
+    await (await engine.start(m, "r", { n: 1 })).wait();
+    assert(leases[1] > leases[0], `lease not renewed: ${leases}`);
+  } finally {
+    t.close();
+  }
+});
