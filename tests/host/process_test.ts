@@ -31,8 +31,7 @@ Deno.test("an owner is alive while its process holds its lock, dead once SIGKILL
     assertEquals(live.status(owner), "alive"); // probing does not steal the lock
     child.kill("SIGKILL");
     await child.status;
-    reader.releaseLock();
-    await child.stdout.cancel();
+    await reader.cancel();
     assertEquals(live.status(owner), "dead");
     assertEquals(live.status(owner), "dead"); // and stays dead once its file is cleaned up
     const p = parseOwner(owner)!;
