@@ -110,7 +110,12 @@ Deno.test("SIGINT cancels the run cleanly (exit 75) and the next start resumes i
       env: { NO_COLOR: "1" },
     }).spawn();
     const output = child.output();
-    while (!exists(`${dir}/in-two`)) await new Promise((r) => setTimeout(r, 10));
+    let exited = false;
+    output.finally(() => (exited = true));
+    while (!exists(`${dir}/in-two`)) {
+      if (exited) throw new Error(`spin exited early: ${dec.decode((await output).stderr)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     child.kill("SIGINT");
     const first = await output;
     const stderr = dec.decode(first.stderr);
