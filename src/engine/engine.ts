@@ -392,7 +392,7 @@ export class Engine {
     }, renewEvery);
     let state = run.state;
     try {
-      await this.#onEvent?.(run.id, first);
+      await this.#notify(run.id, first);
       const loaded = load(m, run, this.store.events(run.id));
       let response = loaded.response;
       let halt = loaded.halted;
@@ -614,7 +614,16 @@ export class Engine {
 
   async #record(id: string, change: RunChange, event: NewEvent): Promise<void> {
     if (!this.store.record(id, this.owner, change, event, this.#now())) throw new LostOwnership();
-    await this.#onEvent?.(id, event);
+    await this.#notify(id, event);
+  }
+
+  async #notify(id: string, event: NewEvent): Promise<void> {
+    try {
+      await this.#onEvent?.(id, event);
+    } catch (err) {
+      // An observer (progress, metrics) must not change what the run does.
+      this.#log.warn("onEvent hook failed", { run: id, event: event.kind, error: String(err) });
+    }
   }
 }
 
@@ -661,8 +670,12 @@ function load<Req, Res>(
     if (ev.state !== null && !names.has(ev.state) && ev.state !== m.endState) {
       throw fail(`event '${ev.kind}' names unknown state '${ev.state}'`);
     }
-    if (ev.kind === "complete") completed.add(ev.state!);
-    else if (ev.kind === "begin") begun.add(ev.state!);
+    // `begun` ends up holding the transitions whose last attempt began and never ended.
+    if (ev.kind === "complete") {
+      completed.add(ev.state!);
+      begun.delete(ev.state!);
+    } else if (ev.kind === "begin") begun.add(ev.state!);
+    else if (ev.kind === "error") begun.delete(ev.state!);
     else if (ev.kind === "abort") {
       let info: ErrorInfo;
       try {

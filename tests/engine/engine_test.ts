@@ -643,3 +643,49 @@ Deno.test("the owner's lease is renewed while a transition runs", async () => {
     t.close();
   }
 });
+
+Deno.test("a retry cut short by a crash after its error is not reported as restarted", async () => {
+  const t = tempStore();
+  try {
+    const seen: string[] = [];
+    const m = machine<Req, Res>("precise")
+      .start("a", async ({ attempt, restarted }) => {
+        seen.push(`${attempt}:${restarted}`);
+        return { trail: ["a"], total: 0 };
+      })
+      .end("done");
+    const live = new FakeLiveness();
+    live.dead.add("ghost/1/1");
+    const put = (id: string, res: string, tail: "error" | "begin") => {
+      t.runs.createOrGetActive(
+        {
+          id,
+          machine: "precise",
+          resourceId: res,
+          request: '{"n":1}',
+          state: "a",
+          owner: "ghost/1/1",
+          leaseUntil: 0,
+        },
+        { kind: "start", state: "a" },
+        1,
+      );
+      t.runs.record(id, "ghost/1/1", { attempts: 1 }, { kind: "begin", state: "a", attempt: 1 }, 2);
+      if (tail === "error") {
+        t.runs.record(id, "ghost/1/1", {}, { kind: "error", state: "a", attempt: 1 }, 3);
+      }
+    };
+    put("ended-with-error", "r1", "error"); // died while waiting to retry
+    put("cut-short", "r2", "begin"); // died in the middle of attempt 1
+    const engine = engineOn(t.runs, live, {
+      onEvent: () => {
+        throw new Error("a broken observer");
+      },
+    }).register(m);
+    const report = await engine.resumeAll();
+    await Promise.all(report.resumed.map((h) => h.wait()));
+    assertEquals(seen, ["2:false", "2:true"]);
+  } finally {
+    t.close();
+  }
+});
