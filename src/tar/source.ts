@@ -147,7 +147,10 @@ class GzipSource implements LayerSource {
       throw new TarViolation({
         rule: "gzip-corrupt",
         entry: "",
-        message: `the gzip stream is corrupt or truncated (${(err as Error).message})`,
+        message:
+          `the gzip stream is corrupt, truncated, followed by other data or made of several members (${
+            (err as Error).message
+          })`,
       });
     }
   }

@@ -301,6 +301,10 @@ Deno.test("gzip layers are read as a stream; other compressions are refused by n
   assertEquals([s.compression, s.files], ["gzip", 1]);
   const gz = gzipSync(plain);
   await rejected(gz.subarray(0, gz.length - 10), "gzip-corrupt");
+  const junk = new Uint8Array(gz.length + 4);
+  junk.set(gz);
+  junk.set([1, 2, 3, 4], gz.length);
+  await rejected(junk, "gzip-corrupt"); // nothing after the stream is silently dropped
   const zstd = new Uint8Array(1024);
   zstd.set([0x28, 0xb5, 0x2f, 0xfd]);
   const err = await rejected(zstd, "compression-unsupported");
