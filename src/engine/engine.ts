@@ -438,6 +438,16 @@ export class Engine {
         };
       }
       this.#log.error("run stopped by an engine error", { run: run.id, state, error: String(err) });
+      // Let go, so that the run can resume here or elsewhere instead of waiting for us to exit.
+      try {
+        this.store.record(
+          run.id,
+          this.owner,
+          { owner: null },
+          { kind: "cancel", state, data: JSON.stringify({ reason: `engine error: ${err}` }) },
+          this.#now(),
+        );
+      } catch { /* the store itself is failing: the owner lock's release at exit frees it */ }
       return { kind: "crashed", error: err };
     } finally {
       clearInterval(timer);
@@ -460,6 +470,16 @@ export class Engine {
     for (let attempt = prior + 1;; attempt++) {
       if (opts.lost.aborted) throw new LostOwnership();
       if (opts.ext?.aborted) throw new Interrupt(t.name, opts.ext.reason);
+      if (attempt > t.retry.maxAttempts) {
+        // Every allowed attempt began in processes that died: a transition that kills its
+        // process would otherwise crash-loop forever.
+        const message = `gave up after ${prior} attempts, the last cut short by a crash`;
+        return {
+          kind: "halt",
+          info: { name: "Error", message, exitCode: 1 },
+          error: new Error(message),
+        };
+      }
       await this.#record(run.id, { state: t.name, attempts: attempt }, {
         kind: "begin",
         state: t.name,

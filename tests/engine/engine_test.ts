@@ -689,3 +689,47 @@ Deno.test("a retry cut short by a crash after its error is not reported as resta
     t.close();
   }
 });
+
+Deno.test("a transition that keeps killing its process is given up after its attempts", async () => {
+  const t = tempStore();
+  try {
+    let calls = 0;
+    const finals: string[] = [];
+    const m = machine<Req, Res>("crashloop", { retry: { maxAttempts: 3 } })
+      .start("boom", async () => {
+        calls++;
+        return { trail: [], total: 0 };
+      })
+      .end("done", { finalizers: [({ status, state }) => void finals.push(`${status} ${state}`)] });
+    const live = new FakeLiveness();
+    live.dead.add("ghost/1/1");
+    t.runs.createOrGetActive(
+      {
+        id: "loop",
+        machine: "crashloop",
+        resourceId: "r",
+        request: '{"n":1}',
+        state: "boom",
+        owner: "ghost/1/1",
+        leaseUntil: 0,
+      },
+      { kind: "start", state: "boom" },
+      1,
+    );
+    t.runs.record("loop", "ghost/1/1", { attempts: 3 }, {
+      kind: "begin",
+      state: "boom",
+      attempt: 3,
+    }, 2);
+    const engine = engineOn(t.runs, live).register(m);
+    const [h] = (await engine.resumeAll()).resumed;
+    await assertRejects(
+      () => h.wait(),
+      RunFailedError,
+      "gave up after 3 attempts, the last cut short",
+    );
+    assertEquals([calls, finals], [0, ["failed boom"]]);
+  } finally {
+    t.close();
+  }
+});
