@@ -134,7 +134,8 @@ function changed(why: string): Violation {
 }
 
 /** O_CREAT|O_EXCL never opens an existing file and never follows a final symlink. */
-const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
+  constants.O_NOFOLLOW;
 
 /** Performs layer operations inside a {@linkcode ChrootDir}. */
 class LayerWriter {

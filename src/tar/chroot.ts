@@ -100,9 +100,12 @@ export class ChrootDir {
 
   /** Split `path` into its parent's host path and its last component (null if parent missing). */
   locate(path: string, opts: { create: boolean }): { parent: string; name: string } | null {
-    const comps = path.split("/");
-    const name = comps.pop()!;
-    const parent = this.resolveDir(comps, opts);
+    const slash = path.lastIndexOf("/");
+    const name = path.slice(slash + 1);
+    if (slash < 0) return { parent: this.root, name };
+    // Most entries share a parent already resolved: look it up before splitting anything.
+    const parent = this.#dirs.get(path.slice(0, slash)) ??
+      this.resolveDir(path.slice(0, slash).split("/"), opts);
     return parent === null ? null : { parent, name };
   }
 

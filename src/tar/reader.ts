@@ -187,7 +187,7 @@ export class TarReader {
         );
       }
       const format = magicOf(hdr);
-      const shown = lossyField(hdr, 0, 100);
+      const shown = () => lossyField(hdr, 0, 100); // decoded only for a message
       if (!format) {
         throw this.#fatal(
           "header-format",
@@ -436,7 +436,7 @@ export class TarReader {
     this.#done = true;
   }
 
-  #parseSize(hdr: Uint8Array, shown: string, offset: number): number {
+  #parseSize(hdr: Uint8Array, shown: Shown, offset: number): number {
     const r = parseNumeric(hdr, 124, 12);
     if (r.kind === "bad") {
       throw this.#fatal(
@@ -459,7 +459,7 @@ export class TarReader {
   #checkPaxKeys(
     records: Record<string, Uint8Array | null>,
     global: boolean,
-    shown: string,
+    shown: Shown,
     offset: number,
   ): Record<string, string | null> {
     const out: Record<string, string | null> = {};
@@ -617,8 +617,8 @@ export class TarReader {
     );
   }
 
-  #fatal(rule: string, entry: string, offset: number, message: string): TarViolation {
-    const v: Violation = { rule, entry, message, offset };
+  #fatal(rule: string, entry: Shown, offset: number, message: string): TarViolation {
+    const v: Violation = { rule, entry: text(entry), message, offset };
     return new TarViolation(v);
   }
 }
@@ -648,6 +648,13 @@ class Entry implements TarEntry {
   get displayName(): string {
     return utf8Lossy.decode(this.name).slice(0, 300);
   }
+}
+
+/** An entry name for messages, or a function computing it only when a message needs it. */
+type Shown = string | (() => string);
+
+function text(s: Shown): string {
+  return typeof s === "string" ? s : s();
 }
 
 const ENTRY_TYPES: Record<string, TarEntryType> = {
@@ -763,14 +770,14 @@ function stripTrailingNuls(b: Uint8Array): Uint8Array {
  */
 export function parsePax(
   data: Uint8Array,
-  shown: string,
+  shown: Shown,
   offset: number,
 ): Record<string, Uint8Array | null> {
   const out: Record<string, Uint8Array | null> = Object.create(null);
   const bad = (why: string) =>
     new TarViolation({
       rule: "pax-malformed",
-      entry: shown,
+      entry: text(shown),
       offset,
       message: `malformed pax header: ${why}`,
     });
@@ -806,7 +813,7 @@ export function parsePax(
       const sparse = SPARSE_PREFIXES.some((p) => key.startsWith(p));
       throw new TarViolation({
         rule: sparse ? "sparse" : "pax-duplicate-key",
-        entry: shown,
+        entry: text(shown),
         offset,
         message: `pax key '${key}' appears twice`,
       });
