@@ -231,7 +231,18 @@ export class TarReader {
             for (const [k, v] of Object.entries(records)) {
               if (v === null) delete this.#global[k];
               else this.#global[k] = v;
-              this.#hasGlobal = Object.keys(this.#global).length > 0;
+            }
+            this.#hasGlobal = Object.keys(this.#global).length > 0;
+            // Many global headers, each within the limit, must not add up to an unbounded set.
+            let total = 0;
+            for (const [k, v] of Object.entries(this.#global)) total += k.length + v.length;
+            if (total > this.#opts.paxHeaderBytes) {
+              throw this.#fatal(
+                "pax-too-large",
+                shown,
+                offset,
+                `global pax records in force add up to more than ${this.#opts.paxHeaderBytes} bytes`,
+              );
             }
           }
           continue;

@@ -143,6 +143,9 @@ Deno.test("pax headers over the size limit are refused; at the limit they pass",
   await accepted(new Tar().pax([["comment", "y".repeat(500)]]).file("a").end(), {
     paxHeaderBytes: len,
   });
+  const many = new Tar();
+  for (let i = 0; i < 5; i++) many.pax([[`SCHILY.xattr.user.k${i}`, "v".repeat(300)]], true);
+  await rejected(many.file("a").end(), "pax-too-large", { paxHeaderBytes: 1000 });
   const big = new Tar().header({ name: "g", typeflag: "g", size: 2 ** 32 }).end();
   await rejected(big, "pax-too-large");
   await rejected(new Tar().gnuLong("L", "a".repeat(100)).file("x").end(), "longname-too-large", {
