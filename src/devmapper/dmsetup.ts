@@ -3,8 +3,9 @@
  * so that callers branch on classes and never on message text.
  *
  * Without udev (containers, the test VM) `dmsetup create` makes no `/dev/mapper/NAME` node, and
- * a thin table naming a missing pool node fails with ENODEV; {@linkcode Dmsetup.create} makes
- * the node itself when it is missing, so the same code runs with and without udev.
+ * a thin table naming a missing pool node fails with ENODEV; create, remove and resume pass
+ * `--verifyudev`, which makes and removes the node when udev does not, so the same code runs
+ * with and without udev (and without `DM_DISABLE_UDEV` in the environment).
  *
  * @example
  * ```ts
@@ -101,10 +102,12 @@ export class Dmsetup {
     return out.stdout;
   }
 
-  /** Create and activate `name` with a one-line `table`, and make sure its node exists. */
+  /**
+   * Create and activate `name` with a one-line `table`. `--verifyudev` makes (and on
+   * {@linkcode Dmsetup.remove} removes) `/dev/mapper/NAME` itself when no udev does.
+   */
   async create(name: string, table: string): Promise<void> {
-    await this.run(["create", name, "--table", table]);
-    await this.ensureNode(name);
+    await this.run(["create", "--verifyudev", name, "--table", table]);
   }
 
   /**
@@ -112,6 +115,7 @@ export class Dmsetup {
    * checking for the node first would need --allow-all, which Deno demands for /dev/mapper.
    */
   async ensureNode(name: string): Promise<void> {
+    // For devices made elsewhere, perhaps without udev and without --verifyudev.
     await this.run(["mknodes", name]);
   }
 
@@ -136,7 +140,7 @@ export class Dmsetup {
 
   /** Deactivate `name`, retrying while it is busy; throws {@linkcode DmBusyError} at the end. */
   async remove(name: string): Promise<void> {
-    await this.#whileBusy(() => this.run(["remove", name]));
+    await this.#whileBusy(() => this.run(["remove", "--verifyudev", name]));
   }
 
   /** Suspend `name` (flushing and freezing a mounted filesystem), retrying while busy. */
@@ -146,7 +150,7 @@ export class Dmsetup {
 
   /** Resume a suspended `name`. */
   async resume(name: string): Promise<void> {
-    await this.#whileBusy(() => this.run(["resume", name]));
+    await this.#whileBusy(() => this.run(["resume", "--verifyudev", name]));
   }
 
   /** Send a target message (sector 0), such as `create_thin 7`, to the pool `pool`. */

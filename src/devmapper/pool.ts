@@ -138,7 +138,7 @@ export async function initPool(
       { details: { live: live.trim(), expected: table } },
     );
   }
-  await dm.ensureNode(name);
+  if (live !== undefined) await dm.ensureNode(name); // made by an earlier run, maybe nodeless
   new DeviceRecords(store).upsertPool({
     name,
     adopted: false,
@@ -232,18 +232,25 @@ export interface PoolStatusReport extends PoolStatus {
   problems: string[];
 }
 
-/** Read `dmsetup status` and `table` of `poolName`. */
+/**
+ * Read `dmsetup status` of `poolName` (and its table for the block size, unless the caller
+ * knows it: each dmsetup run costs a process).
+ */
 export async function poolStatus(
   poolName: string,
   dm: Dmsetup = new Dmsetup(),
+  blockSectors?: number,
 ): Promise<PoolStatusReport> {
   const line = await dm.status(poolName);
-  const table = await dm.table(poolName);
-  if (line === undefined || table === undefined) {
-    throw new InvalidInputError(`no device-mapper device named ${poolName}`);
-  }
+  if (line === undefined) throw new InvalidInputError(`no device-mapper device named ${poolName}`);
   const st = parsePoolStatus(line);
-  const blockSectors = parseThinPoolTable(table).blockSectors;
+  if (blockSectors === undefined) {
+    const table = await dm.table(poolName);
+    if (table === undefined) {
+      throw new InvalidInputError(`no device-mapper device named ${poolName}`);
+    }
+    blockSectors = parseThinPoolTable(table).blockSectors;
+  }
   const problems: string[] = [];
   if (st.failed) problems.push("the pool target failed");
   if (st.needsCheck) problems.push("metadata needs thin_check");

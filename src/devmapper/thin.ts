@@ -224,7 +224,6 @@ export class ThinPool {
         }
       }
     }
-    await this.#dm.ensureNode(name);
     if (d.state !== "active") this.records.setState(name, "active");
     return d.path;
   }
@@ -279,7 +278,7 @@ export class ThinPool {
    * needs_check, failed) is a plain ThinimageError.
    */
   async guardFreeSpace(): Promise<void> {
-    const st = await poolStatus(this.#pool.name, this.#dm);
+    const st = await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
     if (st.failed || st.readOnly || st.needsCheck) {
       throw new ThinimageError(`pool ${st.name} is unusable: ${st.problems.join(", ")}`, {
         details: { ...st },

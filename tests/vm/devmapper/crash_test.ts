@@ -38,58 +38,61 @@ const CASES: { op: DmOp; point: "afterIntent" | "afterMessage"; action: string }
   { op: "delete", point: "afterMessage", action: "finished-removal" },
 ];
 
-for (const c of CASES) {
-  Deno.test(`SIGKILL ${c.point} of ${c.op}: reconcile ${c.action}, nothing leaked or reused`, async () => {
-    const f = await withPool();
-    try {
-      const origin = `${f.pool.name}-origin`;
-      const target = `${f.pool.name}-target`;
-      if (c.op === "create_snap") {
-        await f.thin.createThin(origin, 16 * MiB);
-        await f.thin.activate(origin); // active: the child suspends it around create_snap
-      }
-      if (c.op === "delete") {
-        await f.thin.createThin(target, 16 * MiB);
-        await f.thin.activate(target);
-      }
-      await killedAt(f, c.op, c.point, target, origin);
-      const crashed = f.thin.get(target);
-      assert(crashed !== undefined, "the intent was recorded before the kill");
-      assertEquals(crashed.state, c.op === "delete" ? "removing" : "creating");
-      if (c.op === "create_snap") {
-        assertEquals(await f.dm.status(origin).then((s) => s !== undefined), true);
-        const info = await f.dm.run(["info", "-c", "--noheadings", "-o", "suspended", origin]);
-        assertEquals(info.trim(), "Active", "the origin is not left suspended");
-      }
-      const survey = await f.thin.survey();
-      assertEquals(survey.map((x) => [x.device, x.action]), [[target, c.action]]);
-      const report = await f.thin.reconcile();
-      assertEquals(report.findings.map((x) => x.action), [c.action]);
-      assertEquals(f.thin.get(target), undefined);
-      assertEquals(await f.dm.table(target), undefined, "no live device left");
-      await assertConsistent(f);
-      // The name is usable again, under an id never handed out before.
-      const again = await f.thin.createThin(target, 16 * MiB);
-      assert(
-        again.thinId > crashed.thinId,
-        `id ${again.thinId} reused (crashed: ${crashed.thinId})`,
-      );
-    } finally {
-      await f.teardown();
-    }
-  });
-}
-
-Deno.test("SIGKILL after create_thin's message: re-running createThin without reconcile rolls back and re-creates", async () => {
+// One pool for every case (a pool costs seconds to set up under emulation); each case uses
+// its own names and ends with the pool holding exactly the recorded ids.
+Deno.test("SIGKILL at each crash point of each intent; reconcile leaves nothing leaked or reused", async (t) => {
   const f = await withPool();
   try {
-    const target = `${f.pool.name}-target`;
-    await killedAt(f, "create_thin", "afterMessage", target);
-    const crashedId = f.thin.get(target)!.thinId;
-    assert((await listThinIds(f.pool, f.dm)).includes(crashedId));
-    const d = await f.thin.createThin(target, 16 * MiB);
-    assertEquals(d.state, "created");
-    await assertConsistent(f);
+    for (const [i, c] of CASES.entries()) {
+      await t.step(`${c.point} of ${c.op}: reconcile ${c.action}`, async () => {
+        const origin = `${f.pool.name}-c${i}-origin`;
+        const target = `${f.pool.name}-c${i}-target`;
+        if (c.op === "create_snap") {
+          await f.thin.createThin(origin, 16 * MiB);
+          await f.thin.activate(origin); // active: the child suspends it around create_snap
+        }
+        if (c.op === "delete") {
+          await f.thin.createThin(target, 16 * MiB);
+          await f.thin.activate(target);
+        }
+        await killedAt(f, c.op, c.point, target, origin);
+        const crashed = f.thin.get(target);
+        assert(crashed !== undefined, "the intent was recorded before the kill");
+        assertEquals(crashed.state, c.op === "delete" ? "removing" : "creating");
+        if (c.op === "create_snap") {
+          const info = await f.dm.run(["info", "-c", "--noheadings", "-o", "suspended", origin]);
+          assertEquals(info.trim(), "Active", "the origin is not left suspended");
+        }
+        const survey = await f.thin.survey();
+        assertEquals(survey.map((x) => [x.device, x.action]), [[target, c.action]]);
+        const report = await f.thin.reconcile();
+        assertEquals(report.findings.map((x) => x.action), [c.action]);
+        assertEquals(f.thin.get(target), undefined);
+        assertEquals(await f.dm.table(target), undefined, "no live device left");
+        await assertConsistent(f);
+        // The name is usable again, under an id never handed out before.
+        const again = await f.thin.createThin(target, 16 * MiB);
+        assert(
+          again.thinId > crashed.thinId,
+          `id ${again.thinId} reused (crashed: ${crashed.thinId})`,
+        );
+        await f.thin.remove(target);
+        if (c.op === "create_snap") await f.thin.remove(origin);
+        await assertConsistent(f);
+      });
+    }
+    await t.step(
+      "after create_thin's message, re-running createThin without reconcile rolls back and re-creates",
+      async () => {
+        const target = `${f.pool.name}-rerun`;
+        await killedAt(f, "create_thin", "afterMessage", target);
+        const crashedId = f.thin.get(target)!.thinId;
+        assert((await listThinIds(f.pool, f.dm)).includes(crashedId));
+        const d = await f.thin.createThin(target, 16 * MiB);
+        assertEquals(d.state, "created");
+        await assertConsistent(f);
+      },
+    );
   } finally {
     await f.teardown();
   }
