@@ -87,7 +87,7 @@ export async function applyLayer(
     );
   }
 
-  // Hashing inline costs less than handing chunks to a worker: the copy alone costs as much.
+  // Hashed inline: a worker (copying, or reading into a shared ring) cost more CPU and memory.
   const src = await openLayerSource(path, { sha256: true });
   try {
     const reader = new TarReader(src, limits);
