@@ -88,7 +88,9 @@ export async function applyLayer(
   }
 
   // Hashed inline: a worker (copying, or reading into a shared ring) cost more CPU and memory.
-  const src = await openLayerSource(path, { sha256: true });
+  const src = await openLayerSource(path, { sha256: true }).catch((err) => {
+    throw err instanceof TarViolation ? new LayerRejectedError(path, [changed(err.message)]) : err;
+  });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, lower);

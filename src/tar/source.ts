@@ -51,11 +51,21 @@ export async function openLayerSource(
   const file = Deno.openSync(path, { read: true });
   try {
     const size = file.statSync().size;
-    const head = new Uint8Array(2);
+    const head = new Uint8Array(8);
     const n = file.readSync(head) ?? 0;
     file.seekSync(0, Deno.SeekMode.Start);
+    const other = sniffOtherCompression(head.subarray(0, n));
+    if (other && size < 1024) {
+      // Too short to be a tar (whose end marker alone is 1024 bytes): name the format now; a
+      // longer file is sniffed only if its first header is not a valid tar header.
+      throw new TarViolation({
+        rule: "compression-unsupported",
+        entry: "",
+        message: `the file is ${other}-compressed; only plain and gzip-compressed tar are accepted`,
+      });
+    }
     const hash = opts.sha256 ? createHash("sha256") : undefined;
-    if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
       return await GzipSource.open(file, size, hash);
     }
     return new PlainSource(file, size, hash);

@@ -46,7 +46,9 @@ export async function validateLayer(
   opts: ValidateOptions = {},
 ): Promise<LayerSummary & { sha256?: string }> {
   const limits = resolveLimits(opts.limits);
-  const src = await openLayerSource(path, { sha256: opts.sha256 });
+  const src = await openLayerSource(path, { sha256: opts.sha256 }).catch((err) => {
+    throw err instanceof TarViolation ? new LayerRejectedError(path, [err.violation]) : err;
+  });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, opts.lower);

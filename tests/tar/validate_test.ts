@@ -315,6 +315,7 @@ Deno.test("gzip layers are read as a stream; other compressions are refused by n
   const xz = new Uint8Array(1024);
   xz.set([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
   await rejected(xz, "compression-unsupported");
+  await rejected(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1]), "compression-unsupported");
   // A tar whose first file is named like bzip2's magic is still a tar.
   await accepted(new Tar().file("BZh9-notes").end());
 });
