@@ -28,7 +28,7 @@ export class ChrootDir {
   constructor(dir: string) {
     this.root = Deno.realPathSync(dir);
     if (!Deno.statSync(this.root).isDirectory) {
-      throw new InvalidInputError(`${dir} is not a directory`);
+      throw new Deno.errors.NotADirectory(`${dir} is not a directory`); // the caller's mistake, not the blob's
     }
   }
 

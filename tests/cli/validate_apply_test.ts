@@ -128,5 +128,9 @@ Deno.test("apply: a hostile layer exits 65 and writes nothing", async () => {
   assertEquals(r.code, 65, r.stderr);
   assertEquals([...Deno.readDirSync(dir)].length, 0);
   assertEquals((await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.good])).code, 2);
+  const notDir = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, s.good]);
+  assertEquals(notDir.code, 2, notDir.stderr);
+  const missing = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, `${dir}/nope`]);
+  assertEquals(missing.code, 2, missing.stderr);
   Deno.removeSync(s.base, { recursive: true });
 });
