@@ -28,7 +28,7 @@ import {
   openSync,
   writeSync,
 } from "node:fs";
-import { InvalidInputError, MissingPermissionError } from "../errors.ts";
+import { InvalidInputError, MissingPermissionError, ThinimageError } from "../errors.ts";
 import { ChrootDir } from "./chroot.ts";
 import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
@@ -64,7 +64,7 @@ export async function applyLayer(
 ): Promise<LayerSummary & { sha256: string }> {
   const limits = resolveLimits(opts.limits);
   const root = new ChrootDir(dir);
-  if (root.root === "/") throw new InvalidInputError("refusing to apply a layer onto /");
+  if (root.root === "/") throw new ThinimageError("refusing to apply a layer onto /");
   const lower = (p: string) => root.lookup(p);
   const expected = opts.expectedSha256?.toLowerCase();
   // With an expected digest (verified when the blob was fetched) the validation pass need not
