@@ -7,7 +7,8 @@
 #   scripts/s3-server.sh stop   stop the daemons this script started
 #
 # State under $THINIMAGE_S3_DIR (default /tmp/thinimage-s3). Memory: memstore keeps objects in
-# RAM, capped by $THINIMAGE_S3_MEMSTORE_BYTES (default 4 GiB; the small fixtures use ~10 MB).
+# RAM as they are stored, capped by $THINIMAGE_S3_MEMSTORE_BYTES (default 8 GiB; the small
+# fixtures use ~10 MB, the benchmark ~2.7 GB until it cleans up). A full OSD blocks writes.
 # Works inside the device-test VM too, where loopback starts down and the hostname is empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,7 +88,7 @@ mon data = $B/mon
 [osd.0]
 osd data = $B/osd0
 osd objectstore = memstore
-memstore device bytes = ${THINIMAGE_S3_MEMSTORE_BYTES:-4294967296}
+memstore device bytes = ${THINIMAGE_S3_MEMSTORE_BYTES:-8589934592}
 osd max object size = 134217728
 osd memory target = 536870912
 [client.rgw.a]

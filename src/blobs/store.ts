@@ -133,15 +133,26 @@ export class BlobStore {
   }
 
   /**
-   * Open a new temporary file for a download. Its name carries this process's id, so
-   * {@linkcode BlobStore.removeStaleTemps} can tell abandoned files from live ones.
+   * Open a new temporary file for a download, holding an exclusive lock on it until it is
+   * closed: {@linkcode BlobStore.removeStaleTemps} tells abandoned files from live ones by
+   * whether their lock can be taken (a lock dies with its process, whatever killed it).
    */
   async createTemp(): Promise<TempBlob> {
     const dir = `${this.root}/tmp`;
     await Deno.mkdir(dir, { recursive: true });
-    const path = `${dir}/${Deno.pid}-${crypto.randomUUID()}.partial`;
-    const file = await Deno.open(path, { read: true, write: true, createNew: true });
-    return { path, file };
+    const name = `${dir}/${crypto.randomUUID()}`;
+    // Created and locked under a name the sweeper leaves alone, then renamed (the lock
+    // follows the file), so no sweeper can take a fresh file for an abandoned one.
+    const file = await Deno.open(`${name}.new`, { read: true, write: true, createNew: true });
+    try {
+      if (!(await file.tryLock(true))) throw new ThinimageError(`cannot lock ${name}.new`);
+      await Deno.rename(`${name}.new`, `${name}.partial`);
+    } catch (err) {
+      file.close();
+      await Deno.remove(`${name}.new`).catch(() => {});
+      throw err;
+    }
+    return { path: `${name}.partial`, file };
   }
 
   /**
@@ -169,21 +180,44 @@ export class BlobStore {
   }
 
   /**
-   * Delete temporary files left by processes that no longer run (a crash or SIGKILL mid
-   * download). Returns the paths removed.
+   * Delete temporary files nobody is writing any more (left by a crash or a SIGKILL mid
+   * download): those whose lock can be taken. Returns the paths removed.
    */
   async removeStaleTemps(): Promise<string[]> {
     const dir = `${this.root}/tmp`;
     const removed: string[] = [];
+    let entries: Deno.DirEntry[] = [];
     try {
-      for await (const e of Deno.readDir(dir)) {
-        const m = /^(\d+)-.*\.partial$/.exec(e.name);
-        if (!m || Number(m[1]) === Deno.pid || isAlive(Number(m[1]))) continue;
-        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-        removed.push(`${dir}/${e.name}`);
-      }
+      entries = await Array.fromAsync(Deno.readDir(dir));
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    for (const e of entries) {
+      const path = `${dir}/${e.name}`;
+      if (e.name.endsWith(".new")) {
+        // Only ever a moment old, unless its creator died between open and rename.
+        const st = await Deno.stat(path).catch(() => undefined);
+        if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
+          await Deno.remove(path).catch(() => {});
+          removed.push(path);
+        }
+        continue;
+      }
+      if (!e.name.endsWith(".partial")) continue;
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { read: true, write: true });
+      } catch {
+        continue; // gone meanwhile: its owner committed or cleaned it
+      }
+      try {
+        if (await file.tryLock(true)) {
+          await Deno.remove(path).catch(() => {});
+          removed.push(path);
+        }
+      } finally {
+        file.close();
+      }
     }
     return removed;
   }
@@ -205,14 +239,5 @@ async function syncDir(path: string): Promise<void> {
     await dir.sync();
   } finally {
     dir.close();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }

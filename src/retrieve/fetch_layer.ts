@@ -196,6 +196,18 @@ async function getInto(
     signal,
   });
   const reader = res.body.getReader();
+  // One watchdog per GET rather than a timer per chunk: no garbage on the hot path.
+  const idleMs = opts.idleTimeoutMs ?? 30_000;
+  let lastByteAt = Date.now();
+  let stalled: S3RequestError | undefined;
+  const watchdog = setInterval(() => {
+    if (Date.now() - lastByteAt < idleMs) return;
+    stalled = new S3RequestError(`GET ${layer.key}: no bytes for ${idleMs} ms (stalled body)`, {
+      retryable: true,
+    });
+    attemptAbort.abort(stalled);
+    reader.cancel(stalled).catch(() => {});
+  }, Math.max(10, Math.min(1000, idleMs / 4)));
   try {
     if (p.received > 0 && res.status === 200) {
       // The server ignored the Range: take the whole object again from byte 0.
@@ -219,10 +231,17 @@ async function getInto(
       throw new ObjectChangedError(layer.key, `size was ${layer.size}, now ${res.objectSize}`);
     }
     p.pieces++;
-    const idleMs = opts.idleTimeoutMs ?? 30_000;
     for (;;) {
-      const { done, value } = await readWithin(reader, idleMs, layer.key, attemptAbort);
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw stalled ?? err;
+      }
+      if (stalled) throw stalled;
+      const { done, value } = chunk;
       if (done) break;
+      lastByteAt = Date.now();
       if (p.received + value.length > layer.size || p.received + value.length > opts.maxBytes) {
         throw new InvalidInputError(
           `${layer.key}: the server sent more than the ${layer.size} bytes listed`,
@@ -262,31 +281,8 @@ async function getInto(
       cause: err,
     });
   } finally {
+    clearInterval(watchdog);
     reader.releaseLock();
-  }
-}
-
-/** reader.read(), or a retryable error when nothing arrives for `ms`. */
-async function readWithin(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  ms: number,
-  key: string,
-  abort: AbortController,
-): Promise<ReadableStreamReadResult<Uint8Array>> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new S3RequestError(`GET ${key}: no bytes for ${ms} ms (stalled body)`, {
-        retryable: true,
-      });
-      abort.abort(err);
-      reject(err);
-    }, ms);
-  });
-  try {
-    return await Promise.race([reader.read(), stalled]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

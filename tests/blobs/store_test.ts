@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { tempFiles, tempState } from "../helpers/s3.ts";
+import { BlobStore } from "../../src/blobs/store.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
@@ -78,16 +79,38 @@ Deno.test("blob store: committing the same bytes twice keeps one file and drops 
   assertEquals(files, [blob.sha256]);
 });
 
-Deno.test("blob store: temporaries of dead processes are removed, live ones kept", async () => {
+Deno.test("blob store: abandoned temporaries are removed, ones being written are kept", async () => {
   await using s = await tempState();
-  const mine = await s.blobs.createTemp();
-  mine.file.close();
-  // A process that has exited: its pid is free (we waited for it).
-  const child = new Deno.Command("/bin/true").spawn();
+  const live = await s.blobs.createTemp();
+  const abandoned = await s.blobs.createTemp();
+  await abandoned.file.write(new TextEncoder().encode("half a blob"));
+  abandoned.file.close(); // its lock goes with it, as when a process dies
+  // Another process's view: a second store on the same directory.
+  const other = new BlobStore(s.dir, s.store);
+  assertEquals(await other.removeStaleTemps(), [abandoned.path]);
+  assertEquals(await tempFiles(s.dir), [live.path.slice(live.path.lastIndexOf("/") + 1)]);
+  live.file.close();
+});
+
+Deno.test("blob store: a temporary held by a killed process is abandoned", async () => {
+  await using s = await tempState();
+  const path = `${s.dir}/blobs/tmp/killed.partial`;
+  await Deno.mkdir(`${s.dir}/blobs/tmp`, { recursive: true });
+  // A real second process holds the lock, then dies by SIGKILL.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const f = Deno.openSync(${JSON.stringify(path)}, { create: true, write: true });
+      f.lockSync(true); console.log("locked"); setTimeout(() => {}, 60000);`,
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read(); // "locked"
+  assertEquals(await s.blobs.removeStaleTemps(), [], "kept while its owner lives");
+  child.kill("SIGKILL");
   await child.status;
-  const dead = `${s.dir}/blobs/tmp/${child.pid}-x.partial`;
-  await Deno.writeTextFile(dead, "half a blob");
-  const removed = await s.blobs.removeStaleTemps();
-  assertEquals(removed, [dead]);
-  assert((await tempFiles(s.dir)).some((n) => mine.path.endsWith(n)));
+  reader.releaseLock();
+  await child.stdout.cancel();
+  assertEquals(await s.blobs.removeStaleTemps(), [path]);
 });
