@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assertEquals } from "../helpers/assert.ts";
 import { tempFiles, tempState } from "../helpers/s3.ts";
 import { BlobStore } from "../../src/blobs/store.ts";
 
