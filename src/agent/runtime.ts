@@ -111,11 +111,14 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
     deviceSizeBytes: o.deviceSizeBytes ?? DEFAULT_DEVICE_SIZE,
     onProgress: crash.onProgress,
   });
+  const blob = blobMachine(effects);
+  const chain = chainMachine(effects);
+  const pull = pullMachine(effects, blob, chain);
   const machines = {
-    pull: pullMachine(effects),
-    blob: blobMachine(effects),
-    chain: chainMachine(effects),
-    activate: activateMachine(effects),
+    pull,
+    blob,
+    chain,
+    activate: activateMachine(effects, pull),
     deactivate: deactivateMachine(effects),
   };
   for (const m of Object.values(machines)) engine.register(m);

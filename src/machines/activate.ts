@@ -16,7 +16,7 @@
  */
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
-import { pullMachine } from "./pull.ts";
+import type { pullMachine } from "./pull.ts";
 import { activationDeviceName } from "../image/chain.ts";
 import { ExitCode, InvalidInputError, ThinimageError } from "../errors.ts";
 
@@ -55,9 +55,8 @@ function isPermanent(err: unknown): boolean {
   return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
 }
 
-/** The `activate` machine. */
-export function activateMachine(fx: ImageEffects) {
-  const pull = pullMachine(fx);
+/** The `activate` machine; `pull` must be the one registered with the engine that runs it. */
+export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMachine>) {
   return machine<ActivateRequest, ActivateResponse>("activate", { isPermanent })
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);

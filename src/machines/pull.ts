@@ -171,10 +171,15 @@ function fromCatalog(img: ImageRecord): PullResponse {
   };
 }
 
-/** The `pull` machine: from an image name to a sealed top chain. */
-export function pullMachine(fx: ImageEffects) {
-  const blob = blobMachine(fx);
-  const chain = chainMachine(fx);
+/**
+ * The `pull` machine: from an image name to a sealed top chain. `blob` and `chain` must be the
+ * very machines registered with the engine that runs it.
+ */
+export function pullMachine(
+  fx: ImageEffects,
+  blob: ReturnType<typeof blobMachine>,
+  chain: ReturnType<typeof chainMachine>,
+) {
   return machine<PullRequest, PullResponse>("pull", { isPermanent })
     .start("resolve", async ({ request, signal }) => {
       const known = fx.catalog.getImage(request.image);
