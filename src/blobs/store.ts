@@ -105,6 +105,18 @@ export class BlobStore {
     return row && this.has(row.sha256) ? row.sha256 : undefined;
   }
 
+  /**
+   * Forget blob `sha256` and delete its file (garbage collection). The record goes first, so
+   * a crash in between leaves an unrecorded file, which is never used, rather than a record
+   * of a missing file; absent is success.
+   */
+  async remove(sha256: string): Promise<void> {
+    this.#store.tx(() => this.#store.db.prepare("DELETE FROM blobs WHERE sha256 = ?").run(sha256));
+    await Deno.remove(this.pathOf(sha256)).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+
   /** Every recorded blob, oldest first. */
   list(): BlobRecord[] {
     const rows = this.#store.db.prepare(

@@ -9,21 +9,15 @@
  * const cmd: Command = {
  *   name: "peek", summary: "list an image", usage: `thinimage peek IMAGE ${S3_USAGE}`,
  *   options: { ...S3_OPTIONS }, positionals: [1, 1], keeps: ["net", "env", "sys"],
- *   run(_ctx, { values }) { sourceFromArgs(values).close(); },
+ *   async run(_ctx, { values }) { (await sourceFromArgs(values)).close(); },
  * };
  * ```
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { CommandArgs } from "./command.ts";
-import {
-  createSource,
-  DEFAULT_BUCKET,
-  DEFAULT_PREFIX,
-  DEFAULT_REGION,
-  type ObjectSource,
-  type SourceConfig,
-} from "../retrieve/source.ts";
+import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
+import { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION } from "../retrieve/defaults.ts";
 
 /** `--bucket`, `--region`, `--endpoint`, `--prefix`. */
 export const S3_OPTIONS = {
@@ -59,8 +53,12 @@ export function sourceConfigFromArgs(values: CommandArgs["values"]): SourceConfi
   };
 }
 
-/** {@linkcode createSource} over {@linkcode sourceConfigFromArgs}. */
-export function sourceFromArgs(values: CommandArgs["values"]): ObjectSource {
+/**
+ * `createSource` over {@linkcode sourceConfigFromArgs}. The S3 SDK is loaded here, on first
+ * use, not when a command's module is: commands that may not reach S3 stay quick to start.
+ */
+export async function sourceFromArgs(values: CommandArgs["values"]): Promise<ObjectSource> {
+  const { createSource } = await import("../retrieve/source.ts");
   return createSource(sourceConfigFromArgs(values));
 }
 

@@ -20,12 +20,8 @@ import {
 } from "../s3/client.ts";
 import { UsageError } from "../errors.ts";
 
-/** The default bucket: the public one the images are published in. */
-export const DEFAULT_BUCKET = "flyio-platform-hiring-challenge";
-/** The default region. */
-export const DEFAULT_REGION = "us-east-1";
-/** The default key prefix under which each image is a directory. */
-export const DEFAULT_PREFIX = "images/";
+import { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION } from "./defaults.ts";
+export { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION };
 
 /** What retrieval needs from a bucket. */
 export interface ObjectSource {

@@ -36,7 +36,7 @@ const fetch: Command = {
   async run(ctx, { values, positionals }) {
     const maxLayers = positiveInt(values["max-layers"], "--max-layers");
     const maxBytes = positiveInt(values["max-blob-bytes"], "--max-blob-bytes");
-    const source = sourceFromArgs(values);
+    const source = await sourceFromArgs(values);
     await Deno.mkdir(ctx.stateDir, { recursive: true });
     const store = openStore(`${ctx.stateDir}/${DB_FILE}`);
     try {

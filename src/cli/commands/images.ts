@@ -25,7 +25,7 @@ const images: Command = {
     if (!values.remote) {
       throw new UsageError("images: only --remote is available so far (images in the bucket)");
     }
-    const source = sourceFromArgs(values);
+    const source = await sourceFromArgs(values);
     try {
       const list = await listRemoteImages(source, { signal: ctx.signal });
       const doc: RemoteImagesResult = {

@@ -1,0 +1,11 @@
+/**
+ * The default source coordinates, apart from the S3 client so that help text and option
+ * parsing do not load the SDK.
+ * @module
+ */
+/** The default bucket: the public one the images are published in. */
+export const DEFAULT_BUCKET = "flyio-platform-hiring-challenge";
+/** The default region. */
+export const DEFAULT_REGION = "us-east-1";
+/** The default key prefix under which each image is a directory. */
+export const DEFAULT_PREFIX = "images/";
