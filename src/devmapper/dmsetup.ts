@@ -20,7 +20,7 @@
  * @module
  */
 import { ExitCode, ThinimageError } from "../errors.ts";
-import { classifyDmStderr, parseDmsetupLs } from "./parse.ts";
+import { classifyDmStderr, parseDmsetupLs, parseDmsetupTables } from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
 
 /** dmsetup failed; carries the argv and stderr so the message says what was tried. */
@@ -176,6 +176,11 @@ export class Dmsetup {
       if (err instanceof DmNoSuchDeviceError) return undefined;
       throw err;
     }
+  }
+
+  /** The live table of every device-mapper device on the host, in one run. */
+  async tables(): Promise<Map<string, string>> {
+    return parseDmsetupTables(await this.run(["table"]));
   }
 
   /** Every device-mapper device on the host, with its `MAJOR:MINOR`. */

@@ -207,6 +207,30 @@ export function parseDmsetupLs(out: string): { name: string; dev: string }[] {
 }
 
 /**
+ * Parse `dmsetup table` (all devices): `NAME: TABLE LINE`, one line per target.
+ *
+ * @example
+ * ```ts
+ * import { parseDmsetupTables } from "./parse.ts";
+ * parseDmsetupTables("t1: 0 8192 thin 253:0 1\n").get("t1"); // "0 8192 thin 253:0 1"
+ * ```
+ */
+export function parseDmsetupTables(out: string): Map<string, string> {
+  const tables = new Map<string, string>();
+  for (const line of out.split("\n")) {
+    const i = line.indexOf(": ");
+    if (i <= 0) continue; // "No devices found", blank lines
+    const name = line.slice(0, i);
+    const prev = tables.get(name);
+    tables.set(
+      name,
+      prev === undefined ? line.slice(i + 2).trim() : `${prev}\n${line.slice(i + 2).trim()}`,
+    );
+  }
+  return tables;
+}
+
+/**
  * Parse `losetup -j FILE`: the loop devices backed by FILE.
  *
  * @example

@@ -329,10 +329,8 @@ export class ThinPool {
     const findings: Finding[] = [];
     const inPool = new Set(await listThinIds(this.#pool, this.#dm));
     const live = new Map<string, string>();
-    for (const { name } of await this.#dm.ls()) {
-      if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
-      const t = await this.#dm.table(name);
-      if (t !== undefined) live.set(name, t);
+    for (const [name, table] of await this.#dm.tables()) {
+      if (name.startsWith(NAME_PREFIX) && name !== this.#pool.name) live.set(name, table);
     }
     const poolDev = await this.#poolDev();
     const note = (f: Finding) => findings.push(f);

@@ -5,6 +5,7 @@ import {
   classifyDmStderr,
   formatThinPoolTable,
   parseDmsetupLs,
+  parseDmsetupTables,
   parseLosetupJ,
   parsePoolStatus,
   parseSize,
@@ -151,4 +152,14 @@ Deno.test("sizes: binary suffixes; anything else names the flag", () => {
   assertThrows(() => parseSize("2X", "--data-size"), InvalidInputError, "--data-size '2X'");
   assertThrows(() => parseSize("0"), InvalidInputError, "out of range");
   assertThrows(() => parseSize("-1G"), InvalidInputError);
+});
+
+Deno.test("dmsetup table of every device: by name, multi-target lines kept together", () => {
+  const t = parseDmsetupTables(
+    "p: 0 131072 thin-pool 7:0 7:1 128 0 1 error_if_no_space \nt1: 0 8192 thin 253:0 1\nlv: 0 8 linear 7:2 0\nlv: 8 8 linear 7:3 0\n",
+  );
+  assertEquals([...t.keys()], ["p", "t1", "lv"]);
+  assertEquals(t.get("t1"), "0 8192 thin 253:0 1");
+  assertEquals(t.get("lv"), "0 8 linear 7:2 0\n8 8 linear 7:3 0");
+  assertEquals(parseDmsetupTables("No devices found\n").size, 0);
 });

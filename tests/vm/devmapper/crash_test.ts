@@ -21,10 +21,11 @@ async function killedAt(f: PoolFixture, op: DmOp, point: string, name: string, o
   );
 }
 
-/** After reconcile, the pool holds exactly the recorded ids and nothing differs. */
+/**
+ * After reconcile, the pool holds exactly the recorded ids and nothing differs (survey reports
+ * an unrecorded id in the pool, a recorded id missing from it, and any live-device mismatch).
+ */
 async function assertConsistent(f: PoolFixture) {
-  const recorded = f.thin.list().map((d) => d.thinId);
-  assertEquals((await listThinIds(f.pool, f.dm)).sort(), recorded.sort(), "ids in the pool");
   assertEquals(await f.thin.survey(), [], "differences left after reconcile");
   assertEquals(f.thin.records.faultyIds(f.pool.name), [], "no id was written off");
 }
@@ -78,7 +79,6 @@ Deno.test("SIGKILL at each crash point of each intent; reconcile leaves nothing 
         );
         await f.thin.remove(target);
         if (c.op === "create_snap") await f.thin.remove(origin);
-        await assertConsistent(f);
       });
     }
     await t.step(
