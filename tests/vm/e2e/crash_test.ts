@@ -7,14 +7,17 @@
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { Scenario } from "./helpers.ts";
 
-const IMAGES = ["golang", "node", "python"];
+// Every machine and transition kind is crossed by golang alone (blob, chain from the base
+// device and from snapshots, pull, activate); each round is a process start, seconds under
+// emulation, so the other images are left to the mid-step kills and the other tests.
+const IMAGES = ["golang"];
 const KILLED = 137; // 128 + SIGKILL, as the shell reports it; Deno reports signal SIGKILL
 
 function killed(r: { code: number; signal: Deno.Signal | null }): boolean {
   return r.signal === "SIGKILL" || r.code === KILLED;
 }
 
-Deno.test("SIGKILL after every transition: each rerun resumes, and the end state is exact", async () => {
+Deno.test("SIGKILL after every transition of an activation: each rerun resumes, and the end state is exact", async () => {
   const sc = await Scenario.create("1G");
   try {
     let kills = 0;
@@ -34,7 +37,8 @@ Deno.test("SIGKILL after every transition: each rerun resumes, and the end state
       }
     }
     console.log(`crash: ${kills} processes killed at transition boundaries`);
-    assert(kills >= IMAGES.length * 3, `only ${kills} boundaries were hit`);
+    // activate 3 + pull 4 + blob 5 + chain 3 x 5 transitions, less the last one (no kill after it).
+    assert(kills >= 26, `only ${kills} boundaries were hit`);
     for (const img of IMAGES) await sc.assertActivationMatches(img, img);
     await sc.assertConsistent();
     const runs = await sc.query("SELECT machine, resource_id FROM runs WHERE status = 'active'");
@@ -48,7 +52,7 @@ Deno.test("SIGKILL in the middle of a download and of an apply: the rerun finish
   const sc = await Scenario.create("1G");
   try {
     for (const crash of ["download:65536", "apply:65536"]) {
-      const img = crash.startsWith("download") ? "golang" : "node";
+      const img = crash.startsWith("download") ? "node" : "python";
       const r = await sc.cli(["activate", img, "--json"], { THINIMAGE_TEST_CRASH_IN: crash });
       assert(killed(r), `${crash}: the process was not killed (code ${r.code}): ${r.stderr}`);
       const again = await sc.cli(["activate", img, "--json"]);
