@@ -16,9 +16,9 @@
  */
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
-import type { pullMachine } from "./pull.ts";
+import { IMAGE_RETRY, isPermanent, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { activationDeviceName } from "../image/chain.ts";
-import { ExitCode, InvalidInputError, ThinimageError } from "../errors.ts";
+import { InvalidInputError, ThinimageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
@@ -51,13 +51,9 @@ export interface DeactivateResponse {
   removed: boolean;
 }
 
-function isPermanent(err: unknown): boolean {
-  return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
-}
-
 /** The `activate` machine; `pull` must be the one registered with the engine that runs it. */
 export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMachine>) {
-  return machine<ActivateRequest, ActivateResponse>("activate", { isPermanent })
+  return machine<ActivateRequest, ActivateResponse>("activate", { isPermanent, retry: IMAGE_RETRY })
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);
       if (existing && existing.image !== request.image) {
@@ -84,7 +80,7 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
         device: activationDeviceName(request.name),
         created: true,
       };
-    })
+    }, ORCHESTRATION_RETRY)
     .to("snapshot", async ({ request, response }) => {
       const res = response!;
       if (res.created) {
@@ -114,7 +110,10 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
 
 /** The `deactivate` machine. */
 export function deactivateMachine(fx: ImageEffects) {
-  return machine<DeactivateRequest, DeactivateResponse>("deactivate", { isPermanent })
+  return machine<DeactivateRequest, DeactivateResponse>("deactivate", {
+    isPermanent,
+    retry: IMAGE_RETRY,
+  })
     .start("remove", async ({ request }) => {
       const a = fx.catalog.getActivation(request.name);
       const device = a?.device ?? activationDeviceName(request.name);

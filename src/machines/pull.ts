@@ -93,13 +93,25 @@ export interface ChainResponse {
  * Classified errors (hostile input, unreachable source, low space) halt at once: retrying
  * cannot change their outcome within a run. Unclassified ones (a busy device) are retried.
  */
-function isPermanent(err: unknown): boolean {
+export function isPermanent(err: unknown): boolean {
   return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
 }
 
+/**
+ * Retries of the image machines: attempts are counted across processes, and a download or an
+ * apply may take minutes, so the engine's one-minute bound is too tight.
+ */
+export const IMAGE_RETRY = { maxAttempts: 8, maxElapsedMs: 60 * 60_000 } as const;
+
+/**
+ * A transition that only waits on child runs is interrupted whenever its process dies while
+ * a child works: those deaths are the children's to count (each child has its own bound).
+ */
+export const ORCHESTRATION_RETRY = { retry: { maxAttempts: 1000 } } as const;
+
 /** The `blob` machine: one download per object, whoever asks. */
 export function blobMachine(fx: ImageEffects) {
-  return machine<BlobRequest, BlobResponse>("blob", { isPermanent })
+  return machine<BlobRequest, BlobResponse>("blob", { isPermanent, retry: IMAGE_RETRY })
     .start("download", async ({ request, signal }) => {
       const label = fx.progress(`fetch ${request.layer.key}`);
       const b = await fx.fetchBlob(request.layer, signal, label);
@@ -128,7 +140,7 @@ export function chainMachine(fx: ImageEffects) {
     }
     return device;
   };
-  return machine<ChainRequest, ChainResponse>("chain", { isPermanent })
+  return machine<ChainRequest, ChainResponse>("chain", { isPermanent, retry: IMAGE_RETRY })
     .start("snapshot", async ({ request }) => {
       const c = fx.catalog.beginChain({
         chainId: request.chainId,
@@ -180,7 +192,7 @@ export function pullMachine(
   blob: ReturnType<typeof blobMachine>,
   chain: ReturnType<typeof chainMachine>,
 ) {
-  return machine<PullRequest, PullResponse>("pull", { isPermanent })
+  return machine<PullRequest, PullResponse>("pull", { isPermanent, retry: IMAGE_RETRY })
     .start("resolve", async ({ request, signal }) => {
       const known = fx.catalog.getImage(request.image);
       let manifest: Manifest | undefined;
@@ -242,7 +254,7 @@ export function pullMachine(
         layers.map((l) => ({ idx: l.index, sha256: l.sha256!, chainId: l.chainId! })),
       );
       return { ...res, layers };
-    })
+    }, ORCHESTRATION_RETRY)
     .to("validate", async ({ response, signal }) => {
       if (response!.topChain) return response!;
       // Every layer not yet unpacked is checked before any is unpacked: a hostile layer 3
@@ -281,7 +293,7 @@ export function pullMachine(
       }
       fx.catalog.markReady(request.image, parent!);
       return { ...res, layers, topChain: parent! };
-    })
+    }, ORCHESTRATION_RETRY)
     .end("ready", {
       finalizers: [({ status, error, request }) => {
         if (status === "failed") {
