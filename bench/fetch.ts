@@ -3,7 +3,10 @@
  * loopback radosgw, and peak RSS of fetching a 1 GiB layer (vs a 64 MiB one: memory must not
  * grow with the blob). Prints a Markdown table.
  *
- *   deno run -A bench/fetch.ts [--rounds 3] [--image golang] [--keep]
+ *   deno run -A bench/fetch.ts [--rounds 3] [--image golang] [--keep] [--json]
+ *
+ * With --json, one JSON document (every sample, the ceilings, the peak RSS) replaces the
+ * Markdown on stdout.
  *
  * Starts the S3 server if needed (scripts/s3-server.sh) and uploads full-size fixtures and two
  * big single-layer images into the bucket `thinimage-bench` (about 2.6 GB, held in the server's
@@ -311,6 +314,7 @@ async function main(): Promise<void> {
       rounds: { type: "string", default: "3" },
       image: { type: "string", default: "golang" },
       keep: { type: "boolean" },
+      json: { type: "boolean" },
     },
   });
   const rounds = Number(values.rounds);
@@ -342,6 +346,18 @@ async function main(): Promise<void> {
     const rssMedium = await peakRss(env, "medium", `${work}/rss-medium`);
     const mbps = (name: string) => bytes / 1e6 / median(times[name]);
     const best = Math.max(mbps("curl, one at a time"), mbps("curl --parallel-max 2"));
+    if (values.json) {
+      console.log(JSON.stringify({
+        image: values.image,
+        layers: keys.length,
+        bytes,
+        rounds,
+        seconds: times,
+        ceilingsMBps: Object.fromEntries(cost),
+        peakRssMiB: { "64MiB": rssMedium, "1GiB": rssBig },
+      }));
+      return;
+    }
     console.log(
       `\n### fetch: ${values.image} (${keys.length} layers, ${(bytes / 1e6).toFixed(0)} MB), ` +
         `${rounds} rounds, medians, loopback radosgw\n`,

@@ -8,14 +8,19 @@
  * mostly small files). Targets live on a tmpfs the benchmark mounts (root only), otherwise in a
  * directory on disk; the table says which.
  *
- * Usage: deno run -A bench/tar.ts [--rounds N] [--keep]
+ * Usage: deno run -A bench/tar.ts [--rounds N] [--keep] [--json]
+ * With --json, one JSON document (every sample of every row) replaces the Markdown on stdout.
  * @module
  */
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string", default: "5" }, keep: { type: "boolean" } },
+  options: {
+    rounds: { type: "string", default: "5" },
+    keep: { type: "boolean" },
+    json: { type: "boolean" },
+  },
 });
 const ROUNDS = Number(values.rounds);
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
@@ -124,25 +129,39 @@ try {
     fresh("ours");
   }
   const mb = bytes / 1e6;
-  const fmt = (name: string, floor?: string) => {
-    const t = median(rows[name].s);
-    const ratio = floor ? `${(median(rows[floor].s) / t).toFixed(2)}x` : "";
-    return `| ${name} | ${t.toFixed(3)} | ${(mb / t).toFixed(0)} | ${ratio} | ${
-      (Math.max(...rows[name].rss) / 1024).toFixed(0)
-    } |`;
-  };
-  console.log(
-    `\nLayer: ${mb.toFixed(0)} MB, ${entries} entries (tar of ${
-      trees.map((t) => "/" + t).join(", ")
-    }); target: ${target}; ${ROUNDS} alternating rounds, medians; ${navigator.hardwareConcurrency} CPUs.\n`,
-  );
-  console.log("| command | median s | MB/s | speed vs floor | peak RSS MiB |");
-  console.log("|---|---|---|---|---|");
-  console.log(fmt("sha256sum"));
-  console.log(fmt("thinimage validate", "sha256sum"));
-  console.log(fmt("GNU tar -x"));
-  console.log(fmt("thinimage apply --sha256", "GNU tar -x"));
-  console.log(fmt("thinimage apply (hashes twice)", "GNU tar -x"));
+  if (values.json) {
+    console.log(JSON.stringify({
+      layerBytes: bytes,
+      entries,
+      trees: trees.map((t) => "/" + t),
+      target,
+      rounds: ROUNDS,
+      cpus: navigator.hardwareConcurrency,
+      rows: Object.fromEntries(
+        Object.entries(rows).map(([k, v]) => [k, { s: v.s, rssKiB: v.rss }]),
+      ),
+    }));
+  } else {
+    const fmt = (name: string, floor?: string) => {
+      const t = median(rows[name].s);
+      const ratio = floor ? `${(median(rows[floor].s) / t).toFixed(2)}x` : "";
+      return `| ${name} | ${t.toFixed(3)} | ${(mb / t).toFixed(0)} | ${ratio} | ${
+        (Math.max(...rows[name].rss) / 1024).toFixed(0)
+      } |`;
+    };
+    console.log(
+      `\nLayer: ${mb.toFixed(0)} MB, ${entries} entries (tar of ${
+        trees.map((t) => "/" + t).join(", ")
+      }); target: ${target}; ${ROUNDS} alternating rounds, medians; ${navigator.hardwareConcurrency} CPUs.\n`,
+    );
+    console.log("| command | median s | MB/s | speed vs floor | peak RSS MiB |");
+    console.log("|---|---|---|---|---|");
+    console.log(fmt("sha256sum"));
+    console.log(fmt("thinimage validate", "sha256sum"));
+    console.log(fmt("GNU tar -x"));
+    console.log(fmt("thinimage apply --sha256", "GNU tar -x"));
+    console.log(fmt("thinimage apply (hashes twice)", "GNU tar -x"));
+  }
 } finally {
   if (!values.keep) {
     if (target === "tmpfs") await run("/usr/bin/umount", [work]).catch(() => {});
