@@ -48,7 +48,9 @@ export type Fault =
   /** Answer with this status and an S3 error document instead of asking upstream. */
   | { kind: "status"; status: number; code?: string; headers?: Record<string, string> }
   /** Pass the response with another ETag header. */
-  | { kind: "etag"; etag: string };
+  | { kind: "etag"; etag: string }
+  /** Never answer: read the request, then nothing until the client gives up. */
+  | { kind: "hang" };
 
 /** Options for {@linkcode startFaultProxy}. */
 export interface FaultProxyOptions {
@@ -113,6 +115,11 @@ export function startFaultProxy(opts: FaultProxyOptions): FaultProxy {
     requests.push(req);
     const fault = await opts.fault?.(req);
     req.fault = fault?.kind;
+    if (fault?.kind === "hang") {
+      const buf = new Uint8Array(1024);
+      while (!closed && (await client.read(buf)) !== null) { /* discard */ }
+      return;
+    }
     if (fault?.kind === "status") {
       const code = fault.code ?? (fault.status === 403 ? "AccessDenied" : "ServiceUnavailable");
       const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code>` +
@@ -255,6 +262,8 @@ function parseFault(spec: string): Fault {
       return { kind, status: Number(a), headers: b ? { "Retry-After": b } : undefined };
     case "etag":
       return { kind, etag: a };
+    case "hang":
+      return { kind };
   }
   throw new Error(`unknown fault ${JSON.stringify(spec)}`);
 }

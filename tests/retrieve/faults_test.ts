@@ -112,6 +112,36 @@ Deno.test("faults: a stalled body hits the idle timeout and resumes", async () =
   );
 });
 
+Deno.test("faults: a server that never answers hits the headers timeout and is retried", async () => {
+  const scratch = await uploadScratch({ "f/1.tar": LAYER });
+  let n = 0;
+  const proxy = startFaultProxy({
+    upstream: s3Env().endpoint,
+    fault: (req) => (isBlobGet(req) && ++n === 1 ? { kind: "hang" } : undefined),
+  });
+  const source = publicSource({
+    endpoint: proxy.url,
+    prefix: scratch.prefix,
+    headersTimeoutMs: 300,
+  });
+  await using state = await tempState();
+  try {
+    const retries: string[] = [];
+    const r = await fetchImage(source, state.blobs, "f", {
+      ...opts,
+      onRetry: (err) => retries.push((err as Error).message),
+    });
+    assertEquals(r.layers[0].sha256, LAYER_SHA);
+    assertStringIncludes(retries[0], "no response within the timeout");
+    assertEquals(n, 2);
+    assertEquals(await tempFiles(state.dir), []);
+  } finally {
+    source.close();
+    await proxy.close();
+    await scratch.cleanup();
+  }
+});
+
 Deno.test("faults: a truncated body (short Content-Length) is completed by a ranged GET", async () => {
   await withFault(
     (_, n) => (n === 1 ? { kind: "truncate", bytes: 300_000 } : undefined),
