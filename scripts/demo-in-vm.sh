@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs inside the VM (see scripts/demo.sh). Everything it makes dies with the VM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(bash scripts/s3-server.sh env)"
+export THINIMAGE_STATE_DIR=/var/lib/thinimage THINIMAGE_S3_ENDPOINT=$THINIMAGE_TEST_S3_ENDPOINT
+export THINIMAGE_BUCKET=$THINIMAGE_TEST_BUCKET
+mkdir -p "$THINIMAGE_STATE_DIR" /var/tmp/refpool
+
+echo "== a thin pool, as the reference setup makes it"
+fallocate -l 1M /var/tmp/refpool/pool_meta
+fallocate -l 2G /var/tmp/refpool/pool_data
+META=$(losetup -f --show /var/tmp/refpool/pool_meta)
+DATA=$(losetup -f --show /var/tmp/refpool/pool_data)
+dmsetup create --verifyudev pool --table "0 4194304 thin-pool $META $DATA 2048 32768"
+deno task thinimage pool init --pool pool
+
+run() { echo "\$ thinimage $*"; deno task -q thinimage "$@"; }
+for pass in 1 2; do
+  echo "== pass $pass: activate golang, node, python"
+  for img in golang node python; do run activate "$img"; done
+  run ls
+done
+echo "== /etc/os-release of the activated golang root filesystem"
+mkdir -p /var/tmp/look
+mount -o ro,noload /dev/mapper/thinimage-act-golang /var/tmp/look
+cat /var/tmp/look/etc/os-release
+umount /var/tmp/look
