@@ -102,29 +102,38 @@ try {
   };
   for (let r = 0; r < ROUNDS; r++) {
     console.error(`round ${r + 1}/${ROUNDS}`);
-    add("sha256sum", await measure("/usr/bin/sha256sum", [layer]));
-    add("thinimage validate", await measure(deno, [...ro, "validate", layer]));
-    add(
-      "GNU tar -x",
-      await measure(TAR, [
-        "-x",
-        "--numeric-owner",
-        "--same-permissions",
-        "--same-owner",
-        "-f",
-        layer,
-        "-C",
-        fresh("gnu"),
-      ]),
-    );
-    add(
-      "thinimage apply --sha256",
-      await measure(deno, [...rw, "apply", layer, fresh("ours"), "--sha256", sha]),
-    );
-    add(
-      "thinimage apply (hashes twice)",
-      await measure(deno, [...rw, "apply", layer, fresh("ours")]),
-    );
+    // Each contender once a round; odd rounds run them in reverse, so that none always
+    // follows the same neighbour (page cache, CPU frequency, other tenants).
+    const steps: (() => Promise<void>)[] = [
+      async () => add("sha256sum", await measure("/usr/bin/sha256sum", [layer])),
+      async () => add("thinimage validate", await measure(deno, [...ro, "validate", layer])),
+      async () =>
+        add(
+          "GNU tar -x",
+          await measure(TAR, [
+            "-x",
+            "--numeric-owner",
+            "--same-permissions",
+            "--same-owner",
+            "-f",
+            layer,
+            "-C",
+            fresh("gnu"),
+          ]),
+        ),
+      async () =>
+        add(
+          "thinimage apply --sha256",
+          await measure(deno, [...rw, "apply", layer, fresh("ours"), "--sha256", sha]),
+        ),
+      async () =>
+        add(
+          "thinimage apply (hashes twice)",
+          await measure(deno, [...rw, "apply", layer, fresh("ours")]),
+        ),
+    ];
+    if (r % 2) steps.reverse();
+    for (const step of steps) await step();
     fresh("gnu");
     fresh("ours");
   }
