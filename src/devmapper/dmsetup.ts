@@ -20,7 +20,12 @@
  * @module
  */
 import { ExitCode, ThinimageError } from "../errors.ts";
-import { classifyDmStderr, parseDmsetupLs, parseDmsetupTables } from "./parse.ts";
+import {
+  classifyDmStderr,
+  parseDmsetupLs,
+  parseDmsetupTables,
+  parseSuspendedNames,
+} from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
 
 /** dmsetup failed; carries the argv and stderr so the message says what was tried. */
@@ -181,6 +186,20 @@ export class Dmsetup {
   /** The live table of every device-mapper device on the host, in one run. */
   async tables(): Promise<Map<string, string>> {
     return parseDmsetupTables(await this.run(["table"]));
+  }
+
+  /** The names of every suspended device-mapper device on the host, in one run. */
+  async suspendedNames(): Promise<string[]> {
+    const out = await this.run([
+      "info",
+      "-c",
+      "--noheadings",
+      "--separator",
+      ":",
+      "-o",
+      "name,suspended",
+    ]);
+    return parseSuspendedNames(out);
   }
 
   /** Every device-mapper device on the host, with its `MAJOR:MINOR`. */

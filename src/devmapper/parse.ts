@@ -231,6 +231,21 @@ export function parseDmsetupTables(out: string): Map<string, string> {
 }
 
 /**
+ * Parse `dmsetup info -c --noheadings --separator : -o name,suspended`: the suspended names.
+ *
+ * @example
+ * ```ts
+ * import { parseSuspendedNames } from "./parse.ts";
+ * parseSuspendedNames("p:Active\nt1:Suspended\n"); // ["t1"]
+ * ```
+ */
+export function parseSuspendedNames(out: string): string[] {
+  return out.split("\n").map((l) => /^(.+):Suspended\s*$/.exec(l)?.[1]).filter((n): n is string =>
+    n !== undefined
+  );
+}
+
+/**
  * Parse `losetup -j FILE`: the loop devices backed by FILE.
  *
  * @example

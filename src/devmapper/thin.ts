@@ -32,7 +32,7 @@ import {
 import { mkfsExt4 } from "./fs.ts";
 import { dirname, join } from "node:path";
 import { LockLiveness, OwnerLock } from "../host/process.ts";
-import { parseThinTable } from "./parse.ts";
+import { parseThinPoolTable, parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus } from "./pool.ts";
 import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
 
@@ -81,6 +81,7 @@ export interface Finding {
     | "rolled-back"
     | "finished-removal"
     | "reactivated"
+    | "resumed"
     | "recorded-active"
     | "recorded-inactive"
     | "marked-faulty"
@@ -268,7 +269,10 @@ export class ThinPool {
   async formatOnce(name: string): Promise<void> {
     const d = this.#require(name);
     if (d.formatted) return;
-    await mkfsExt4(await this.activate(name));
+    const table = await this.#dm.table(this.#pool.name);
+    const zeroes = table !== undefined &&
+      !parseThinPoolTable(table).features.includes("skip_block_zeroing");
+    await mkfsExt4(await this.activate(name), { prezeroed: zeroes });
     this.records.setFormatted(name);
   }
 
@@ -327,13 +331,23 @@ export class ThinPool {
 
   async #inspect(apply: boolean): Promise<Finding[]> {
     const findings: Finding[] = [];
-    const inPool = new Set(await listThinIds(this.#pool, this.#dm));
+    const note = (f: Finding) => findings.push(f);
+    // Under the pool lock nobody is between suspend and resume: a suspended device of ours
+    // was left so by a process that died there, and everything on it hangs until resumed.
+    const inPool = await this.#withPoolLock(async () => {
+      const ids = new Set(await listThinIds(this.#pool, this.#dm));
+      for (const name of await this.#dm.suspendedNames()) {
+        if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
+        note({ device: name, problem: "left suspended by a process that died", action: "resumed" });
+        if (apply) await this.#dm.resume(name);
+      }
+      return ids;
+    });
     const live = new Map<string, string>();
     for (const [name, table] of await this.#dm.tables()) {
       if (name.startsWith(NAME_PREFIX) && name !== this.#pool.name) live.set(name, table);
     }
     const poolDev = await this.#poolDev();
-    const note = (f: Finding) => findings.push(f);
     const rows = this.list();
     for (const d of rows) {
       const base = { device: d.name, thinId: d.thinId };
@@ -444,29 +458,38 @@ export class ThinPool {
   ): Promise<ThinDevice> {
     for (let attempt = 0;; attempt++) {
       await this.#opts.crashPoints?.afterIntent?.(op, d);
-      const suspended = origin !== undefined && (await this.#dm.table(origin)) !== undefined;
-      if (suspended) await this.#dm.suspend(origin!);
-      try {
-        await this.#dm.message(this.#pool.name, msg(d.thinId));
-      } catch (err) {
-        if (err instanceof DmExistsError && attempt < 64) {
-          d = this.records.moveToNextId(
-            d.name,
-            `taken in the pool by an unknown owner (seen creating ${d.name})`,
-          );
-          continue;
+      const dev = d;
+      // The pool lock keeps a second process from resuming the origin while this one still
+      // needs it suspended, and lets reconcile tell a suspension left by a dead process.
+      const taken = await this.#withPoolLock(async () => {
+        const suspend = origin !== undefined && (await this.#dm.table(origin)) !== undefined;
+        if (suspend) await this.#dm.suspend(origin!);
+        try {
+          try {
+            await this.#dm.message(this.#pool.name, msg(dev.thinId));
+          } catch (err) {
+            if (err instanceof DmExistsError && attempt < 64) return true;
+            this.records.setState(dev.name, "creating", { error: (err as Error).message });
+            throw new ThinimageError(
+              `cannot create ${dev.name} (thin id ${dev.thinId})${
+                origin ? ` from ${origin}` : ""
+              }: ${(err as Error).message}`,
+              { cause: err },
+            );
+          }
+          await this.#opts.crashPoints?.afterMessage?.(op, dev);
+          return false;
+        } finally {
+          if (suspend) await this.#dm.resume(origin!);
         }
-        this.records.setState(d.name, "creating", { error: (err as Error).message });
-        throw new ThinimageError(
-          `cannot create ${d.name} (thin id ${d.thinId})${origin ? ` from ${origin}` : ""}: ${
-            (err as Error).message
-          }`,
-          { cause: err },
+      });
+      if (taken) {
+        d = this.records.moveToNextId(
+          d.name,
+          `taken in the pool by an unknown owner (seen creating ${d.name})`,
         );
-      } finally {
-        if (suspended) await this.#dm.resume(origin!);
+        continue;
       }
-      await this.#opts.crashPoints?.afterMessage?.(op, d);
       this.records.setState(d.name, "created");
       return this.get(d.name)!;
     }
@@ -575,6 +598,23 @@ export class ThinPool {
       const dir = join(dirname(this.#store.path), "owners");
       return { owner: OwnerLock.acquire(dir).owner, liveness: new LockLiveness(dir) };
     })();
+  }
+
+  /** Run `fn` holding this pool's lock file (`STATE/locks/POOL.lock`, an flock). */
+  async #withPoolLock<T>(fn: () => Promise<T>): Promise<T> {
+    const dir = join(dirname(this.#store.path), "locks");
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = await Deno.open(join(dir, `${this.#pool.name}.lock`), {
+      read: true,
+      write: true,
+      create: true,
+    });
+    try {
+      await file.lock(true);
+      return await fn();
+    } finally {
+      file.close(); // drops the lock
+    }
   }
 
   async #poolDev(): Promise<string> {

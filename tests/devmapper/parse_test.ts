@@ -9,6 +9,7 @@ import {
   parseLosetupJ,
   parsePoolStatus,
   parseSize,
+  parseSuspendedNames,
   parseThinLsIds,
   parseThinPoolTable,
   parseThinTable,
@@ -152,6 +153,14 @@ Deno.test("sizes: binary suffixes; anything else names the flag", () => {
   assertThrows(() => parseSize("2X", "--data-size"), InvalidInputError, "--data-size '2X'");
   assertThrows(() => parseSize("0"), InvalidInputError, "out of range");
   assertThrows(() => parseSize("-1G"), InvalidInputError);
+});
+
+Deno.test("dmsetup info: the suspended devices", () => {
+  assertEquals(parseSuspendedNames("p:Active\nt1:Suspended\nweird:name:Suspended\n"), [
+    "t1",
+    "weird:name",
+  ]);
+  assertEquals(parseSuspendedNames("No devices found\n"), []);
 });
 
 Deno.test("dmsetup table of every device: by name, multi-target lines kept together", () => {
