@@ -8,9 +8,9 @@
  * With --json, one JSON document (every sample, the ceilings, the peak RSS) replaces the
  * Markdown on stdout.
  *
- * Starts the S3 server if needed (scripts/s3-server.sh) and uploads full-size fixtures and two
- * big single-layer images into the bucket `thinimage-bench` (about 2.6 GB, held in the server's
- * memory, so they are deleted at the end unless --keep). Each round runs every contender once,
+ * Starts the S3 server if needed (scripts/s3-server.sh) and uploads the full-size fixture image
+ * and two big single-layer images into the bucket `thinimage-bench` (about 2 GB, held in the
+ * server's memory, so they are deleted at the end unless --keep). Each round runs every contender once,
  * in an order that alternates, into fresh directories; medians are reported.
  * @module
  */
@@ -104,7 +104,7 @@ function bigTar(size: number): Uint8Array {
   return out;
 }
 
-async function prepare(env: Env): Promise<void> {
+async function prepare(env: Env, image: string): Promise<void> {
   const s3 = admin(env);
   try {
     if (!(await exists(s3, "fixtures-version"))) {
@@ -121,6 +121,8 @@ async function prepare(env: Env): Promise<void> {
           "--version",
           "bench",
           "--full-size",
+          "--only",
+          image,
         ],
         env: { AWS_ACCESS_KEY_ID: env.accessKey, AWS_SECRET_ACCESS_KEY: env.secretKey },
         stdout: "inherit",
@@ -319,7 +321,7 @@ async function main(): Promise<void> {
   });
   const rounds = Number(values.rounds);
   const env = await serverEnv();
-  await prepare(env);
+  await prepare(env, values.image!);
   const { keys, bytes } = await layersOf(env, values.image!);
   const work = await Deno.makeTempDir({ prefix: "thinimage-bench-" });
   const contenders: Record<string, (dir: string) => Promise<number>> = {

@@ -13,7 +13,7 @@
  *   deno run -A scripts/make-fixtures.ts --out DIR [--full-size]
  *       writes DIR/images/NAME/N.tar
  *   deno run -A scripts/make-fixtures.ts --endpoint URL --bucket PUBLIC [--private-bucket P]
- *       [--version V] [--full-size]
+ *       [--version V] [--full-size] [--only golang,node]
  *       uploads (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), makes PUBLIC
  *       anonymously readable, copies `node` into the private bucket, writes `fixtures-version`
  *
@@ -316,9 +316,13 @@ async function run(cmd: string, args: string[], stdout?: string): Promise<void> 
 }
 
 /** Build every layer once into `work`; returns spec name -> tar (or tar.gz) path. */
-async function buildLayers(work: string, scale: number): Promise<Map<string, string>> {
+async function buildLayers(
+  work: string,
+  scale: number,
+  images: string[],
+): Promise<Map<string, string>> {
   const specs = layers(scale);
-  const needed = new Set(Object.values(IMAGES).flat());
+  const needed = new Set(images.flatMap((i) => IMAGES[i]));
   const out = new Map<string, string>();
   for (const name of [...needed].sort()) {
     const spec = specs[name];
@@ -356,10 +360,10 @@ async function buildLayers(work: string, scale: number): Promise<Map<string, str
 }
 
 /** Every fixture object: key -> local file. */
-function objects(built: Map<string, string>): [string, string][] {
+function objects(built: Map<string, string>, images: string[]): [string, string][] {
   const list: [string, string][] = [];
-  for (const [image, specs] of Object.entries(IMAGES)) {
-    specs.forEach((s, i) => list.push([`images/${image}/${i + 1}.tar`, built.get(s)!]));
+  for (const image of images) {
+    IMAGES[image].forEach((s, i) => list.push([`images/${image}/${i + 1}.tar`, built.get(s)!]));
   }
   return list;
 }
@@ -436,8 +440,11 @@ async function main(): Promise<void> {
       "private-bucket": { type: "string" },
       version: { type: "string" },
       "full-size": { type: "boolean" },
+      only: { type: "string" },
     },
   });
+  const images = values.only ? values.only.split(",") : Object.keys(IMAGES);
+  for (const i of images) if (!IMAGES[i]) throw new Error(`unknown fixture image ${i}`);
   if (!values.out && !(values.endpoint && values.bucket)) {
     console.error(
       "usage: make-fixtures.ts --out DIR | --endpoint URL --bucket B [--private-bucket P] [--version V] [--full-size]",
@@ -447,7 +454,7 @@ async function main(): Promise<void> {
   const scale = values["full-size"] ? 1 : 500;
   const work = await Deno.makeTempDir({ prefix: "thinimage-fixtures-" });
   try {
-    const list = objects(await buildLayers(work, scale));
+    const list = objects(await buildLayers(work, scale, images), images);
     if (values.out) {
       for (const [key, file] of list) {
         const dest = `${values.out}/${key}`;
