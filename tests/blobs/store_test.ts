@@ -114,3 +114,22 @@ Deno.test("blob store: a temporary held by a killed process is abandoned", async
   await child.stdout.cancel();
   assertEquals(await s.blobs.removeStaleTemps(), [path]);
 });
+
+Deno.test("blob store: remove forgets the blob, its sources and its file", async () => {
+  await using s = await tempState();
+  const data = new TextEncoder().encode("collect me");
+  const h = sha(data);
+  await s.blobs.commit(await stage(s.blobs, data), {
+    sha256: h,
+    size: data.length,
+    format: "tar",
+    source: { etag: md5(data), size: data.length, key: "k" },
+  });
+  await s.blobs.remove(h);
+  assertEquals(s.blobs.has(h), false);
+  assertEquals(s.blobs.findByEtag(md5(data), data.length), undefined);
+  const rows = s.store.db.prepare("SELECT count(*) AS n FROM blob_sources").get() as { n: number };
+  assertEquals(rows.n, 0, "its sources go with it");
+  assertEquals(await Deno.stat(s.blobs.pathOf(h)).catch(() => "gone"), "gone");
+  await s.blobs.remove(h); // absent is success
+});
