@@ -174,7 +174,9 @@ export class DeviceRecords {
 
   /**
    * Write the intent to create `name` with a freshly allocated thin id (one transaction), and
-   * return the new row in state 'creating'.
+   * return the new row in state 'creating'. A snapshot inherits `formatted` from its origin
+   * here, in the intent, so no crash can leave a filesystem's snapshot looking unformatted
+   * (and mkfs'd over).
    */
   beginCreate(
     pool: string,
@@ -182,14 +184,15 @@ export class DeviceRecords {
     sizeBytes: number,
     origin: string | undefined,
     owner: string,
+    formatted = false,
   ): ThinDevice {
     return this.store.tx(() => {
       const id = this.#allocate(pool);
       const now = Date.now();
       this.store.db.prepare(
         `INSERT INTO thin_devices (name, pool, thin_id, size_bytes, origin, state, intent_owner,
-           created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'creating', ?, ?, ?)`,
-      ).run(name, pool, id, sizeBytes, origin ?? null, owner, now, now);
+           formatted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)`,
+      ).run(name, pool, id, sizeBytes, origin ?? null, owner, formatted ? 1 : 0, now, now);
       return this.device(name)!;
     });
   }

@@ -192,16 +192,16 @@ export class ThinPool {
     let d = existing;
     if (!d) {
       await this.guardFreeSpace();
-      d = this.records.beginCreate(this.#pool.name, name, o.sizeBytes, origin, await this.#me());
+      d = this.records.beginCreate(
+        this.#pool.name,
+        name,
+        o.sizeBytes,
+        origin,
+        await this.#me(),
+        o.formatted,
+      );
     }
-    const created = await this.#create(
-      d,
-      "create_snap",
-      (id) => `create_snap ${id} ${o.thinId}`,
-      origin,
-    );
-    if (o.formatted) this.records.setFormatted(name);
-    return this.get(name) ?? created;
+    return await this.#create(d, "create_snap", (id) => `create_snap ${id} ${o.thinId}`, origin);
   }
 
   /** Activate `name` and return its node, `/dev/mapper/NAME`. Idempotent. */

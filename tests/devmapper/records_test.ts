@@ -64,3 +64,13 @@ Deno.test("names must carry the prefix and stay plain; the schema enforces it to
   assertThrows(() => r.beginCreate("thinimage-pool", "other", 4096, undefined, "o"));
   assertThrows(() => r.beginCreate("thinimage-pool", "thinimage-odd", 1000, undefined, "o"));
 });
+
+Deno.test("a snapshot's intent row carries its origin's filesystem flag", () => {
+  const r = records();
+  assertEquals(
+    r.beginCreate("thinimage-pool", "thinimage-a", 4096, undefined, "o").formatted,
+    false,
+  );
+  const s = r.beginCreate("thinimage-pool", "thinimage-s", 4096, "thinimage-a", "o", true);
+  assertEquals([s.state, s.formatted], ["creating", true]);
+});
