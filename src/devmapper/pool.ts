@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
-import { DmError, DmExistsError, Dmsetup } from "./dmsetup.ts";
+import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
 import { attachLoop, detachLoop, deviceNumber, devicePath, findLoops } from "./loop.ts";
 import {
   formatThinPoolTable,
@@ -277,8 +277,9 @@ export async function listThinIds(pool: PoolInfo, dm: Dmsetup = new Dmsetup()): 
   try {
     await dm.message(pool.name, "reserve_metadata_snap");
   } catch (err) {
-    if (!(err instanceof DmError)) throw err;
-    // A snapshot left by a crashed run: release it and take a fresh one.
+    // EBUSY: a snapshot is held already, left by a run killed before its release (ThinPool
+    // reads ids under its pool lock, so not a live one): release it and take a fresh one.
+    if (!(err instanceof DmBusyError)) throw err;
     await dm.message(pool.name, "release_metadata_snap");
     await dm.message(pool.name, "reserve_metadata_snap");
   }

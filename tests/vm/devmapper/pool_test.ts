@@ -21,6 +21,10 @@ Deno.test("pool init is idempotent: same loop devices, same table, error_if_no_s
     const st = await poolStatus(f.pool.name, f.dm);
     assert(st.errorIfNoSpace && st.healthy);
     assertEquals(st.dataTotalBytes, 256 * MiB);
+    // A metadata snapshot left held by a killed run does not stop the next id listing.
+    await f.dm.message(f.pool.name, "reserve_metadata_snap");
+    assertEquals(await listThinIds(f.pool, f.dm), []);
+    assertEquals((await poolStatus(f.pool.name, f.dm)).heldMetadataRoot, undefined);
     await assertRejects(
       () => initPool(f.dir, f.store, { name: f.pool.name, dataSize: 512 * MiB }, f.dm),
       InvalidInputError,
