@@ -296,12 +296,16 @@ function classify(err: unknown, what: string, key: string | undefined, timedOut:
         code,
       );
     const retryable = (status !== undefined && status >= 500) || throttled;
-    return new S3RequestError(`${what}: ${status ?? "?"} ${explain(status, code)}`, {
+    // The server's own message, when it sent one worth reading (the SDK fills in
+    // "UnknownError" or the code otherwise).
+    const said = err.message && err.message !== code && err.message !== "UnknownError"
+      ? `: ${err.message}`
+      : "";
+    return new S3RequestError(`${what}: ${status ?? "?"} ${explain(status, code)}${said}`, {
       status,
       code,
       retryable,
       retryAfterMs,
-      cause: err,
     });
   }
   // fetch's TypeError (refused, reset, DNS) and the SDK's own parse failures of a cut reply.
