@@ -1,0 +1,339 @@
+/**
+ * `deno task bench`: every comparison of the benchmark issue in one run, one Markdown table.
+ *
+ *   deno run -A bench/run.ts [--quick] [--rounds N] [--skip-host] [--skip-vm] [--no-write]
+ *
+ * Host rows first, with full-size data: bench/fetch.ts (thinimage fetch vs curl from the
+ * loopback radosgw, peak RSS on a 1 GiB layer) and bench/tar.ts (validate vs sha256sum, apply
+ * vs GNU tar -x on a private tmpfs). Then the rows that need device-mapper, in the qemu VM
+ * (bench/vm.ts, scaled fixtures; the VM's numbers are emulated and only compared with
+ * baselines measured in the same VM). Each bench alternates its contenders within a round and
+ * reports every sample; this file turns them into medians with min-max spread, prints the
+ * table, and writes it with a description of the machine to bench/RESULTS.md.
+ *
+ * --quick: one round each (three for the short tar ones), a smaller layer in the VM, for a
+ * look in a few minutes. A section that fails is reported as not measured, with why.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { Stat, VmResults } from "./vm.ts";
+import { summary } from "./vm.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** One line of the table, in the issue's columns. */
+export interface Row {
+  what: string;
+  ours: string;
+  against: string;
+  ratio: string;
+  target: string;
+  met: "yes" | "no" | "-";
+  data: string;
+}
+
+/**
+ * Run a bench that prints one JSON document as its last stdout line. Other stdout lines are
+ * progress (the VM sends the guest's stderr and stdout down one serial line) and are passed on
+ * to our stderr as they come.
+ */
+async function runJson<T>(cmd: string, args: string[]): Promise<T> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let last = "";
+  let pending = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      if (last) console.error(`  ${last}`);
+      last = line.trim();
+    }
+  }
+  if (pending.trim()) {
+    if (last) console.error(`  ${last}`);
+    last = pending.trim();
+  }
+  const st = await child.status;
+  if (!st.success) {
+    throw new Error(`${[cmd, ...args].join(" ")} exited ${st.code}: ${last.slice(-300)}`);
+  }
+  return JSON.parse(last) as T;
+}
+
+const f = (x: number, d = 0) => x.toFixed(d);
+/** "median (min-max)" of a rate computed from times: the fastest time is the highest rate. */
+function rate(bytes: number, s: Stat): string {
+  return `${f(bytes / 1e6 / s.median)} MB/s (${f(bytes / 1e6 / s.max)}-${f(bytes / 1e6 / s.min)})`;
+}
+function spread(s: Stat, d = 1, unit = ""): string {
+  return `${f(s.median, d)}${unit} (${f(s.min, d)}-${f(s.max, d)})`;
+}
+const MB = (b: number) => `${f(b / 1e6, 1)} MB`;
+
+interface FetchJson {
+  image: string;
+  layers: number;
+  bytes: number;
+  rounds: number;
+  seconds: Record<string, number[]>;
+  peakRssMiB: Record<string, number>;
+}
+
+interface TarJson {
+  layerBytes: number;
+  entries: number;
+  target: string;
+  rounds: number;
+  rows: Record<string, { s: number[]; rssKiB: number[] }>;
+}
+
+function fetchRows(j: FetchJson): Row[] {
+  const ours = summary(j.seconds["thinimage fetch"]);
+  const curls = ["curl, one at a time", "curl --parallel-max 2"].map((k) => ({
+    k,
+    s: summary(j.seconds[k]),
+  })).sort((a, b) => a.s.median - b.s.median);
+  const best = curls[0];
+  const ratio = best.s.median / ours.median;
+  const rss = j.peakRssMiB["1GiB"];
+  return [{
+    what: "fetch from the local S3 server (host)",
+    ours: `${rate(j.bytes, ours)}; peak RSS ${f(rss)} MiB on a 1 GiB layer (${
+      f(j.peakRssMiB["64MiB"])
+    } on 64 MiB)`,
+    against: `${best.k}: ${rate(j.bytes, best.s)}`,
+    ratio: `${f(ratio, 2)}x`,
+    target: ">= 0.9x curl; RSS < 200 MiB",
+    met: ratio >= 0.9 && rss < 200 ? "yes" : "no",
+    data: `full-size ${j.image} (${j.layers} layers, ${MB(j.bytes)}), ${j.rounds} rounds`,
+  }];
+}
+
+function tarRows(j: TarJson): Row[] {
+  const s = (k: string) => summary(j.rows[k].s);
+  const rss = (k: string) => f(Math.max(...j.rows[k].rssKiB) / 1024);
+  const data = `${MB(j.layerBytes)} layer of /usr trees, ${j.entries} entries, ${j.rounds} rounds`;
+  const v = s("thinimage validate"), sha = s("sha256sum");
+  const a = s("thinimage apply --sha256"), tar = s("GNU tar -x");
+  return [{
+    what: "validate a layer (host)",
+    ours: `${rate(j.layerBytes, v)}, ${rss("thinimage validate")} MiB RSS`,
+    against: `sha256sum ${rate(j.layerBytes, sha)}`,
+    ratio: `${f(sha.median / v.median, 2)}x`,
+    target: ">= 1x",
+    met: sha.median / v.median >= 1 ? "yes" : "no",
+    data,
+  }, {
+    what: `apply a layer (host, ${j.target}; reference only)`,
+    ours: `${rate(j.layerBytes, a)}, ${rss("thinimage apply --sha256")} MiB RSS`,
+    against: `GNU tar -x ${rate(j.layerBytes, tar)}`,
+    ratio: `${f(tar.median / a.median, 2)}x`,
+    target: "(>= 0.8x is for the VM row)",
+    met: "-",
+    data,
+  }];
+}
+
+function vmRows(j: VmResults): Row[] {
+  const a = j.apply, c = j.cold, w = j.warm;
+  const applyRatio = a.tarS.median / a.thinimageS.median;
+  const coldFaster = c.thinimageS.median < c.naiveS.median;
+  const byteShare = c.thinimageBytes / c.naiveBytes;
+  const blockShare = c.thinimageDataBytes / c.naiveDataBytes;
+  const warmRatio = w.newNameMs.median / w.floorMs.median;
+  const vm = `VM (qemu TCG, ${j.cpus} vCPUs, ${j.kernel})`;
+  const fixture = `scaled fixtures (1/500): golang+node+python, ${c.thinimageS.n} rounds`;
+  return [{
+    what: `apply a layer into a fresh ext4 thin volume (${vm})`,
+    ours: `${rate(a.layerBytes, a.thinimageS)} (incl. sync and a process start: ${
+      f(w.floorMs.median / 1000, 1)
+    } s here)`,
+    against: `GNU tar -x ${rate(a.layerBytes, a.tarS)}`,
+    ratio: `${f(applyRatio, 2)}x`,
+    target: ">= 0.8x",
+    met: applyRatio >= 0.8 ? "yes" : "no",
+    data: `${MB(a.layerBytes)} tar of ${
+      a.trees.join(", ")
+    }, ${a.entries} entries, ${a.thinimageS.n} rounds`,
+  }, {
+    what: `cold activate of the three images (${vm})`,
+    ours: `${spread(c.thinimageS, 1, " s")}; ${MB(c.thinimageBytes)} downloaded; pool data ${
+      MB(c.thinimageDataBytes)
+    }`,
+    against: `naive: ${spread(c.naiveS, 1, " s")}; ${MB(c.naiveBytes)}; pool data ${
+      MB(c.naiveDataBytes)
+    }`,
+    ratio: `time ${f(c.naiveS.median / c.thinimageS.median, 2)}x faster; bytes ${
+      f(byteShare, 2)
+    }; blocks ${f(blockShare, 2)}`,
+    target: "faster; about half the bytes and blocks",
+    met: coldFaster && byteShare <= 0.6 && blockShare <= 0.6 ? "yes" : "no",
+    data: `${fixture}; ${f(c.deviceBytes / 2 ** 30)} GiB volumes, ${
+      c.blockBytes / 1024
+    } KiB blocks`,
+  }, {
+    what: `warm activate of a ready image (${vm})`,
+    ours: `new name ${spread(w.newNameMs, 0, " ms")}, same name ${
+      spread(w.sameNameMs, 0, " ms")
+    }; ${w.gets} GETs (${w.requests} S3 requests)`,
+    against: `empty deno run ${spread(w.floorMs, 0, " ms")}`,
+    ratio: `${f(warmRatio, 2)}x the floor`,
+    target: "<= 2x the floor, 0 GETs",
+    met: warmRatio <= 2 && w.gets === 0 ? "yes" : "no",
+    data: `golang, ${w.floorMs.n} rounds`,
+  }, {
+    what: `pool metadata used after the three images (${vm})`,
+    ours: `${c.thinimageMetaBlocks} blocks of 4 KiB`,
+    against: `naive: ${c.naiveMetaBlocks} blocks`,
+    ratio: `${f(c.thinimageMetaBlocks / c.naiveMetaBlocks, 2)}`,
+    target: "reported",
+    met: "-",
+    data: fixture,
+  }];
+}
+
+function notRun(what: string, why: string): Row {
+  return {
+    what,
+    ours: `not measured: ${why}`,
+    against: "",
+    ratio: "",
+    target: "",
+    met: "-",
+    data: "",
+  };
+}
+
+/** The issue's table, as Markdown. */
+export function table(rows: Row[]): string {
+  const esc = (s: string) => s.replaceAll("|", "\\|");
+  return [
+    "| what | this project | against | ratio | target | met? | data |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map((r) =>
+      `| ${[r.what, r.ours, r.against, r.ratio, r.target, r.met, r.data].map(esc).join(" | ")} |`
+    ),
+  ].join("\n");
+}
+
+async function machine(): Promise<string> {
+  const cpu = /model name\s*:\s*(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1] ??
+    "unknown CPU";
+  const mem = Number(/MemTotal:\s+(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"))![1]);
+  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  return [
+    `- CPU: ${cpu}, ${navigator.hardwareConcurrency} cores; memory ${f(mem / 1024 / 1024, 1)} GiB`,
+    `- kernel ${Deno.osRelease()}; deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
+    `- load average at the start: ${load} (the machine is shared: other VMs and builds run too)`,
+    `- date: ${new Date().toISOString()}`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      rounds: { type: "string" },
+      "skip-host": { type: "boolean" },
+      "skip-vm": { type: "boolean" },
+      "no-write": { type: "boolean" },
+    },
+  });
+  const quick = !!values.quick;
+  const rounds = values.rounds ?? (quick ? "1" : "3");
+  const started = performance.now();
+  const desc = await machine();
+  const deno = Deno.execPath();
+  const rows: Row[] = [];
+  const log = (s: string) => console.error(`bench: ${s}`);
+
+  if (!values["skip-host"]) {
+    log("fetch (host, full-size fixtures in the loopback radosgw)");
+    try {
+      rows.push(...fetchRows(
+        await runJson<FetchJson>(deno, [
+          "run",
+          "-A",
+          "bench/fetch.ts",
+          "--json",
+          "--rounds",
+          rounds,
+        ]),
+      ));
+    } catch (e) {
+      rows.push(notRun("fetch from the local S3 server (host)", String(e).slice(0, 200)));
+    }
+    log("validate and apply (host, tmpfs)");
+    try {
+      const tarRounds = values.rounds ?? (quick ? "3" : "5");
+      rows.push(...tarRows(
+        await runJson<TarJson>(deno, [
+          "run",
+          "-A",
+          "bench/tar.ts",
+          "--json",
+          "--rounds",
+          tarRounds,
+        ]),
+      ));
+    } catch (e) {
+      rows.push(notRun("validate / apply a layer (host)", String(e).slice(0, 200)));
+    }
+  }
+  if (!values["skip-vm"]) {
+    log("device rows in the VM (one VM; minutes under emulation)");
+    try {
+      const args = [
+        "scripts/vm.sh",
+        "--",
+        "deno",
+        "run",
+        "-A",
+        "--no-check",
+        "bench/vm.ts",
+        "--json",
+      ];
+      if (quick) args.push("--quick");
+      if (values.rounds) args.push("--rounds", values.rounds);
+      rows.push(...vmRows(await runJson<VmResults>("/usr/bin/bash", args)));
+    } catch (e) {
+      rows.push(notRun("apply / cold / warm / metadata (VM)", String(e).slice(0, 300)));
+    }
+  }
+  const minutes = (performance.now() - started) / 60000;
+  const md = table(rows);
+  console.log(md);
+  if (values["no-write"]) return;
+  const doc = [
+    "# Benchmark results",
+    "",
+    `Written by \`deno task bench${quick ? " --quick" : ""}\` (bench/run.ts) in ${
+      f(minutes, 1)
+    } minutes. Medians, (min-max) over the rounds; each bench alternates its contenders within`,
+    "a round. Host rows use full-size data on the host; VM rows run in qemu without KVM (TCG),",
+    "where a process start costs seconds and I/O is slow: their ratios compare contenders measured",
+    "in the same VM, and their absolute numbers say nothing about real hardware.",
+    "",
+    "## Machine",
+    "",
+    desc,
+    "",
+    "## Results",
+    "",
+    md,
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${ROOT}/bench/RESULTS.md`, doc);
+  log(`wrote bench/RESULTS.md (${f(minutes, 1)} min)`);
+}
+
+if (import.meta.main) await main();
