@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import type { Stat, VmResults } from "./vm.ts";
-import { summary } from "./vm.ts";
+import { diagnosis, summary } from "./vm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -183,7 +183,9 @@ function vmRows(j: VmResults): Row[] {
     what: `warm activate of a ready image (${vm})`,
     ours: `new name ${spread(w.newNameMs, 0, " ms")}, same name ${
       spread(w.sameNameMs, 0, " ms")
-    }; ${w.gets} GETs (${w.requests} S3 requests)`,
+    }; ${w.gets} GETs (${w.requests} S3 requests${
+      w.paths.length ? `: ${[...new Set(w.paths)].join(", ")}` : ""
+    })`,
     against: `empty deno run ${spread(w.floorMs, 0, " ms")}`,
     ratio: `${f(warmRatio, 2)}x the floor`,
     target: "<= 2x the floor, 0 GETs",
@@ -254,6 +256,7 @@ async function main(): Promise<void> {
   const desc = await machine();
   const deno = Deno.execPath();
   const rows: Row[] = [];
+  const notes: string[] = [];
   const log = (s: string) => console.error(`bench: ${s}`);
 
   if (!values["skip-host"]) {
@@ -301,10 +304,13 @@ async function main(): Promise<void> {
         "--no-check",
         "bench/vm.ts",
         "--json",
+        "--diagnose",
       ];
       if (quick) args.push("--quick");
       if (values.rounds) args.push("--rounds", values.rounds);
-      rows.push(...vmRows(await runJson<VmResults>("/usr/bin/bash", args)));
+      const vm = await runJson<VmResults>("/usr/bin/bash", args);
+      rows.push(...vmRows(vm));
+      if (vm.diagnose) notes.push(diagnosis(vm.diagnose));
     } catch (e) {
       rows.push(notRun("apply / cold / warm / metadata (VM)", String(e).slice(0, 300)));
     }
@@ -331,6 +337,9 @@ async function main(): Promise<void> {
     "",
     md,
     "",
+    ...(notes.length
+      ? ["## Where the time goes in the VM (bench/vm.ts --diagnose)", "", ...notes, ""]
+      : []),
   ].join("\n");
   await Deno.writeTextFile(`${ROOT}/bench/RESULTS.md`, doc);
   log(`wrote bench/RESULTS.md (${f(minutes, 1)} min)`);

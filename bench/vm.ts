@@ -2,7 +2,7 @@
  * The benchmark rows that need a real kernel (device-mapper, ext4 on thin volumes). Runs as
  * root inside the test VM, where the S3 server runs too (the guest has no network):
  *
- *   bash scripts/vm.sh -- deno run -A bench/vm.ts [--rounds N] [--quick] [--json]
+ *   bash scripts/vm.sh -- deno run -A bench/vm.ts [--rounds N] [--quick] [--json] [--diagnose]
  *
  * (a) apply: `thinimage apply` of one layer onto a fresh, mounted ext4 thin volume vs GNU
  *     `tar -x` of the same layer onto the same kind of volume; each timed up to `sync -f`.
@@ -14,6 +14,9 @@
  *     `deno run` of an empty script; S3 requests counted by a loopback proxy in front of the
  *     server.
  * (d) pool metadata used after the three images, both ways.
+ *
+ * --diagnose adds where the time goes: readlink(2) cost per file system, the syscall counts of
+ * one apply, the programs one warm activate starts.
  *
  * Rounds alternate which contender goes first; medians and min-max are reported. Everything
  * here is emulated (qemu TCG): only ratios between rows measured in this same VM mean anything.
@@ -71,7 +74,22 @@ export interface VmResults {
     floorMs: Stat;
     requests: number;
     gets: number;
+    /** Method and path of each S3 request made during the warm runs. */
+    paths: string[];
   };
+  /** With --diagnose: where the time of apply and of a warm activate goes. */
+  diagnose?: Diagnosis;
+}
+
+/** Evidence for the rows that miss their targets. */
+export interface Diagnosis {
+  /** Microseconds per readlink(2) of a directory on each file system (Deno resolves every
+   * prefix of a path it opens for writing, one readlink per component). */
+  readlinkUs: Record<string, number>;
+  /** Syscall counts of one `thinimage apply` (strace -c -f), the top ones. */
+  applySyscalls: [string, number][];
+  /** Programs one warm `activate` (new name) ran, with counts (strace -e execve). */
+  warmExecs: [string, number][];
 }
 
 /** Median, min and max of `xs`. */
@@ -106,6 +124,45 @@ async function startS3(): Promise<{ endpoint: string; bucket: string }> {
   return { endpoint: vars.THINIMAGE_TEST_S3_ENDPOINT, bucket: vars.THINIMAGE_TEST_BUCKET };
 }
 
+const STRACE = "/usr/bin/strace";
+
+/** Microseconds per readlink(2) of `dir` (EINVAL: a directory is not a link). */
+function readlinkUs(dir: string): number {
+  const n = 2000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    try {
+      Deno.readLinkSync(dir);
+    } catch { /* EINVAL, as for every prefix Deno checks */ }
+  }
+  return (performance.now() - t0) / n * 1000;
+}
+
+/** Run `cmd args` under `strace -c -f`; the most frequent syscalls with their counts. */
+async function syscallCounts(cmd: string, args: string[], top = 10): Promise<[string, number][]> {
+  const out = join(await Deno.makeTempDir({ prefix: "thinimage-bench-" }), "strace.txt");
+  await must(STRACE, ["-c", "-f", "-o", out, cmd, ...args]);
+  const rows: [string, number][] = [];
+  for (const line of (await Deno.readTextFile(out)).split("\n")) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line);
+    if (m && m[2] !== "total") rows.push([m[2], Number(m[1])]);
+  }
+  await Deno.remove(join(out, ".."), { recursive: true });
+  return rows.sort((a, b) => b[1] - a[1]).slice(0, top);
+}
+
+/** Run `cmd args` under `strace -f -e execve`; each program started, with counts. */
+async function execCounts(cmd: string, args: string[], env: Record<string, string>) {
+  const out = join(await Deno.makeTempDir({ prefix: "thinimage-bench-" }), "strace.txt");
+  await must(STRACE, ["-f", "-qq", "-e", "trace=execve", "-o", out, cmd, ...args], env);
+  const counts = new Map<string, number>();
+  for (const m of (await Deno.readTextFile(out)).matchAll(/execve\("([^"]+)".*= 0$/gm)) {
+    counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+  }
+  await Deno.remove(join(out, ".."), { recursive: true });
+  return [...counts].sort((a, b) => b[1] - a[1]);
+}
+
 /** A loop-backed pool of our own in `dir`, with the device API the product uses. */
 async function ownPool(dir: string, name: string): Promise<{ store: Store; thin: ThinPool }> {
   const store = openStore(join(dir, "thinimage.db"));
@@ -125,7 +182,8 @@ async function dropPool(dir: string, store: Store, thin: ThinPool): Promise<void
 async function freshVolume(thin: ThinPool, name: string, size: number, mnt: string) {
   await thin.createThin(name, size);
   const dev = await thin.activate(name);
-  await mkfsExt4(dev);
+  // The product's mkfs (the pool zeroes new blocks, so the tables need not be written).
+  await mkfsExt4(dev, { prezeroed: true });
   await mountPrivate(dev, mnt);
 }
 
@@ -135,7 +193,11 @@ async function releaseVolume(thin: ThinPool, name: string, mnt: string): Promise
 }
 
 /** (a) apply vs GNU tar -x onto fresh volumes. */
-async function benchApply(rounds: number, trees: string[]): Promise<VmResults["apply"]> {
+async function benchApply(
+  rounds: number,
+  trees: string[],
+  diag?: Partial<Diagnosis>,
+): Promise<VmResults["apply"]> {
   const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "thinimage-bench-apply-" });
   const { store, thin } = await ownPool(dir, `thinimage-bench-apply${Deno.pid}`);
   try {
@@ -187,6 +249,28 @@ async function benchApply(rounds: number, trees: string[]): Promise<VmResults["a
         await releaseVolume(thin, name, mnt);
       }
     }
+    if (diag) {
+      const name = "thinimage-bench-diag";
+      const mnt = join(dir, "mnt", name);
+      await freshVolume(thin, name, 1024 ** 3, mnt);
+      diag.readlinkUs = {
+        "/var/tmp (overlay on 9p)": readlinkUs("/var/tmp"),
+        "/run (tmpfs)": readlinkUs("/run"),
+        "the mounted volume (ext4 on thin)": readlinkUs(mnt),
+      };
+      diag.applySyscalls = await syscallCounts(Deno.execPath(), [
+        "run",
+        "--no-check",
+        ...flags,
+        MAIN,
+        "apply",
+        layer,
+        mnt,
+        "--sha256",
+        sha,
+      ]);
+      await releaseVolume(thin, name, mnt);
+    }
     return {
       layerBytes,
       entries,
@@ -202,18 +286,24 @@ async function benchApply(rounds: number, trees: string[]): Promise<VmResults["a
 /** One state directory with a pool, driven through the CLI as the e2e tests do. */
 class Cli {
   constructor(readonly dir: string, readonly endpoint: string, readonly bucket: string) {}
+  argv(args: string[]): string[] {
+    return [
+      "run",
+      "--no-check",
+      ...permissionFlags({ netHosts: [new URL(this.endpoint).host] }),
+      MAIN,
+      "--state-dir",
+      this.dir,
+      ...args,
+    ];
+  }
+  get env(): Record<string, string> {
+    return { THINIMAGE_S3_ENDPOINT: this.endpoint, THINIMAGE_BUCKET: this.bucket };
+  }
   async run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-check",
-        ...permissionFlags({ netHosts: [new URL(this.endpoint).host] }),
-        MAIN,
-        "--state-dir",
-        this.dir,
-        ...args,
-      ],
-      env: { THINIMAGE_S3_ENDPOINT: this.endpoint, THINIMAGE_BUCKET: this.bucket },
+      args: this.argv(args),
+      env: this.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -258,6 +348,7 @@ async function benchActivate(
   rounds: number,
   warmRounds: number,
   s3: { endpoint: string; bucket: string },
+  diag?: Partial<Diagnosis>,
 ): Promise<{ cold: VmResults["cold"]; warm: VmResults["warm"] }> {
   // Every request of the CLI goes through the proxy, so that warm runs can be counted.
   const proxy = startFaultProxy({ upstream: s3.endpoint });
@@ -276,6 +367,7 @@ async function benchActivate(
   const warmNew: number[] = [], warmSame: number[] = [], floor: number[] = [];
   let cold = {} as VmResults["cold"];
   let warmReq = 0, warmGets = 0;
+  const warmPaths: string[] = [];
   const empty = join(await Deno.makeTempDir({ prefix: "thinimage-bench-" }), "empty.ts");
   await Deno.writeTextFile(empty, "");
   try {
@@ -317,10 +409,18 @@ async function benchActivate(
               for (const f of w % 2 ? [c, b, a] : [a, b, c]) await f();
               warmReq += proxy.requests.length - before;
               warmGets += proxy.requests.slice(before).filter((q) => q.method === "GET").length;
+              warmPaths.push(...proxy.requests.slice(before).map((q) => `${q.method} ${q.path}`));
               console.error(
                 `warm ${w + 1}/${warmRounds}: new ${warmNew.at(-1)!.toFixed(0)} ms, same ${
                   warmSame.at(-1)!.toFixed(0)
                 } ms, floor ${floor.at(-1)!.toFixed(0)} ms`,
+              );
+            }
+            if (diag) {
+              diag.warmExecs = await execCounts(
+                Deno.execPath(),
+                cli.argv(["activate", "golang", "--name", "diag", "--json"]),
+                cli.env,
               );
             }
           }
@@ -390,12 +490,25 @@ async function benchActivate(
       floorMs: summary(floor),
       requests: warmReq,
       gets: warmGets,
+      paths: warmPaths,
     },
   };
 }
 
 function fmtStat(s: Stat, digits = 1): string {
   return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
+}
+
+/** --diagnose's findings as Markdown lines. */
+export function diagnosis(d: Diagnosis): string {
+  const list = (xs: [string, number][]) => xs.map(([k, v]) => `${k} ${v}`).join(", ");
+  return [
+    `- readlink(2) of a directory, µs: ${
+      Object.entries(d.readlinkUs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join("; ")
+    }`,
+    `- syscalls of one apply (strace -c -f): ${list(d.applySyscalls)}`,
+    `- programs one warm activate starts: ${list(d.warmExecs)}`,
+  ].join("\n");
 }
 
 /** The results as Markdown, for a run of this file alone. */
@@ -429,6 +542,7 @@ export function markdown(r: VmResults): string {
       (r.warm.sameNameMs.median / r.warm.floorMs.median).toFixed(2)
     }x |`,
     `| S3 requests (GETs) during warm runs | ${r.warm.requests} (${r.warm.gets}) | | |`,
+    ...(r.diagnose ? ["", diagnosis(r.diagnose)] : []),
   ].join("\n");
 }
 
@@ -439,18 +553,21 @@ async function main(): Promise<void> {
       rounds: { type: "string" },
       quick: { type: "boolean" },
       json: { type: "boolean" },
+      diagnose: { type: "boolean" },
     },
   });
+  const diag: Partial<Diagnosis> | undefined = values.diagnose ? {} : undefined;
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
-  const trees = values.quick
-    ? ["usr/share/perl", "usr/share/zoneinfo"]
-    : ["usr/lib/python3", "usr/share/perl", "usr/share/zoneinfo"];
+  // A cold round is three CLI activations and the naive pipeline: minutes under emulation.
+  const coldRounds = Number(values.rounds ?? (values.quick ? 1 : 2));
+  // About 20 MB and 2,700 entries: under emulation, more takes minutes per round.
+  const trees = ["usr/share/perl", "usr/share/zoneinfo"];
   const t0 = performance.now();
   console.error("bench/vm: starting the S3 server in the VM");
   const s3 = await startS3();
   console.error(`bench/vm: S3 ready after ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  const apply = await benchApply(rounds, trees);
-  const { cold, warm } = await benchActivate(rounds, values.quick ? 2 : 3, s3);
+  const apply = await benchApply(rounds, trees, diag);
+  const { cold, warm } = await benchActivate(coldRounds, values.quick ? 2 : 3, s3, diag);
   const meminfo = await Deno.readTextFile("/proc/meminfo");
   const res: VmResults = {
     kernel: (await Deno.readTextFile("/proc/sys/kernel/osrelease")).trim(),
@@ -459,6 +576,7 @@ async function main(): Promise<void> {
     apply,
     cold,
     warm,
+    diagnose: diag as Diagnosis | undefined,
   };
   console.error(`bench/vm: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   console.log(values.json ? JSON.stringify(res) : markdown(res));
