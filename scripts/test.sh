@@ -14,9 +14,14 @@ LOG=$(mktemp); trap 'rm -f "$LOG"' EXIT
 rc=0
 if [ "$mode" != vm ]; then
   # A real S3 server on loopback for the retrieval tests (started once, reused if running).
-  if eval "$(bash scripts/s3-server.sh env)"; then :; else echo "s3 server failed to start"; rc=1; fi
-  NO_COLOR=1 deno test --allow-all --parallel --ignore=tests/vm tests/ "$@" 2>&1 | tee -a "$LOG"
-  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  # Its variables stay in this subshell: the VM runs its own server, on its own loopback.
+  (
+    eval "$(bash scripts/s3-server.sh env)" || { echo "s3 server failed to start"; exit 1; }
+    NO_COLOR=1 deno test --allow-all --parallel --ignore=tests/vm tests/ "$@" 2>&1 | tee -a "$LOG"
+    exit "${PIPESTATUS[0]}"
+  ) || rc=1
+  # Its memory and CPU are the VM's from here on.
+  [ "$mode" = host ] || bash scripts/s3-server.sh stop || true
 fi
 if [ "$mode" != host ]; then
   NO_COLOR=1 bash scripts/vm.sh -- bash scripts/test-in-vm.sh "$@" 2>&1 | tee -a "$LOG"

@@ -69,8 +69,9 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
   const catalog = new Catalog(store);
   const blobs = new BlobStore(o.stateDir, store);
   const owners = join(o.stateDir, "owners");
-  const crash = crashHooks();
-  const engine = new Engine(new SqliteRunStore(store), {
+  const machineOf = (runId: string) => engine.store.get(runId)?.machine;
+  const crash = crashHooks(machineOf);
+  const engine: Engine = new Engine(new SqliteRunStore(store), {
     owner: OwnerLock.acquire(owners).owner,
     liveness: new LockLiveness(owners),
     log: {
@@ -138,12 +139,16 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
 }
 
 /**
- * Crash points for the crash-safety tests, off unless their variables are set:
- * `THINIMAGE_TEST_CRASH_AFTER_EVENTS=N` kills this process (SIGKILL) right after the N-th
- * transition it completes is durably recorded (a transition boundary); `THINIMAGE_TEST_CRASH_IN=download:BYTES` or `apply:BYTES` kills it
- * once that step has passed BYTES. A real SIGKILL, so nothing gets to clean up.
+ * Crash points for the crash-safety tests, off unless their variables are set. A real SIGKILL,
+ * so nothing gets to clean up.
+ *
+ * - `THINIMAGE_TEST_CRASH_LEDGER=FILE`: right after a transition's completion is durably
+ *   recorded (a transition boundary), die if that kind of boundary (`machine.state`) appears
+ *   in FILE fewer than `THINIMAGE_TEST_CRASH_PER_KIND` times (default 1), noting it in FILE
+ *   first. Rerunning until a run succeeds thus dies once at each kind of boundary.
+ * - `THINIMAGE_TEST_CRASH_IN=download:BYTES` or `apply:BYTES`: die once that step passes BYTES.
  */
-function crashHooks(): {
+function crashHooks(machineOf: (runId: string) => string | undefined): {
   onEvent?: (runId: string, e: NewEvent) => void;
   onProgress?: (step: "download" | "apply", done: number, total: number) => void;
 } {
@@ -154,19 +159,25 @@ function crashHooks(): {
       return undefined;
     }
   };
-  const afterEvents = Number(env("THINIMAGE_TEST_CRASH_AFTER_EVENTS") ?? "0");
+  const ledger = env("THINIMAGE_TEST_CRASH_LEDGER");
+  const perKind = Number(env("THINIMAGE_TEST_CRASH_PER_KIND") ?? "1");
   const inStep = /^(download|apply):(\d+)$/.exec(env("THINIMAGE_TEST_CRASH_IN") ?? "");
   const die = (why: string) => {
     console.error(`crash point: ${why}`);
     Deno.kill(Deno.pid, "SIGKILL");
   };
-  let events = 0;
   return {
-    onEvent: afterEvents > 0
-      ? (_run, e) => {
-        if (e.kind === "complete" && ++events === afterEvents) {
-          die(`after completing ${e.state} (${events})`);
-        }
+    onEvent: ledger
+      ? (runId, e) => {
+        if (e.kind !== "complete") return;
+        const kind = `${machineOf(runId)}.${e.state}`;
+        let seen: string[] = [];
+        try {
+          seen = Deno.readTextFileSync(ledger).split("\n");
+        } catch { /* first crash */ }
+        if (seen.filter((k) => k === kind).length >= perKind) return;
+        Deno.writeTextFileSync(ledger, kind + "\n", { append: true });
+        die(`after ${kind}`);
       }
       : undefined,
     onProgress: inStep
