@@ -12,7 +12,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { COMMANDS } from "./registry.ts";
 import type { Command, CommandContext, PermissionName } from "./command.ts";
-import { Logger, type LogFormat, type LogLevel } from "./log.ts";
+import { type LogFormat, Logger, type LogLevel } from "./log.ts";
 import {
   describeError,
   ExitCode,
@@ -108,7 +108,9 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
       const details = e instanceof ThinimageError ? e.details : undefined;
       writeOut(
         JSON.stringify(
-          { error: { code, kind: (e as Error).name ?? "Error", message: describeError(e), details } },
+          {
+            error: { code, kind: (e as Error).name ?? "Error", message: describeError(e), details },
+          },
           null,
           2,
         ) + "\n",
@@ -164,7 +166,9 @@ export function parseCommandArgs(cmd: Command, rest: string[]) {
   const [min, max] = cmd.positionals ?? [0, 0];
   if (!values.help && (parsed.positionals.length < min || parsed.positionals.length > max)) {
     throw new UsageError(
-      `${cmd.name}: expected ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`,
+      `${cmd.name}: expected ${
+        min === max ? min : `${min} to ${max}`
+      } argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`,
     );
   }
   const logFormat = (values["log-format"] ?? "text") as string;
@@ -207,9 +211,12 @@ function normalizeError(err: unknown, signal: AbortSignal): unknown {
     if (m) return new MissingPermissionError(target ? `${m[0]}=${target}` : m[0], err);
   }
   if (signal.aborted && !(err instanceof ThinimageError && err.exitCode !== ExitCode.Failure)) {
-    return new TemporaryError("interrupted; the work done so far is kept and resumes on the next run", {
-      cause: err,
-    });
+    return new TemporaryError(
+      "interrupted; the work done so far is kept and resumes on the next run",
+      {
+        cause: err,
+      },
+    );
   }
   return err;
 }

@@ -71,7 +71,9 @@ export class Logger {
     if (now - this.#lastProgress < 100 && (total === undefined || done < total)) return;
     this.#lastProgress = now;
     const pct = total ? ` ${Math.floor((done / total) * 100)}%` : "";
-    this.#write(`\r\x1b[2K${label}: ${formatBytes(done)}${total ? "/" + formatBytes(total) : ""}${pct}`);
+    this.#write(
+      `\r\x1b[2K${label}: ${formatBytes(done)}${total ? "/" + formatBytes(total) : ""}${pct}`,
+    );
     this.#progressShown = true;
   }
 

@@ -17,7 +17,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { MIGRATIONS, type Migration } from "./migrations.ts";
+import { type Migration, MIGRATIONS } from "./migrations.ts";
 import { TemporaryError, ThinimageError } from "../errors.ts";
 
 /** Name of the database file inside the state directory. */

@@ -84,15 +84,17 @@ class PlainSource implements LayerSource {
 
   constructor(readonly file: Deno.FsFile, readonly fileBytes: number, readonly hash?: Hash) {}
 
-  async next(): Promise<Uint8Array | null> {
+  // Synchronous reads are several times faster in Deno; the interface stays a promise because
+  // the gzip source is a stream.
+  next(): Promise<Uint8Array | null> {
     // Right after a seek, read a little: the next header may be followed by another skip.
     const n = this.file.readSync(this.#seeked ? this.#buf.subarray(0, AFTER_SEEK) : this.#buf);
     this.#seeked = false;
-    if (n === null || n === 0) return null;
+    if (n === null || n === 0) return Promise.resolve(null);
     this.fileBytesRead += n;
     const chunk = this.#buf.subarray(0, n);
     this.hash?.update(chunk);
-    return chunk;
+    return Promise.resolve(chunk);
   }
 
   skip(n: number): boolean {
@@ -135,7 +137,7 @@ class GzipSource implements LayerSource {
   static open(file: Deno.FsFile, size: number, hash?: Hash): Promise<GzipSource> {
     const src = new GzipSource(file, size, hash);
     const raw = new ReadableStream<BufferSource>({
-      pull: async (ctl) => {
+      pull: (ctl) => {
         const buf = new Uint8Array(CHUNK);
         const n = file.readSync(buf);
         if (n === null || n === 0) return ctl.close();
