@@ -158,6 +158,9 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       return await run.wait({ signal });
     },
 
+    hasActiveRun: (machine, resourceId) =>
+      o.engine.store.active(machine).some((r) => r.resourceId === resourceId),
+
     warn: (message, fields) => o.log.warn(message, fields),
     info: (message, fields) => o.log.info(message, fields),
     progress: (label) => (done, total) => o.log.progress(label, done, total),

@@ -71,6 +71,9 @@ export interface ImageEffects {
     signal: AbortSignal,
   ): Promise<Res>;
 
+  /** True when a run of machine `machine` for `resourceId` is active (here or elsewhere). */
+  hasActiveRun(machine: string, resourceId: string): boolean;
+
   /** Say something to the person (stderr) or the log. */
   warn(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;

@@ -273,7 +273,9 @@ export function pullMachine(
       for (const l of res.layers) {
         const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
         let unpacked = false;
-        if (!sealed) {
+        // A sealed chain whose run is still active was sealed by a process that died before
+        // the run finished: joining the run takes it over and closes it.
+        if (!sealed || fx.hasActiveRun(chain.name, l.chainId!)) {
           if (res.offline) {
             throw new SourceUnavailableError(
               `chain of ${l.key} is missing and the pull is offline`,

@@ -114,6 +114,7 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     async child<Req, Res>(m: Machine<Req, Res, string, string>, id: string, req: Req) {
       return await (await engine.start(m, id, req)).wait();
     },
+    hasActiveRun: (m, id) => engine.store.active(m).some((r) => r.resourceId === id),
     warn: (msg) => world.calls.push(`warn ${msg}`),
     info: () => {},
     progress: () => () => {},
