@@ -13,7 +13,8 @@
  * - net: the S3 endpoint's host only.
  * - run: the device tools, by absolute path (a doctored PATH cannot swap them).
  * - env: thinimage's own variables, the AWS SDK's, and the ones it reads at import.
- * - sys: the SDK reads the OS release; run owners are named by host name.
+ * - sys: the SDK reads the OS release (and the uid when HOME is unset); run owners are named
+ *   by host name.
  *
  * @example
  * ```ts
@@ -66,7 +67,7 @@ export function permissionFlags(opts: PermissionOptions): string[] {
     `--allow-net=${opts.netHosts.join(",")}`,
     `--allow-run=${Object.values(TOOLS).join(",")}`,
     `--allow-env=${ENV_VARS.join(",")}`,
-    "--allow-sys=osRelease,hostname",
+    "--allow-sys=osRelease,hostname,uid",
   ];
 }
 
