@@ -37,9 +37,14 @@ export interface Row {
  * progress (the VM sends the guest's stderr and stdout down one serial line) and are passed on
  * to our stderr as they come.
  */
-async function runJson<T>(cmd: string, args: string[]): Promise<T> {
+async function runJson<T>(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<T> {
   const child = new Deno.Command(cmd, {
     args,
+    env,
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
@@ -79,6 +84,7 @@ function spread(s: Stat, d = 1, unit = ""): string {
 const MB = (b: number) => `${f(b / 1e6, 1)} MB`;
 
 interface FetchJson {
+  ceilingsMBps: Record<string, number>;
   image: string;
   layers: number;
   bytes: number;
@@ -257,21 +263,25 @@ async function main(): Promise<void> {
   const deno = Deno.execPath();
   const rows: Row[] = [];
   const notes: string[] = [];
+  const hostNotes: string[] = [];
   const log = (s: string) => console.error(`bench: ${s}`);
 
   if (!values["skip-host"]) {
     log("fetch (host, full-size fixtures in the loopback radosgw)");
     try {
-      rows.push(...fetchRows(
-        await runJson<FetchJson>(deno, [
-          "run",
-          "-A",
-          "bench/fetch.ts",
-          "--json",
-          "--rounds",
-          rounds,
-        ]),
-      ));
+      const fj = await runJson<FetchJson>(deno, [
+        "run",
+        "-A",
+        "bench/fetch.ts",
+        "--json",
+        "--rounds",
+        rounds,
+      ]);
+      rows.push(...fetchRows(fj));
+      hostNotes.push(
+        "- fetch ceilings, one Deno process, 1 GiB object, MB/s: " +
+          Object.entries(fj.ceilingsMBps).map(([k, v]) => `${k} ${f(v)}`).join("; "),
+      );
     } catch (e) {
       rows.push(notRun("fetch from the local S3 server (host)", String(e).slice(0, 200)));
     }
@@ -308,7 +318,10 @@ async function main(): Promise<void> {
       ];
       if (quick) args.push("--quick");
       if (values.rounds) args.push("--rounds", values.rounds);
-      const vm = await runJson<VmResults>("/usr/bin/bash", args);
+      // vm.sh's default 15 minutes is too short for every VM row under load.
+      const vm = await runJson<VmResults>("/usr/bin/bash", args, {
+        VM_TIMEOUT: Deno.env.get("VM_TIMEOUT") ?? "2700",
+      });
       rows.push(...vmRows(vm));
       if (vm.diagnose) notes.push(diagnosis(vm.diagnose));
     } catch (e) {
@@ -324,8 +337,8 @@ async function main(): Promise<void> {
     "",
     `Written by \`deno task bench${quick ? " --quick" : ""}\` (bench/run.ts) in ${
       f(minutes, 1)
-    } minutes. Medians, (min-max) over the rounds; each bench alternates its contenders within`,
-    "a round. Host rows use full-size data on the host; VM rows run in qemu without KVM (TCG),",
+    } minutes.`,
+    "Medians, (min-max) over the rounds; each bench alternates its contenders within a round. Host rows use full-size data on the host; VM rows run in qemu without KVM (TCG),",
     "where a process start costs seconds and I/O is slow: their ratios compare contenders measured",
     "in the same VM, and their absolute numbers say nothing about real hardware.",
     "",
@@ -337,6 +350,7 @@ async function main(): Promise<void> {
     "",
     md,
     "",
+    ...(hostNotes.length ? ["## Where the time goes on the host", "", ...hostNotes, ""] : []),
     ...(notes.length
       ? ["## Where the time goes in the VM (bench/vm.ts --diagnose)", "", ...notes, ""]
       : []),
