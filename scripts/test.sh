@@ -24,7 +24,10 @@ if [ "$mode" != vm ]; then
   [ "$mode" = host ] || bash scripts/s3-server.sh stop || true
 fi
 if [ "$mode" != host ]; then
-  NO_COLOR=1 bash scripts/vm.sh -- bash scripts/test-in-vm.sh "$@" 2>&1 | tee -a "$LOG"
+  # The device and end-to-end suites take minutes under emulation (more on a busy machine):
+  # give the VM 40 minutes of CI's 90 before vm.sh calls it hung.
+  NO_COLOR=1 VM_TIMEOUT=${VM_TIMEOUT:-2400} bash scripts/vm.sh -- bash scripts/test-in-vm.sh "$@" 2>&1 |
+    tee -a "$LOG"
   vmrc=${PIPESTATUS[0]}
   [ "$vmrc" = 0 ] || rc=1
   grep -Eq '^(ok|FAILED) \| [0-9]+ passed' <(tail -n 40 "$LOG") || { [ "$vmrc" = 0 ] || echo "FAILED | 0 passed | 1 failed (the VM did not run its tests: status $vmrc)" >> "$LOG"; }
