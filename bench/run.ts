@@ -2,6 +2,7 @@
  * `deno task bench`: every comparison of the benchmark issue in one run, one Markdown table.
  *
  *   deno run -A bench/run.ts [--quick] [--rounds N] [--skip-host] [--skip-vm] [--no-write]
+ *     [--diagnose]
  *
  * Host rows first, with full-size data: bench/fetch.ts (thinimage fetch vs curl from the
  * loopback radosgw, peak RSS on a 1 GiB layer) and bench/tar.ts (validate vs sha256sum, apply
@@ -11,6 +12,8 @@
  * reports every sample; this file turns them into medians with min-max spread, prints the
  * table, and writes it with a description of the machine to bench/RESULTS.md.
  *
+ * --diagnose: also where the VM's time goes (bench/vm.ts --diagnose; strace under emulation
+ * adds about five minutes).
  * --quick: one round each (three for the short tar ones), a smaller layer in the VM, for a
  * look in a few minutes. A section that fails is reported as not measured, with why.
  * @module
@@ -76,7 +79,10 @@ async function runJson<T>(
 const f = (x: number, d = 0) => x.toFixed(d);
 /** "median (min-max)" of a rate computed from times: the fastest time is the highest rate. */
 function rate(bytes: number, s: Stat): string {
-  return `${f(bytes / 1e6 / s.median)} MB/s (${f(bytes / 1e6 / s.max)}-${f(bytes / 1e6 / s.min)})`;
+  const d = bytes / 1e6 / s.median < 10 ? 2 : 0; // the VM's rates are a few MB/s
+  return `${f(bytes / 1e6 / s.median, d)} MB/s (${f(bytes / 1e6 / s.max, d)}-${
+    f(bytes / 1e6 / s.min, d)
+  })`;
 }
 function spread(s: Stat, d = 1, unit = ""): string {
   return `${f(s.median, d)}${unit} (${f(s.min, d)}-${f(s.max, d)})`;
@@ -177,7 +183,7 @@ function vmRows(j: VmResults): Row[] {
     against: `naive: ${spread(c.naiveS, 1, " s")}; ${MB(c.naiveBytes)}; pool data ${
       MB(c.naiveDataBytes)
     }`,
-    ratio: `time ${f(c.naiveS.median / c.thinimageS.median, 2)}x faster; bytes ${
+    ratio: `speed ${f(c.naiveS.median / c.thinimageS.median, 2)}x naive; bytes ${
       f(byteShare, 2)
     }; blocks ${f(blockShare, 2)}`,
     target: "faster; about half the bytes and blocks",
@@ -254,6 +260,7 @@ async function main(): Promise<void> {
       "skip-host": { type: "boolean" },
       "skip-vm": { type: "boolean" },
       "no-write": { type: "boolean" },
+      diagnose: { type: "boolean" },
     },
   });
   const quick = !!values.quick;
@@ -314,8 +321,8 @@ async function main(): Promise<void> {
         "--no-check",
         "bench/vm.ts",
         "--json",
-        "--diagnose",
       ];
+      if (values.diagnose) args.push("--diagnose");
       if (quick) args.push("--quick");
       if (values.rounds) args.push("--rounds", values.rounds);
       // vm.sh's default 15 minutes is too short for every VM row under load.
