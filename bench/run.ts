@@ -89,7 +89,8 @@ function spread(s: Stat, d = 1, unit = ""): string {
 }
 const MB = (b: number) => `${f(b / 1e6, 1)} MB`;
 
-interface FetchJson {
+/** What `bench/fetch.ts --json` prints. */
+export interface FetchJson {
   ceilingsMBps: Record<string, number>;
   image: string;
   layers: number;
@@ -99,7 +100,8 @@ interface FetchJson {
   peakRssMiB: Record<string, number>;
 }
 
-interface TarJson {
+/** What `bench/tar.ts --json` prints. */
+export interface TarJson {
   layerBytes: number;
   entries: number;
   target: string;
@@ -107,7 +109,8 @@ interface TarJson {
   rows: Record<string, { s: number[]; rssKiB: number[] }>;
 }
 
-function fetchRows(j: FetchJson): Row[] {
+/** The fetch row: thinimage against the faster curl, and the 1 GiB peak RSS. */
+export function fetchRows(j: FetchJson): Row[] {
   const ours = summary(j.seconds["thinimage fetch"]);
   const curls = ["curl, one at a time", "curl --parallel-max 2"].map((k) => ({
     k,
@@ -129,7 +132,8 @@ function fetchRows(j: FetchJson): Row[] {
   }];
 }
 
-function tarRows(j: TarJson): Row[] {
+/** The validate row (the target) and the host apply row (for reference). */
+export function tarRows(j: TarJson): Row[] {
   const s = (k: string) => summary(j.rows[k].s);
   const rss = (k: string) => f(Math.max(...j.rows[k].rssKiB) / 1024);
   const data = `${MB(j.layerBytes)} layer of /usr trees, ${j.entries} entries, ${j.rounds} rounds`;
@@ -154,7 +158,8 @@ function tarRows(j: TarJson): Row[] {
   }];
 }
 
-function vmRows(j: VmResults): Row[] {
+/** The VM rows: apply, cold and warm activate, pool metadata. */
+export function vmRows(j: VmResults): Row[] {
   const a = j.apply, c = j.cold, w = j.warm;
   const applyRatio = a.tarS.median / a.thinimageS.median;
   const coldFaster = c.thinimageS.median < c.naiveS.median;
