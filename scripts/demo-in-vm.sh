@@ -15,12 +15,19 @@ DATA=$(losetup -f --show /var/tmp/refpool/pool_data)
 dmsetup create --verifyudev pool --table "0 4194304 thin-pool $META $DATA 2048 32768"
 deno task thinimage pool init --pool pool
 
-run() { echo "\$ thinimage $*"; deno task -q thinimage "$@"; }
+run() {
+  echo "\$ thinimage $*"
+  local t0; t0=$(date +%s%N)
+  deno task -q thinimage "$@"
+  echo "  ($(( ($(date +%s%N) - t0) / 1000000 )) ms, under software emulation)"
+}
 for pass in 1 2; do
   echo "== pass $pass: activate golang, node, python"
   for img in golang node python; do run activate "$img"; done
   run ls
 done
+echo "== pass 3: pull each image: nothing is downloaded or unpacked again"
+for img in golang node python; do run pull "$img"; done
 echo "== /etc/os-release of the activated golang root filesystem"
 mkdir -p /var/tmp/look
 mount -o ro,noload /dev/mapper/thinimage-act-golang /var/tmp/look

@@ -12,6 +12,7 @@ import type { BlobStore } from "../blobs/store.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
 import type { ThinPool } from "../devmapper/thin.ts";
+import { DeviceRecords } from "../devmapper/records.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { Machine } from "../engine/machine.ts";
 import type { Logger } from "../cli/log.ts";
@@ -42,6 +43,7 @@ export interface AgentEffectsOptions {
 export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): void } {
   let source: ObjectSource | undefined;
   let pool: ThinPool | undefined;
+  const records = new DeviceRecords(o.catalog.store);
   const getSource = async (): Promise<ObjectSource> => {
     if (!source) {
       const { createSource } = await import("../retrieve/source.ts");
@@ -106,9 +108,20 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       await (await getPool()).remove(device);
     },
     async activateDevice(device: string): Promise<string> {
+      // Warm path: an activation already live with its recorded thin id needs one dmsetup
+      // call, not the pool's whole set-up check (a dozen device-tool processes).
+      if (!pool) {
+        const d = records.device(device);
+        if (d?.state === "active") {
+          const { Dmsetup } = await import("../devmapper/dmsetup.ts");
+          const { parseThinTable } = await import("../devmapper/parse.ts");
+          const table = await new Dmsetup().table(device);
+          if (table !== undefined && parseThinTable(table)?.thinId === d.thinId) return d.path;
+        }
+      }
       return await (await getPool()).activate(device);
     },
-    thinIdOf: (device) => pool?.get(device)?.thinId,
+    thinIdOf: (device) => records.device(device)?.thinId,
     async guardFreeSpace(): Promise<void> {
       await (await getPool()).guardFreeSpace();
     },
