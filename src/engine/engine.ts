@@ -50,6 +50,7 @@ import {
   SILENT_LOG,
 } from "./types.ts";
 import { ThinimageError } from "../errors.ts";
+import { sleep } from "../sleep.ts";
 
 /** Options of an {@linkcode Engine}. */
 export interface EngineOptions {
@@ -717,19 +718,4 @@ function failedError(run: RunRecord): RunFailedError {
     info = { name: "Error", message: run.lastError ?? "", exitCode: 1 };
   }
   return new RunFailedError(run.id, run.state, info);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

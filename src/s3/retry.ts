@@ -11,6 +11,10 @@
  * ```
  * @module
  */
+import { sleep } from "../sleep.ts";
+
+/** Re-exported: the retry loops here and in retrieval wait with it. */
+export { sleep };
 
 /** How often and how patiently to retry. */
 export interface RetryPolicy {
@@ -42,22 +46,6 @@ export function backoffMs(
   if (retryAfterMs !== undefined) return Math.min(max, Math.max(0, retryAfterMs));
   // Full jitter: concurrent hosts that failed together do not come back together.
   return Math.random() * Math.min(max, base * 2 ** attempt);
-}
-
-/** Resolve after `ms`, or reject with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**
