@@ -126,16 +126,7 @@ export class Dmsetup {
 
   /** `MAJOR:MINOR` of the live device `name`. */
   async deviceNumber(name: string): Promise<string> {
-    const out = await this.run([
-      "info",
-      "-c",
-      "--noheadings",
-      "--separator",
-      ":",
-      "-o",
-      "major,minor",
-      name,
-    ]);
+    const out = await this.#columns("major,minor", name);
     const m = /^\s*(\d+):(\d+)\s*$/.exec(out);
     if (!m) {
       throw new DmError({ argv: ["dmsetup", "info", name], stderr: `unreadable: ${out}`, code: 0 });
@@ -190,21 +181,19 @@ export class Dmsetup {
 
   /** The names of every suspended device-mapper device on the host, in one run. */
   async suspendedNames(): Promise<string[]> {
-    const out = await this.run([
-      "info",
-      "-c",
-      "--noheadings",
-      "--separator",
-      ":",
-      "-o",
-      "name,suspended",
-    ]);
+    const out = await this.#columns("name,suspended");
     return parseSuspendedNames(out);
   }
 
   /** Every device-mapper device on the host, with its `MAJOR:MINOR`. */
   async ls(): Promise<{ name: string; dev: string }[]> {
     return parseDmsetupLs(await this.run(["ls"]));
+  }
+
+  /** `dmsetup info` as `:`-separated columns `fields`, for `name` or every device. */
+  #columns(fields: string, name?: string): Promise<string> {
+    const args = ["info", "-c", "--noheadings", "--separator", ":", "-o", fields];
+    return this.run(name === undefined ? args : [...args, name]);
   }
 
   async #whileBusy(op: () => Promise<unknown>): Promise<void> {

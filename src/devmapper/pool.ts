@@ -28,7 +28,7 @@ import {
   parseThinPoolTable,
   type PoolStatus,
 } from "./parse.ts";
-import { checkDeviceName, DeviceRecords } from "./records.ts";
+import { checkDeviceName, DeviceRecords, type PoolRow } from "./records.ts";
 import { runTool, TOOLS } from "./tools.ts";
 
 /** A pool ready for thin devices. */
@@ -198,6 +198,17 @@ export async function adoptPool(
   };
 }
 
+/** The row of pool `name`, or a refusal saying how to make one. */
+function recordedPool(store: Store, name: string): PoolRow {
+  const row = new DeviceRecords(store).pool(name);
+  if (!row) {
+    throw new InvalidInputError(
+      `no pool named ${name} in this state directory: run 'thinimage pool init' first`,
+    );
+  }
+  return row;
+}
+
 /**
  * The pool `name` as recorded in `store`, checked against the kernel: its live table must be
  * the recorded one (a pool made here whose loop devices went, after a reboot, is made again
@@ -208,12 +219,7 @@ export async function openPool(
   name: string,
   dm: Dmsetup = new Dmsetup(),
 ): Promise<PoolInfo> {
-  const row = new DeviceRecords(store).pool(name);
-  if (!row) {
-    throw new InvalidInputError(
-      `no pool named ${name} in this state directory: run 'thinimage pool init' first`,
-    );
-  }
+  const row = recordedPool(store, name);
   const info = await livePool(name, dm, row.adopted);
   return { ...info, adopted: row.adopted, metaFile: row.metaFile, dataFile: row.dataFile };
 }
@@ -420,12 +426,7 @@ export async function ensurePool(
   name: string,
   dm: Dmsetup = new Dmsetup(),
 ): Promise<PoolInfo> {
-  const row = new DeviceRecords(store).pool(name);
-  if (!row) {
-    throw new InvalidInputError(
-      `no pool named ${name} in this state directory: run 'thinimage pool init' first`,
-    );
-  }
+  const row = recordedPool(store, name);
   if (row.adopted) return await openPool(store, name, dm);
   return await initPool(stateDir, store, { name }, dm);
 }
