@@ -8,20 +8,32 @@
  * mostly small files). Targets live on a tmpfs the benchmark mounts (root only), otherwise in a
  * directory on disk; the table says which.
  *
+ * `pull` applies a blob it validated when fetching in one pass (`applyLayer` with `validated`),
+ * which no command exposes: this file runs itself as that contender, with the product's grants
+ * (`--one-pass LAYER DIR SHA256`).
+ *
  * Usage: deno run -A bench/tar.ts [--rounds N] [--keep] [--json]
  * With --json, one JSON document (every sample of every row) replaces the Markdown on stdout.
  * @module
  */
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   args: Deno.args,
+  allowPositionals: true,
   options: {
     rounds: { type: "string", default: "5" },
     keep: { type: "boolean" },
     json: { type: "boolean" },
+    "one-pass": { type: "boolean" },
   },
 });
+if (values["one-pass"]) {
+  const { applyLayer } = await import("../src/tar/apply.ts");
+  const [layer, dir, sha256] = positionals;
+  await applyLayer(layer, dir, { expectedSha256: sha256, validated: true });
+  Deno.exit(0);
+}
 const ROUNDS = Number(values.rounds);
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const TREES = [
@@ -86,6 +98,8 @@ try {
   const deno = Deno.execPath();
   const ro = ["run", "--allow-read", "--allow-env", MAIN];
   const rw = ["run", "--allow-read", "--allow-env", "--allow-write", MAIN];
+  const onePass = ["run", "--allow-read", "--allow-write", new URL(import.meta.url).pathname];
+  onePass.push("--one-pass");
 
   const rows: Record<string, { s: number[]; rss: number[] }> = {};
   const add = (name: string, m: { s: number; rssKiB: number }) => {
@@ -128,6 +142,11 @@ try {
         ),
       async () =>
         add(
+          "one pass (pull's apply)",
+          await measure(deno, [...onePass, layer, fresh("one"), sha]),
+        ),
+      async () =>
+        add(
           "thinimage apply (hashes twice)",
           await measure(deno, [...rw, "apply", layer, fresh("ours")]),
         ),
@@ -136,6 +155,7 @@ try {
     for (const step of steps) await step();
     fresh("gnu");
     fresh("ours");
+    fresh("one");
   }
   const mb = bytes / 1e6;
   if (values.json) {
@@ -170,6 +190,7 @@ try {
     console.log(fmt("GNU tar -x"));
     console.log(fmt("thinimage apply --sha256", "GNU tar -x"));
     console.log(fmt("thinimage apply (hashes twice)", "GNU tar -x"));
+    console.log(fmt("one pass (pull's apply)", "GNU tar -x"));
   }
 } finally {
   if (!values.keep) {

@@ -39,8 +39,16 @@ import { validateLayer } from "./validate.ts";
 
 /** Options of {@linkcode applyLayer}. */
 export interface ApplyOptions {
-  /** Refuse the blob (before writing anything) unless its SHA-256 is this (hex). */
+  /** Refuse the blob unless its SHA-256 is this (hex). */
   expectedSha256?: string;
+  /**
+   * The blob already passed `validateLayer` and `expectedSha256` is the digest it had then:
+   * skip the validation pass and apply in one pass. Every rule still runs on every entry
+   * through the same reader, and the digest is still checked as the blob is read, so a
+   * hostile or swapped blob is still refused, but only after part of it was written: for a
+   * target the caller discards on failure (a fresh snapshot), never for one it keeps.
+   */
+  validated?: boolean;
   /** Overrides of the default limits. */
   limits?: Partial<LayerLimits>;
   /** Stop at the next entry (rejects with the signal's reason; what was written stays). */
@@ -55,7 +63,8 @@ export interface ApplyOptions {
  * fails; after writing when the blob's SHA-256 differs from `expectedSha256` (rule
  * `sha256-mismatch`) or the blob changed between the passes (`blob-changed`). Every entry written
  * passed the rules either way, so nothing lands outside `dir`, but `dir` holds a partial layer
- * that the caller discards.
+ * that the caller discards. With `validated`, there is one pass and any refusal comes after a
+ * partial write, naming the rule the entry broke.
  */
 export async function applyLayer(
   path: string,
@@ -63,10 +72,18 @@ export async function applyLayer(
   opts: ApplyOptions = {},
 ): Promise<LayerSummary & { sha256: string }> {
   const limits = resolveLimits(opts.limits);
+  const expected = opts.expectedSha256?.toLowerCase();
+  if (opts.validated && expected === undefined) {
+    // Without a digest to hold it to, one pass could not tell a swapped blob from the one
+    // that was validated.
+    throw new TypeError("applyLayer: `validated` needs `expectedSha256`");
+  }
   const root = new ChrootDir(dir);
   if (root.root === "/") throw new ThinimageError("refusing to apply a layer onto /");
   const lower = (p: string) => root.lookup(p);
-  const expected = opts.expectedSha256?.toLowerCase();
+  if (opts.validated) {
+    return await extract(path, root, limits, lower, expected!, opts, (v) => v);
+  }
   // With an expected digest (verified when the blob was fetched) the validation pass need not
   // hash: it seeks over file data, and the extraction pass checks the digest again.
   const checked = await validateLayer(path, {
@@ -75,32 +92,69 @@ export async function applyLayer(
     sha256: expected === undefined,
     lower,
   });
-  const reference = expected ?? checked.sha256!;
-  if (checked.symlinks > 0 && Deno.permissions.querySync({ name: "write" }).state !== "granted") {
-    // Deno creates symlinks only with unscoped --allow-write (a path-scoped grant cannot vouch
-    // for where a link points). Fail before writing anything rather than half-way through.
-    throw new MissingPermissionError(
-      "--allow-write",
-      new Error(
-        `layer has ${checked.symlinks} symlinks, and Deno creates symlinks only with unscoped --allow-write`,
-      ),
-    );
+  if (checked.symlinks > 0 && !canSymlink()) {
+    // Fail before writing anything rather than half-way through.
+    throw noSymlinks(checked.symlinks);
   }
+  return await extract(
+    path,
+    root,
+    limits,
+    lower,
+    expected ?? checked.sha256!,
+    opts,
+    // Validation passed, so a refusal now means the bytes differ from the ones validated.
+    (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v.message),
+  );
+}
 
-  // Hashed inline: a worker (copying, or reading into a shared ring) cost more CPU and memory.
+/**
+ * Deno creates symlinks only with unscoped --allow-write (a path-scoped grant cannot vouch for
+ * where a link points).
+ */
+function canSymlink(): boolean {
+  return Deno.permissions.querySync({ name: "write" }).state === "granted";
+}
+
+function noSymlinks(n: number | string): MissingPermissionError {
+  return new MissingPermissionError(
+    "--allow-write",
+    new Error(
+      `layer has ${n} symlinks, and Deno creates symlinks only with unscoped --allow-write`,
+    ),
+  );
+}
+
+/**
+ * The extraction pass: read `path` through the reader and rules, hashing it, and perform each
+ * entry's operation; the first violation stops it (passed through `refusal` to name it).
+ */
+async function extract(
+  path: string,
+  root: ChrootDir,
+  limits: LayerLimits,
+  lower: (p: string) => "file" | "directory" | "missing",
+  reference: string,
+  opts: ApplyOptions,
+  refusal: (v: Violation) => Violation,
+): Promise<LayerSummary & { sha256: string }> {
   const src = await openLayerSource(path, { sha256: true }).catch((err) => {
-    throw err instanceof TarViolation ? new LayerRejectedError(path, [changed(err.message)]) : err;
+    throw err instanceof TarViolation
+      ? new LayerRejectedError(path, [refusal(err.violation)])
+      : err;
   });
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, lower);
     const writer = new LayerWriter(root);
+    const symlinksOk = canSymlink();
     let lastProgress = 0;
     try {
       for (let e = await reader.next(); e; e = await reader.next()) {
         opts.signal?.throwIfAborted();
         const r = rules.check(e);
-        if (r.violations) throw new LayerRejectedError(path, [changed(r.violations[0].message)]);
+        if (r.violations) throw new LayerRejectedError(path, [refusal(r.violations[0])]);
+        if (r.op.kind === "symlink" && !symlinksOk) throw noSymlinks("");
         await writer.apply(r.op, reader);
         if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
@@ -108,24 +162,23 @@ export async function applyLayer(
         }
       }
     } catch (err) {
-      if (err instanceof TarViolation) throw new LayerRejectedError(path, [changed(err.message)]);
+      if (err instanceof TarViolation) {
+        throw new LayerRejectedError(path, [refusal(err.violation)]);
+      }
       throw err;
     }
     writer.finish();
     const sha256 = (await src.sha256())!;
     if (sha256 !== reference) {
-      const why = `SHA-256 is ${sha256}, expected ${reference}`;
-      throw new LayerRejectedError(path, [
-        expected === undefined ? changed(why) : {
-          rule: "sha256-mismatch",
-          entry: "",
-          message: `${why}; ${dir} holds a partial layer: discard it`,
-        },
-      ]);
+      throw new LayerRejectedError(path, [refusal({
+        rule: "sha256-mismatch",
+        entry: "",
+        message:
+          `SHA-256 is ${sha256}, expected ${reference}; ${root.root} holds a partial layer: discard it`,
+      })]);
     }
     opts.onProgress?.(src.fileBytes, src.fileBytes);
-    const { sha256: _, ...summary } = checked;
-    return { ...summary, sha256 };
+    return { compression: src.compression, blobBytes: src.fileBytes, ...rules.summary(), sha256 };
   } finally {
     src.close();
   }

@@ -320,3 +320,117 @@ Deno.test("a file in place of a directory the path needs is refused", async () =
   );
   s.cleanup();
 });
+
+/** Hex SHA-256 of a file, as the blob store records it when fetching. */
+async function sha256Of(file: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  return createHash("sha256").update(Deno.readFileSync(file)).digest("hex");
+}
+
+Deno.test("validated (one pass): the same tree and summary as validate-then-apply", async () => {
+  const s = sandbox();
+  for (const d of [s.root, `${s.base}/one`]) {
+    Deno.mkdirSync(`${d}/lower/old`, { recursive: true });
+    Deno.utimeSync(`${d}/lower`, 500, 500);
+  }
+  const layer = s.layer(
+    new Tar()
+      .dir("./", { mode: 0o751, mtime: 1000 })
+      .dir("bin", { mode: 0o755, mtime: 2000 })
+      .file("bin/su", "x", { mode: 0o4755, mtime: 3000 })
+      .file("bin/ro", "r", { mode: 0o444, uid: 3, gid: 4, mtime: 3500 })
+      .dir("home", { mtime: 4000 })
+      .dir("home/u", { mode: 0o700, mtime: 5000 })
+      .file("home/u/f", "z", { mode: 0o640, uid: 1000, gid: 1001, mtime: 6000 })
+      .symlink("link", "/bin/su", { uid: 12, gid: 13, mtime: 7000 })
+      .hardlink("bin/su2", "bin/su")
+      .file("lower/.wh..wh..opq")
+      .dir("lower", { mtime: 8000 })
+      .file("twice", "first")
+      .file("twice", "second")
+      .end(),
+  );
+  const two = await applyLayer(layer, s.root);
+  const one = await applyLayer(layer, `${s.base}/one`, {
+    validated: true,
+    expectedSha256: two.sha256,
+  });
+  assertEquals(one, two);
+  const tree = (d: string) => snapshotTree(d, { mtimes: true, withRoot: true });
+  assertEquals(tree(`${s.base}/one`), tree(s.root));
+  s.cleanup();
+});
+
+Deno.test("validated (one pass): needs the digest the blob was validated with", async () => {
+  const s = sandbox();
+  const layer = s.layer(new Tar().file("a", "x").end());
+  await assertRejects(() => applyLayer(layer, s.root, { validated: true }), TypeError);
+  assertEquals([...Deno.readDirSync(s.root)].length, 0);
+  s.cleanup();
+});
+
+Deno.test("validated (one pass): hostile entries are still refused and nothing lands outside", async () => {
+  // Each layer starts benign (so the single pass has written something when it meets the
+  // hostile entry) and is refused by the rule named, with the canary beside the root intact.
+  const hostile: [string, (t: Tar) => Tar, string][] = [
+    ["dotdot", (t) => t.file("z/../../escape", "pwned"), "name-dotdot"],
+    ["absolute", (t) => t.file("/abs-escape", "pwned"), "name-absolute"],
+    ["device", (t) => t.header({ name: "dev/sda", typeflag: "4" }), "device"],
+    ["fifo", (t) => t.header({ name: "fifo", typeflag: "6" }), "fifo"],
+    ["hardlink out", (t) => t.hardlink("h", "../canary/secret"), "hardlink-outside"],
+    ["hardlink abs", (t) => t.hardlink("h", "/etc/passwd"), "hardlink-outside"],
+    ["hardlink unseen", (t) => t.hardlink("h", "nowhere"), "hardlink-unknown-target"],
+    ["whiteout dotdot", (t) => t.file("a/.wh...", ""), "whiteout-dot"],
+    ["unknown type", (t) => t.header({ name: "x", typeflag: "Z" }), "unknown-type"],
+    ["checksum", (t) => t.header({ name: "bad", checksumDelta: 1 }), "header-checksum"],
+    ["sparse", (t) => t.header({ name: "sp", typeflag: "S" }), "sparse"],
+  ];
+  for (const [what, add, rule] of hostile) {
+    const s = sandbox();
+    const benign = new Tar().dir("a").file("a/b", "content").symlink("up", "../../..");
+    const blob = s.layer(add(benign).file("after", "after").end());
+    const err = await assertRejects(
+      () => applyLayer(blob, s.root, { validated: true, expectedSha256: "0".repeat(64) }),
+      LayerRejectedError,
+    );
+    assertEquals([err.exitCode, err.violations[0].rule], [65, rule], what);
+    assert(Deno.lstatSync(`${s.root}/a/b`).isFile, `${what}: one pass wrote before refusing`);
+    assertEquals(
+      [...Deno.readDirSync(s.base)].map((e) => e.name).sort(),
+      ["0.tar", "canary", "root"],
+      what,
+    );
+    s.canaryIntact();
+    s.cleanup();
+  }
+});
+
+Deno.test("validated (one pass): a truncated blob is refused", async () => {
+  const s = sandbox();
+  const full = new Tar().file("a", "x".repeat(4000)).file("b", "y").end().bytes();
+  const file = `${s.base}/cut.tar`;
+  Deno.writeFileSync(file, full.subarray(0, 2048));
+  const digest = await sha256Of(file);
+  const err = await assertRejects(
+    () => applyLayer(file, s.root, { validated: true, expectedSha256: digest }),
+    LayerRejectedError,
+  );
+  assertEquals(err.violations[0].rule, "truncated");
+  s.canaryIntact();
+  s.cleanup();
+});
+
+Deno.test("validated (one pass): a blob swapped after validation is refused by its digest", async () => {
+  const s = sandbox();
+  const validated = s.layer(new Tar().file("a", "good").end());
+  const digest = await sha256Of(validated);
+  // Same entries and sizes, other bytes: every rule passes, only the digest tells.
+  Deno.writeFileSync(validated, new Tar().file("a", "evil").end().bytes());
+  const err = await assertRejects(
+    () => applyLayer(validated, s.root, { validated: true, expectedSha256: digest }),
+    LayerRejectedError,
+  );
+  assertEquals([err.exitCode, err.violations[0].rule], [65, "sha256-mismatch"]);
+  s.canaryIntact();
+  s.cleanup();
+});

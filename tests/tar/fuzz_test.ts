@@ -1,6 +1,7 @@
 // A seeded, bounded mutation fuzzer: flip, insert and truncate bytes of valid layers. Every
-// mutant must validate to a summary or a refusal (exit 65), apply the same way, and never write
-// outside the target directory.
+// mutant must validate to a summary or a refusal (exit 65), apply the same way (validate-then-
+// apply and the single pass alike), and never write outside the target directory.
+import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { Tar } from "./tar_builder.ts";
@@ -114,8 +115,10 @@ Deno.test("fuzz: mutants are accepted or refused (65), never crash, never write 
   let i = 0;
   for (const seed of seedLayers()) {
     for (let m = 0; m < MUTANTS_PER_SEED_LAYER; m++, i++) {
+      const accepted = counts.accepted;
       const file = `${base}/m${i}.tar`;
-      Deno.writeFileSync(file, mutate(seed, r));
+      const mutant = mutate(seed, r);
+      Deno.writeFileSync(file, mutant);
       let valid = true;
       try {
         await validateLayer(file);
@@ -137,12 +140,25 @@ Deno.test("fuzz: mutants are accepted or refused (65), never crash, never write 
           assertEquals([...Deno.readDirSync(root)].length, 0, `mutant ${i}: refused but wrote`);
         }
       }
+      // The single pass (a blob validated when fetched) decides the same; it may have written
+      // part of a refused layer, inside its own root only.
+      const one = `${base}/one${i}`;
+      Deno.mkdirSync(one);
+      const digest = createHash("sha256").update(mutant).digest("hex");
+      let oneOk = true;
+      try {
+        await applyLayer(file, one, { validated: true, expectedSha256: digest });
+      } catch (err) {
+        assertEquals(exitCodeOf(err), 65, `mutant ${i} one pass (seed ${SEED}): ${err}`);
+        oneOk = false;
+      }
+      assertEquals(oneOk, valid && counts.accepted > accepted, `mutant ${i}: one pass differs`);
       Deno.removeSync(file);
     }
   }
   assertEquals(snapshotTree(`${base}/canary`, { mtimes: "exact", withRoot: true }), canaryBefore);
   const names = [...Deno.readDirSync(base)].map((e) => e.name);
-  assert(names.every((n) => n === "canary" || /^root\d+$/.test(n)), `unexpected: ${names}`);
+  assert(names.every((n) => n === "canary" || /^(root|one)\d+$/.test(n)), `unexpected: ${names}`);
   // Both outcomes occur, so the fuzzer exercises the accepting paths too.
   assert(counts.accepted > 10 && counts.refused > 10, JSON.stringify(counts));
   console.log(`fuzz: ${i} mutants (seed ${SEED}): ${JSON.stringify(counts)}`);
