@@ -136,8 +136,11 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       try {
         await fs.mountPrivate(dev, dir);
         mounted = true;
+        // validateBlob passed this blob and its digest was verified when fetched: one pass,
+        // still held to every rule and to the digest, onto a snapshot discarded on failure.
         const s = await applyLayer(o.blobs.pathOf(sha256), dir, {
           expectedSha256: sha256,
+          validated: true,
           signal,
           onProgress: hook("apply", progress),
         });
