@@ -10,7 +10,7 @@
  * every run (for a given GNU tar and gzip).
  *
  * Usage:
- *   deno run -A scripts/make-fixtures.ts --out DIR [--full-size]
+ *   deno run -A scripts/make-fixtures.ts --out DIR [--full-size | --scale N]
  *       writes DIR/images/NAME/N.tar
  *   deno run -A scripts/make-fixtures.ts --endpoint URL --bucket PUBLIC [--private-bucket P]
  *       [--version V] [--full-size] [--only golang,node]
@@ -18,7 +18,9 @@
  *       anonymously readable, copies `node` into the private bucket, writes `fixtures-version`
  *
  * Sizes are the real bucket's divided by 500 by default (about 3 MB in all); `--full-size`
- * builds them at their real sizes (about 1.5 GB of unique bytes), for benchmarks.
+ * builds them at their real sizes (about 1.5 GB of unique bytes), for benchmarks, and
+ * `--scale N` divides them by N (the sharing measurement needs layers big enough that a file
+ * system's fixed costs do not dominate, yet small enough for the emulated VM).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -440,6 +442,7 @@ async function main(): Promise<void> {
       "private-bucket": { type: "string" },
       version: { type: "string" },
       "full-size": { type: "boolean" },
+      scale: { type: "string" },
       only: { type: "string" },
     },
   });
@@ -447,11 +450,15 @@ async function main(): Promise<void> {
   for (const i of images) if (!IMAGES[i]) throw new Error(`unknown fixture image ${i}`);
   if (!values.out && !(values.endpoint && values.bucket)) {
     console.error(
-      "usage: make-fixtures.ts --out DIR | --endpoint URL --bucket B [--private-bucket P] [--version V] [--full-size]",
+      "usage: make-fixtures.ts --out DIR | --endpoint URL --bucket B [--private-bucket P] [--version V] [--full-size | --scale N]",
     );
     Deno.exit(2);
   }
-  const scale = values["full-size"] ? 1 : 500;
+  const scale = values["full-size"] ? 1 : Number(values.scale ?? 500);
+  if (!Number.isInteger(scale) || scale < 1) {
+    console.error(`--scale wants a positive integer, not ${values.scale}`);
+    Deno.exit(2);
+  }
   const work = await Deno.makeTempDir({ prefix: "thinimage-fixtures-" });
   try {
     const list = objects(await buildLayers(work, scale, images), images);

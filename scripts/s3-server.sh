@@ -20,7 +20,12 @@ SECRET_KEY=thinimage-test-sk
 PUBLIC_BUCKET=thinimage-fixtures
 PRIVATE_BUCKET=thinimage-private
 # Bump when scripts/make-fixtures.ts changes what it writes, so old fixtures are replaced.
-FIXTURES_VERSION=$(sha256sum scripts/make-fixtures.ts | cut -c1-16)
+# The scale is part of the version: the bucket holds one size of fixtures at a time.
+# THINIMAGE_FIXTURES_SCALE=N divides the real sizes by N (default 500);
+# THINIMAGE_FIXTURES_FULL_SIZE=1 means N=1.
+SCALE=${THINIMAGE_FIXTURES_SCALE:-500}
+[ -n "${THINIMAGE_FIXTURES_FULL_SIZE:-}" ] && SCALE=1
+FIXTURES_VERSION=$(sha256sum scripts/make-fixtures.ts | cut -c1-16)-scale$SCALE
 
 log() { echo "s3-server: $*" >&2; }
 
@@ -139,7 +144,7 @@ case "${1:-}" in
         deno run --allow-read --allow-write --allow-env --allow-sys --allow-net=127.0.0.1 \
         --allow-run=/usr/bin/tar,/usr/bin/gzip scripts/make-fixtures.ts \
         --endpoint "$ENDPOINT" --bucket "$PUBLIC_BUCKET" --private-bucket "$PRIVATE_BUCKET" \
-        --version "$FIXTURES_VERSION" ${THINIMAGE_FIXTURES_FULL_SIZE:+--full-size} >&2
+        --version "$FIXTURES_VERSION" --scale "$SCALE" >&2
     fi
     echo "export THINIMAGE_TEST_S3_ENDPOINT=$ENDPOINT"
     echo "export THINIMAGE_TEST_BUCKET=$PUBLIC_BUCKET"
