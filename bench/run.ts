@@ -200,7 +200,7 @@ export function vmRows(j: VmResults): Row[] {
     what: `warm activate of a ready image (${vm})`,
     ours: `new name ${spread(w.newNameMs, 0, " ms")}, same name ${
       spread(w.sameNameMs, 0, " ms")
-    }; ${w.gets} GETs (${w.requests} S3 requests${
+    }; ${w.gets} object GETs (${w.requests} S3 requests, listings included${
       w.paths.length ? `: ${[...new Set(w.paths)].join(", ")}` : ""
     })`,
     against: `empty deno run ${spread(w.floorMs, 0, " ms")}`,
