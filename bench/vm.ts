@@ -414,7 +414,11 @@ async function benchActivate(
               warmGets += proxy.requests.slice(before).filter((q) =>
                 q.method === "GET" && !/[?&]list-type=2(&|$)/.test(q.path)
               ).length;
-              warmPaths.push(...proxy.requests.slice(before).map((q) => `${q.method} ${q.path}`));
+              warmPaths.push(
+                ...proxy.requests.slice(before).map((q) =>
+                  `${q.method} ${q.path}`
+                ),
+              );
               console.error(
                 `warm ${w + 1}/${warmRounds}: new ${warmNew.at(-1)!.toFixed(0)} ms, same ${
                   warmSame.at(-1)!.toFixed(0)
