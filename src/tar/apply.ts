@@ -22,6 +22,7 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   futimesSync,
   lchownSync,
   lutimesSync,
@@ -188,9 +189,10 @@ function changed(why: string): Violation {
   return { rule: "blob-changed", entry: "", message: `the blob changed after validation: ${why}` };
 }
 
-/** O_CREAT|O_EXCL never opens an existing file and never follows a final symlink. */
-const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
-  constants.O_NOFOLLOW;
+/** Opens a staged file: one of ours that exists already (O_NOFOLLOW all the same). */
+const OPEN_STAGED = constants.O_WRONLY | constants.O_NOFOLLOW;
+/** Names of files being written at the target's root before they are moved into place. */
+const STAGED_PREFIX = ".thinimage-staged-";
 
 /** Performs layer operations inside a {@linkcode ChrootDir}. */
 class LayerWriter {
@@ -199,6 +201,8 @@ class LayerWriter {
   readonly #mine = new Set<string>();
   /** Directory mtimes, set at the end: creating children would change them again. */
   readonly #dirTimes: [string, number][] = [];
+  /** Owner and group a file staged at the root gets, once seen. */
+  #stagedOwner: [number, number] | undefined;
 
   constructor(root: ChrootDir) {
     this.#root = root;
@@ -289,28 +293,69 @@ class LayerWriter {
   async #file(path: string, meta: EntryMeta, reader: TarReader): Promise<void> {
     const loc = this.#root.locate(path, { create: true })!;
     const host = `${loc.parent}/${loc.name}`;
-    let fd: number;
+    // Deno's open canonicalizes its path first, with a readlink per component (twice over for
+    // a file that does not exist yet): 2 x depth syscalls per file, most of the cost where
+    // syscalls are dear (an emulated VM). Creating a temporary file does not. So the file is
+    // made at the root, the shortest path on this filesystem, opened there once it exists,
+    // filled, and renamed into place.
+    const tmp = Deno.makeTempFileSync({ dir: this.#root.root, prefix: STAGED_PREFIX });
     try {
-      fd = openSync(host, CREATE_FLAGS, 0o600);
+      const fd = openSync(tmp, OPEN_STAGED);
+      try {
+        await this.#fill(fd, meta, reader);
+      } finally {
+        closeSync(fd);
+      }
+      this.#place(tmp, host, meta);
     } catch (err) {
-      if ((err as { code?: string }).code !== "EEXIST") throw err;
-      this.#removeAny(host);
-      fd = openSync(host, CREATE_FLAGS, 0o600);
-    }
-    try {
-      await reader.body((chunk) => {
-        let off = 0;
-        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
-      });
-      // On the descriptor just created, not a path: nothing can be swapped in between.
-      // chown before chmod: chown clears setuid/setgid.
-      fchownSync(fd, meta.uid, meta.gid);
-      fchmodSync(fd, meta.mode);
-      futimesSync(fd, meta.mtime, meta.mtime);
-    } finally {
-      closeSync(fd);
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* placed already */ }
+      throw err;
     }
     this.#remember(path);
+  }
+
+  /** Move the filled file `tmp` to `host`, replacing whatever is there (never following it). */
+  #place(tmp: string, host: string, meta: EntryMeta): void {
+    try {
+      Deno.renameSync(tmp, host); // replaces a file or a symlink itself
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EXDEV") {
+        this.#removeAny(host); // a directory: rename cannot replace it
+        Deno.renameSync(tmp, host);
+        return;
+      }
+    }
+    // `host` is on another filesystem mounted inside the target (not a snapshot, then): copy.
+    this.#removeAny(host);
+    Deno.copyFileSync(tmp, host);
+    Deno.removeSync(tmp);
+    lchownSync(host, meta.uid, meta.gid);
+    Deno.chmodSync(host, meta.mode); // a regular file this call just created
+    lutimesSync(host, meta.mtime, meta.mtime);
+  }
+
+  /** Write the entry's data into `fd`, then its metadata. */
+  async #fill(fd: number, meta: EntryMeta, reader: TarReader): Promise<void> {
+    await reader.body((chunk) => {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+    });
+    // On the descriptor just created, not a path: nothing can be swapped in between.
+    // Every staged file starts with the same owner (this process's, or the root's group when
+    // the root is setgid), most entries want exactly that (root:root), and chown to the owner
+    // a file has changes nothing: learn it once, skip those calls.
+    if (this.#stagedOwner === undefined) {
+      const st = fstatSync(fd);
+      this.#stagedOwner = [st.uid, st.gid];
+    }
+    if (meta.uid !== this.#stagedOwner[0] || meta.gid !== this.#stagedOwner[1]) {
+      fchownSync(fd, meta.uid, meta.gid); // before chmod: chown clears setuid/setgid
+    }
+    fchmodSync(fd, meta.mode);
+    futimesSync(fd, meta.mtime, meta.mtime);
   }
 
   #directory(path: string, meta: EntryMeta): void {
@@ -334,6 +379,8 @@ class LayerWriter {
     }
     lchownSync(host, meta.uid, meta.gid);
     Deno.chmodSync(host, meta.mode); // host is a directory, checked just above
+    // The root's group and setgid bit decide the group of files staged there.
+    if (path === "") this.#stagedOwner = undefined;
     this.#dirTimes.push([path, meta.mtime]);
     this.#remember(path);
   }

@@ -434,3 +434,104 @@ Deno.test("validated (one pass): a blob swapped after validation is refused by i
   s.canaryIntact();
   s.cleanup();
 });
+
+/** Names at the top of `root` left by files written in place (there must be none). */
+function staged(root: string): string[] {
+  return [...Deno.readDirSync(root)].map((e) => e.name).filter((n) => n.startsWith(".thinimage-"));
+}
+
+Deno.test("files are staged at the root and moved into place: none is left behind", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/was-dir/sub`, { recursive: true });
+  Deno.symlinkSync(`${s.canary}/secret`, `${s.root}/was-link`);
+  const ok = s.layer(
+    new Tar()
+      .file("was-dir", "a file now", { mode: 0o640, uid: 4, gid: 5, mtime: 1234 })
+      .file("was-link", "replaced, not followed")
+      .file("deep/er/file", "x".repeat(70_000), { mode: 0o4711 })
+      .end(),
+  );
+  await applyLayer(ok, s.root);
+  assertEquals(staged(s.root), []);
+  const st = Deno.lstatSync(`${s.root}/was-dir`);
+  assertEquals([st.isFile, st.mode! & 0o7777, st.uid, st.gid, st.mtime?.getTime()], [
+    true,
+    0o640,
+    4,
+    5,
+    1234_000,
+  ]);
+  assertEquals(Deno.lstatSync(`${s.root}/deep/er/file`).mode! & 0o7777, 0o4711);
+  s.canaryIntact();
+  // A blob that ends inside a file's data: the half-written file goes too.
+  const bytes = new Tar().file("a", "y".repeat(4000)).file("b", "z".repeat(9000)).end().bytes();
+  const cut = `${s.base}/cut.tar`;
+  Deno.writeFileSync(cut, bytes.subarray(0, 4096 + 1024));
+  await assertRejects(
+    () => applyLayer(cut, s.root, { validated: true, expectedSha256: "0".repeat(64) }),
+    LayerRejectedError,
+  );
+  assertEquals(staged(s.root), []);
+  s.cleanup();
+});
+
+Deno.test({
+  name: "a file under a mount point inside the target is copied across, with its metadata",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const s = sandbox();
+    Deno.mkdirSync(`${s.root}/other-fs`);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "thinimage-test", `${s.root}/other-fs`],
+      stderr: "null",
+    }).output();
+    if (!mount.success) return s.cleanup(); // no mounting here (a container without the capability)
+    try {
+      Deno.writeTextFileSync(`${s.root}/other-fs/old`, "old");
+      const layer = s.layer(
+        new Tar()
+          .file("other-fs/new", "across", { mode: 0o4750, uid: 7, gid: 8, mtime: 4321 })
+          .file("other-fs/old", "replaced", { mode: 0o600 })
+          .end(),
+      );
+      await applyLayer(layer, s.root);
+      const st = Deno.lstatSync(`${s.root}/other-fs/new`);
+      assertEquals([st.mode! & 0o7777, st.uid, st.gid, st.mtime?.getTime()], [
+        0o4750,
+        7,
+        8,
+        4321_000,
+      ]);
+      assertEquals(Deno.readTextFileSync(`${s.root}/other-fs/new`), "across");
+      assertEquals(Deno.readTextFileSync(`${s.root}/other-fs/old`), "replaced");
+      assertEquals(staged(s.root), []);
+    } finally {
+      await new Deno.Command("umount", { args: [`${s.root}/other-fs`] }).output();
+    }
+    s.canaryIntact();
+    s.cleanup();
+  },
+});
+
+Deno.test("owners are as entries say when the root's group and setgid bit change what new files get", async () => {
+  const s = sandbox();
+  Deno.chownSync(s.root, 0, 4242);
+  Deno.chmodSync(s.root, 0o2775); // files made in the root now start with group 4242
+  const layer = s.layer(
+    new Tar()
+      .file("a", "a", { uid: 0, gid: 0 })
+      .file("b", "b", { uid: 0, gid: 4242 })
+      .dir("./", { mode: 0o2755, uid: 0, gid: 77 }) // and from here on with group 77
+      .file("c", "c", { uid: 0, gid: 0 })
+      .file("d", "d", { uid: 0, gid: 4242 })
+      .file("e", "e", { uid: 5, gid: 77 })
+      .end(),
+  );
+  await applyLayer(layer, s.root);
+  const owner = (p: string) => {
+    const st = Deno.lstatSync(`${s.root}/${p}`);
+    return `${st.uid}:${st.gid}`;
+  };
+  assertEquals(["a", "b", "c", "d", "e"].map(owner), ["0:0", "0:4242", "0:0", "0:4242", "5:77"]);
+  s.cleanup();
+});
