@@ -320,6 +320,7 @@ class LayerWriter {
   #place(tmp: string, host: string, meta: EntryMeta): void {
     try {
       Deno.renameSync(tmp, host); // replaces a file or a symlink itself
+      this.#root.replaced(host);
       return;
     } catch (err) {
       if ((err as { code?: string }).code !== "EXDEV") {
@@ -404,7 +405,8 @@ class LayerWriter {
     }
     // remove_dir_all does not follow symlinks inside the tree
     Deno.removeSync(host, { recursive: st.isDirectory });
-    this.#root.invalidate();
+    // No resolution goes through a regular file: replacing one leaves them all valid.
+    if (st.isDirectory || st.isSymlink) this.#root.invalidate();
   }
 
   /**

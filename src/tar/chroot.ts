@@ -24,6 +24,8 @@ export class ChrootDir {
   readonly root: string;
   /** Parent path (logical, "a/b") -> resolved host path; dropped whenever anything is removed. */
   readonly #dirs = new Map<string, string>();
+  /** Host paths of the symlinks the resolutions in `#dirs` went through. */
+  readonly #followed = new Set<string>();
 
   constructor(dir: string) {
     this.root = Deno.realPathSync(dir);
@@ -73,6 +75,7 @@ export class ChrootDir {
             `'${key}': more than ${MAX_LINKS} symlinks while resolving (a loop?)`,
           );
         }
+        this.#followed.add(host);
         const target = Deno.readLinkSync(host);
         if (target.startsWith("/")) stack.length = 0;
         queue.unshift(...target.split("/"));
@@ -122,9 +125,18 @@ export class ChrootDir {
     }
   }
 
-  /** Forget resolved directories: call after removing or replacing anything. */
+  /** Forget resolved directories: call after removing or replacing a directory or symlink. */
   invalidate(): void {
     this.#dirs.clear();
+    this.#followed.clear();
+  }
+
+  /**
+   * Call after putting a file at `host` by rename, which replaces a file or symlink without
+   * saying which: resolutions that went through a symlink there are forgotten.
+   */
+  replaced(host: string): void {
+    if (this.#followed.has(host)) this.invalidate();
   }
 
   #host(stack: readonly string[]): string {

@@ -535,3 +535,42 @@ Deno.test("owners are as entries say when the root's group and setgid bit change
   assertEquals(["a", "b", "c", "d", "e"].map(owner), ["0:0", "0:4242", "0:0", "0:4242", "5:77"]);
   s.cleanup();
 });
+
+Deno.test("a file that replaces a symlink the layer already wrote through is not written through again", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/usr/lib`, { recursive: true });
+  Deno.symlinkSync("usr/lib", `${s.root}/lib`);
+  const layer = s.layer(
+    new Tar().file("lib/foo", "through the link").file("lib", "now a file").file("lib/bar", "x")
+      .end(),
+  );
+  await assertRejects(() => applyLayer(layer, s.root), InvalidInputError);
+  assertEquals(Deno.readTextFileSync(`${s.root}/usr/lib/foo`), "through the link");
+  assertEquals(Deno.readTextFileSync(`${s.root}/lib`), "now a file");
+  assert(!Deno.readDirSync(`${s.root}/usr/lib`).toArray().some((e) => e.name === "bar"));
+  s.cleanup();
+});
+
+Deno.test("paths are resolved again after a symlink they went through is replaced", async () => {
+  const s = sandbox();
+  Deno.mkdirSync(`${s.root}/q/z`, { recursive: true });
+  Deno.mkdirSync(`${s.root}/usr/lib`, { recursive: true });
+  Deno.mkdirSync(`${s.root}/opt`);
+  Deno.symlinkSync("l1/z", `${s.root}/x`);
+  Deno.symlinkSync("q", `${s.root}/l1`);
+  Deno.symlinkSync("usr/lib", `${s.root}/lib`);
+  // A symlink replaced by a symlink: later paths follow the new one.
+  await applyLayer(
+    s.layer(new Tar().file("lib/foo", "f").symlink("lib", "opt").file("lib/bar", "b").end()),
+    s.root,
+  );
+  assertEquals(Deno.readTextFileSync(`${s.root}/usr/lib/foo`), "f");
+  assertEquals(Deno.readTextFileSync(`${s.root}/opt/bar`), "b");
+  // The second link of a chain replaced by a file: the chain is broken for later paths.
+  const chain = s.layer(new Tar().file("x/y1", "1").file("l1", "file").file("x/y2", "2").end());
+  await assertRejects(() => applyLayer(chain, s.root), InvalidInputError);
+  assertEquals(Deno.readTextFileSync(`${s.root}/q/z/y1`), "1");
+  assert(!Deno.readDirSync(`${s.root}/q/z`).toArray().some((e) => e.name === "y2"));
+  s.canaryIntact();
+  s.cleanup();
+});
