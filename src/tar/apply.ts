@@ -405,8 +405,10 @@ class LayerWriter {
     }
     // remove_dir_all does not follow symlinks inside the tree
     Deno.removeSync(host, { recursive: st.isDirectory });
-    // No resolution goes through a regular file: replacing one leaves them all valid.
-    if (st.isDirectory || st.isSymlink) this.#root.invalidate();
+    // Cached resolutions go through directories and the symlinks they followed, never through
+    // a regular file or a symlink they did not follow.
+    if (st.isDirectory) this.#root.invalidate();
+    else if (st.isSymlink) this.#root.replaced(host);
   }
 
   /**

@@ -125,15 +125,15 @@ export class ChrootDir {
     }
   }
 
-  /** Forget resolved directories: call after removing or replacing a directory or symlink. */
+  /** Forget resolved directories: call after removing or replacing a directory. */
   invalidate(): void {
     this.#dirs.clear();
     this.#followed.clear();
   }
 
   /**
-   * Call after putting a file at `host` by rename, which replaces a file or symlink without
-   * saying which: resolutions that went through a symlink there are forgotten.
+   * Call after replacing or removing a file or symlink at `host` (a rename does not say which):
+   * resolutions that went through a symlink there are forgotten.
    */
   replaced(host: string): void {
     if (this.#followed.has(host)) this.invalidate();
