@@ -198,7 +198,12 @@ const STAGED_PREFIX = ".thinimage-staged-";
 class LayerWriter {
   readonly #root: ChrootDir;
   /** Paths this layer created, and every ancestor of them: whiteouts and opaques keep these. */
-  readonly #mine = new Set<string>();
+  #mine: Set<string> | undefined;
+  /**
+   * Paths written since `#mine` was last brought up to date: it is built only when a whiteout
+   * or opaque marker needs it (most layers have none), sparing a hash of every path.
+   */
+  #written: string[] = [];
   /** Directory mtimes, set at the end: creating children would change them again. */
   readonly #dirTimes: [string, number][] = [];
   /** Owner and group a file staged at the root gets, once seen. */
@@ -416,7 +421,7 @@ class LayerWriter {
    * a path this layer wrote stays; a directory this layer wrote into is emptied of the rest.
    */
   #removeLower(host: string, path: string): void {
-    if (!this.#mine.has(path)) return this.#removeAny(host);
+    if (!this.#mineSet().has(path)) return this.#removeAny(host);
     let st: Deno.FileInfo;
     try {
       st = Deno.lstatSync(host);
@@ -430,13 +435,28 @@ class LayerWriter {
   }
 
   #remember(path: string): void {
-    for (
-      let p = path;
-      p !== "" && !this.#mine.has(p);
-      p = p.slice(0, Math.max(0, p.lastIndexOf("/")))
-    ) {
-      this.#mine.add(p);
-    }
-    this.#mine.add(path);
+    if (this.#mine) addWithAncestors(this.#mine, path);
+    else this.#written.push(path);
   }
+
+  #mineSet(): Set<string> {
+    if (!this.#mine) {
+      this.#mine = new Set();
+      for (const p of this.#written) addWithAncestors(this.#mine, p);
+      this.#written = [];
+    }
+    return this.#mine;
+  }
+}
+
+/** Add `path` and its ancestors: a whiteout or opaque marker keeps what this layer wrote into. */
+function addWithAncestors(mine: Set<string>, path: string): void {
+  for (
+    let p = path;
+    p !== "" && !mine.has(p);
+    p = p.slice(0, Math.max(0, p.lastIndexOf("/")))
+  ) {
+    mine.add(p);
+  }
+  mine.add(path);
 }

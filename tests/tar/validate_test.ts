@@ -247,6 +247,13 @@ Deno.test("hardlinks outside, to unknown targets or to directories are refused",
     new Tar().file("a", "x").hardlink("h", "./a").symlink("s", "/x").hardlink("hs", "s").end(),
   );
   assertEquals(ok.hardlinks, 2);
+  // What this layer put under a directory it then replaced with a file is gone: refused whether
+  // the replacement comes before the first hardlink or after it.
+  const under = (t: Tar) => t.dir("d").file("d/f").file("d").hardlink("h", "d/f").end();
+  await rejected(under(new Tar()), "hardlink-unknown-target");
+  await rejected(under(new Tar().file("x").hardlink("hx", "x")), "hardlink-unknown-target");
+  const kept = (t: Tar) => t.dir("d").file("d/f").file("e").hardlink("h", "d/f").end();
+  assertEquals((await accepted(kept(new Tar().file("x").hardlink("hx", "x")))).hardlinks, 2);
 });
 
 Deno.test("whiteouts naming . or .. or reserved names are refused; real whiteouts pass", async () => {
