@@ -91,8 +91,9 @@ export class LayerRules {
    * a map is a good part of the per-entry cost.
    */
   #seen: Map<string, boolean> | undefined;
-  /** Paths created (and whether each is a directory) since `#seen` was last brought up to date. */
-  #log: [string, boolean][] = [];
+  /** Paths created since `#seen` was last brought up to date, and which are directories. */
+  #log: string[] = [];
+  #logDirs: boolean[] = [];
   readonly #s: Omit<LayerSummary, "compression" | "blobBytes"> = {
     entries: 0,
     files: 0,
@@ -317,14 +318,18 @@ export class LayerRules {
 
   #see(p: string, isDir: boolean): void {
     if (this.#seen) record(this.#seen, p, isDir);
-    else this.#log.push([p, isDir]);
+    else {
+      this.#log.push(p);
+      this.#logDirs.push(isDir);
+    }
   }
 
   #seenMap(): Map<string, boolean> {
     if (!this.#seen) {
       this.#seen = new Map();
-      for (const [p, isDir] of this.#log) record(this.#seen, p, isDir);
+      for (let i = 0; i < this.#log.length; i++) record(this.#seen, this.#log[i], this.#logDirs[i]);
       this.#log = [];
+      this.#logDirs = [];
     }
     return this.#seen;
   }
