@@ -12,8 +12,10 @@
  * which no command exposes: this file runs itself as that contender, with the product's grants
  * (`--one-pass LAYER DIR SHA256`).
  *
- * Usage: deno run -A bench/tar.ts [--rounds N] [--keep] [--json]
+ * Usage: deno run -A bench/tar.ts [--rounds N] [--keep] [--json] [--syscalls]
  * With --json, one JSON document (every sample of every row) replaces the Markdown on stdout.
+ * With --syscalls, each extracting contender also runs once under `strace -f -c`, and a table
+ * of syscalls per entry follows: where syscalls are dear (the emulated VM) they set the pace.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -26,6 +28,7 @@ const { values, positionals } = parseArgs({
     keep: { type: "boolean" },
     json: { type: "boolean" },
     "one-pass": { type: "boolean" },
+    syscalls: { type: "boolean" },
   },
 });
 if (values["one-pass"]) {
@@ -157,6 +160,34 @@ try {
     fresh("ours");
     fresh("one");
   }
+  /** Syscall name -> calls in one run of each contender (strace -c's table). */
+  const syscalls: Record<string, Record<string, number>> = {};
+  if (values.syscalls) {
+    const traced = async (name: string, cmd: string, args: string[]) => {
+      const out = `${work}/strace-${Object.keys(syscalls).length}.txt`;
+      await run("/usr/bin/strace", ["-f", "-c", "-o", out, cmd, ...args]);
+      const counts: Record<string, number> = {};
+      for (const line of Deno.readTextFileSync(out).split("\n")) {
+        const f = line.trim().split(/\s+/);
+        // "% time  seconds  usecs/call  calls  [errors]  syscall"
+        if (f.length >= 5 && /^\d/.test(f[0]) && f[f.length - 1] !== "total") {
+          counts[f[f.length - 1]] = Number(f[3]);
+        }
+      }
+      syscalls[name] = counts;
+    };
+    const gnuArgs = ["-x", "--numeric-owner", "--same-permissions", "--same-owner", "-f", layer];
+    await traced("GNU tar -x", TAR, [...gnuArgs, "-C", fresh("gnu")]);
+    await traced("thinimage apply --sha256", deno, [
+      ...rw,
+      "apply",
+      layer,
+      fresh("ours"),
+      "--sha256",
+      sha,
+    ]);
+    await traced("one pass (pull's apply)", deno, [...onePass, layer, fresh("one"), sha]);
+  }
   const mb = bytes / 1e6;
   if (values.json) {
     console.log(JSON.stringify({
@@ -169,6 +200,7 @@ try {
       rows: Object.fromEntries(
         Object.entries(rows).map(([k, v]) => [k, { s: v.s, rssKiB: v.rss }]),
       ),
+      ...(values.syscalls ? { syscalls } : {}),
     }));
   } else {
     const fmt = (name: string, floor?: string) => {
@@ -191,6 +223,24 @@ try {
     console.log(fmt("thinimage apply --sha256", "GNU tar -x"));
     console.log(fmt("thinimage apply (hashes twice)", "GNU tar -x"));
     console.log(fmt("one pass (pull's apply)", "GNU tar -x"));
+    if (values.syscalls) {
+      // Thread bookkeeping and memory management say nothing about the work per entry.
+      const noise =
+        /^(futex|mmap|munmap|mprotect|madvise|brk|rt_sig.*|sigaltstack|clone3?|gettid|getpid|sched_.*|prctl|set_robust_list|rseq|epoll_.*|ioctl)$/;
+      const names = Object.keys(syscalls);
+      const total = (c: Record<string, number>) =>
+        Object.entries(c).reduce((n, [k, v]) => noise.test(k) ? n : n + v, 0);
+      const top = Object.entries(syscalls[names[names.length - 1]])
+        .filter(([k]) => !noise.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k]) => k);
+      console.log(`\nSyscalls per entry (one run each, strace -f -c; ${entries} entries):\n`);
+      console.log(`| command | all | ${top.join(" | ")} |`);
+      console.log(`|---|---|${top.map(() => "---|").join("")}`);
+      for (const n of names) {
+        const per = (v: number) => (v / entries).toFixed(2);
+        const c = syscalls[n];
+        console.log(`| ${n} | ${per(total(c))} | ${top.map((k) => per(c[k] ?? 0)).join(" | ")} |`);
+      }
+    }
   }
 } finally {
   if (!values.keep) {
