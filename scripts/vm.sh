@@ -106,7 +106,10 @@ cp "$DENO_BIN" "$CTL/disk/u/opt/thinimage-vm/bin/deno"
 # deno start reads hundreds of its files, which over 9p under emulation cost seconds a start.
 if [ -n "$DENO_DIR_HOST" ] && [ -d "$DENO_DIR_HOST" ]; then
   mkdir -p "$CTL/disk/u$(dirname "$DENO_DIR_HOST")"
-  cp -a "$DENO_DIR_HOST" "$CTL/disk/u$DENO_DIR_HOST"
+  # Another deno on the host may be writing its caches: a file that vanishes mid-copy (an
+  # SQLite -wal) is not needed, and the copy is a cache, so only a missing directory fails.
+  cp -a "$DENO_DIR_HOST" "$CTL/disk/u$DENO_DIR_HOST" 2>/dev/null || true
+  [ -d "$CTL/disk/u$DENO_DIR_HOST" ] || die "could not copy DENO_DIR ($DENO_DIR_HOST)"
 fi
 truncate -s "${VM_DISK:-20G}" "$CTL/disk.img" # sparse
 mkfs.ext4 -q -F -d "$CTL/disk" -E lazy_itable_init=1,lazy_journal_init=1 "$CTL/disk.img"
