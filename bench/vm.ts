@@ -65,6 +65,12 @@ export interface VmResults {
     naiveDataBytes: number;
     thinimageMetaBlocks: number;
     naiveMetaBlocks: number;
+    /** Regular-file bytes of the distinct layers (chains) unpacked: the floor for pool data. */
+    uniqueUnpackedBytes: number;
+    /** The same summed per image: what unpacking every image on its own writes. */
+    naiveUnpackedBytes: number;
+    /** Bytes of the distinct layer blobs: the floor for bytes downloaded. */
+    uniqueBlobBytes: number;
     blockBytes: number;
     deviceBytes: number;
   };
@@ -126,6 +132,8 @@ async function startS3(): Promise<{ endpoint: string; bucket: string }> {
 }
 
 const STRACE = "/usr/bin/strace";
+/** The fixtures' scale (scripts/s3-server.sh reads the same variable). */
+const FIXTURE_SCALE = Number(Deno.env.get("THINIMAGE_FIXTURES_SCALE") ?? 500);
 
 /** Microseconds per readlink(2) of `dir` (EINVAL: a directory is not a link). */
 function readlinkUs(dir: string): number {
@@ -336,6 +344,29 @@ function downloadedBytes(dir: string): number {
   }
 }
 
+/** What the distinct layers of a CLI state directory hold, and the same summed per image. */
+function unpackedBytes(dir: string): {
+  uniqueUnpackedBytes: number;
+  naiveUnpackedBytes: number;
+  uniqueBlobBytes: number;
+} {
+  const store = openStore(join(dir, "thinimage.db"));
+  try {
+    const one = (sql: string) => Number((store.db.prepare(sql).get() as { n: number }).n ?? 0);
+    return {
+      uniqueUnpackedBytes: one("SELECT SUM(unpacked_bytes) AS n FROM chains"),
+      naiveUnpackedBytes: one(
+        "SELECT SUM(c.unpacked_bytes) AS n FROM image_layers l JOIN chains c ON c.chain_id = l.chain_id",
+      ),
+      uniqueBlobBytes: one(
+        "SELECT SUM(size) AS n FROM (SELECT DISTINCT sha256, size FROM image_layers)",
+      ),
+    };
+  } finally {
+    store.close();
+  }
+}
+
 /** Remove what a CLI state directory made: every device, its pool, the directory. */
 async function dropCliState(dir: string, pool: string): Promise<void> {
   const store = openStore(join(dir, "thinimage.db"));
@@ -392,6 +423,7 @@ async function benchActivate(
             thinimageDataBytes: s.dataUsedBytes,
             thinimageMetaBlocks: s.usedMetaBlocks,
             blockBytes: s.blockSectors * 512,
+            ...unpackedBytes(dir),
           });
           // Warm: the image is ready; a new activation name makes a snapshot, the same name
           // finds the activation. The floor runs right beside each.
@@ -486,7 +518,7 @@ async function benchActivate(
   }
   cold = {
     ...cold,
-    fixture: "scaled 1/500 (scripts/make-fixtures.ts default)",
+    fixture: `scaled 1/${FIXTURE_SCALE}`,
     thinimageS: summary(t.thinimage),
     naiveS: summary(t.naive),
     deviceBytes: DEFAULT_DEVICE_SIZE,

@@ -52,7 +52,9 @@ Deno.test("validate: met at >= 1x sha256sum; host apply is reference only", () =
 });
 
 const stat = (x: number) => summary([x]);
-function vm(over: { coldS?: number; gets?: number; warmMs?: number } = {}): VmResults {
+function vm(
+  over: { coldS?: number; gets?: number; warmMs?: number; poolBytes?: number; dl?: number } = {},
+): VmResults {
   return {
     kernel: "6.1",
     cpus: 2,
@@ -68,14 +70,17 @@ function vm(over: { coldS?: number; gets?: number; warmMs?: number } = {}): VmRe
       fixture: "scaled",
       thinimageS: stat(over.coldS ?? 10),
       naiveS: stat(20),
-      thinimageBytes: 3e6,
+      thinimageBytes: over.dl ?? 3e6,
       naiveBytes: 6e6,
-      thinimageDataBytes: 10e6,
+      thinimageDataBytes: over.poolBytes ?? 10e6,
       naiveDataBytes: 20e6,
       thinimageMetaBlocks: 400,
       naiveMetaBlocks: 420,
       blockBytes: 65536,
       deviceBytes: 8 * 2 ** 30,
+      uniqueUnpackedBytes: 9e6,
+      naiveUnpackedBytes: 19e6,
+      uniqueBlobBytes: 3e6,
     },
     warm: {
       newNameMs: stat(over.warmMs ?? 150),
@@ -88,11 +93,13 @@ function vm(over: { coldS?: number; gets?: number; warmMs?: number } = {}): VmRe
   };
 }
 
-Deno.test("VM rows: cold needs faster and about half; warm needs <= 2x and no GET", () => {
-  assertEquals(vmRows(vm()).map((r) => r.met), ["yes", "yes", "yes", "-"]);
+Deno.test("VM rows: cold needs faster and about half; sharing needs unique downloads and <= 1.15x; warm needs <= 2x and no GET", () => {
+  assertEquals(vmRows(vm()).map((r) => r.met), ["yes", "yes", "yes", "yes", "-"]);
   assertEquals(vmRows(vm({ coldS: 25 }))[1].met, "no");
-  assertEquals(vmRows(vm({ gets: 1 }))[2].met, "no");
-  assertEquals(vmRows(vm({ warmMs: 201 }))[2].met, "no");
+  assertEquals(vmRows(vm({ poolBytes: 9e6 * 1.16 }))[2].met, "no");
+  assertEquals(vmRows(vm({ dl: 3e6 + 1 }))[2].met, "no");
+  assertEquals(vmRows(vm({ gets: 1 }))[3].met, "no");
+  assertEquals(vmRows(vm({ warmMs: 201 }))[3].met, "no");
 });
 
 Deno.test("table: one Markdown row per result, pipes in cells escaped", () => {
