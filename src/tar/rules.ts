@@ -85,15 +85,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export class LayerRules {
   readonly #limits: LayerLimits;
   readonly #lower?: LowerLookup;
-  /**
-   * Paths created by this layer so far -> whether each is a directory (for hardlinks). Built
-   * from `#log` at the first hardlink only: most layers have none, and hashing every path into
-   * a map is a good part of the per-entry cost.
-   */
-  #seen: Map<string, boolean> | undefined;
-  /** Paths created since `#seen` was last brought up to date, and which are directories. */
-  #log: string[] = [];
-  #logDirs: boolean[] = [];
+  /** Paths created by this layer so far -> whether each is a directory (for hardlinks). */
+  readonly #seen = new Map<string, boolean>();
   readonly #s: Omit<LayerSummary, "compression" | "blobBytes"> = {
     entries: 0,
     files: 0,
@@ -282,7 +275,7 @@ export class LayerRules {
             fatal: false,
           };
         }
-        const known = this.#seenMap().get(t);
+        const known = this.#seen.get(t);
         const kind = known === undefined
           ? this.#lower?.(t) ?? "missing"
           : known
@@ -317,32 +310,14 @@ export class LayerRules {
   }
 
   #see(p: string, isDir: boolean): void {
-    if (this.#seen) record(this.#seen, p, isDir);
-    else {
-      this.#log.push(p);
-      this.#logDirs.push(isDir);
+    if (!isDir) {
+      // A non-directory replaces a directory and everything this layer put under it.
+      if (this.#seen.get(p) === true) {
+        for (const k of this.#seen.keys()) if (k.startsWith(p + "/")) this.#seen.delete(k);
+      }
     }
+    this.#seen.set(p, isDir);
   }
-
-  #seenMap(): Map<string, boolean> {
-    if (!this.#seen) {
-      this.#seen = new Map();
-      for (let i = 0; i < this.#log.length; i++) record(this.#seen, this.#log[i], this.#logDirs[i]);
-      this.#log = [];
-      this.#logDirs = [];
-    }
-    return this.#seen;
-  }
-}
-
-function record(seen: Map<string, boolean>, p: string, isDir: boolean): void {
-  if (!isDir) {
-    // A non-directory replaces a directory and everything this layer put under it.
-    if (seen.get(p) === true) {
-      for (const k of seen.keys()) if (k.startsWith(p + "/")) seen.delete(k);
-    }
-  }
-  seen.set(p, isDir);
 }
 
 /**
