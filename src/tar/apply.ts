@@ -35,7 +35,7 @@ import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
 import { type EntryMeta, type LayerOp, LayerRules, type LayerSummary } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
-import { LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
+import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
 /** Options of {@linkcode applyLayer}. */
@@ -105,7 +105,7 @@ export async function applyLayer(
     expected ?? checked.sha256!,
     opts,
     // Validation passed, so a refusal now means the bytes differ from the ones validated.
-    (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v.message),
+    (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v),
   );
 }
 
@@ -117,12 +117,11 @@ function canSymlink(): boolean {
   return Deno.permissions.querySync({ name: "write" }).state === "granted";
 }
 
-function noSymlinks(n: number | string): MissingPermissionError {
+function noSymlinks(n?: number): MissingPermissionError {
+  const has = n === undefined ? "symlinks" : `${n} symlinks`;
   return new MissingPermissionError(
     "--allow-write",
-    new Error(
-      `layer has ${n} symlinks, and Deno creates symlinks only with unscoped --allow-write`,
-    ),
+    new Error(`layer has ${has}, and Deno creates symlinks only with unscoped --allow-write`),
   );
 }
 
@@ -155,7 +154,7 @@ async function extract(
         opts.signal?.throwIfAborted();
         const r = rules.check(e);
         if (r.violations) throw new LayerRejectedError(path, [refusal(r.violations[0])]);
-        if (r.op.kind === "symlink" && !symlinksOk) throw noSymlinks("");
+        if (r.op.kind === "symlink" && !symlinksOk) throw noSymlinks();
         await writer.apply(r.op, reader);
         if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
@@ -185,8 +184,12 @@ async function extract(
   }
 }
 
-function changed(why: string): Violation {
-  return { rule: "blob-changed", entry: "", message: `the blob changed after validation: ${why}` };
+function changed(why: Violation): Violation {
+  return {
+    rule: "blob-changed",
+    entry: "",
+    message: `the blob changed after validation: ${formatViolation(why)}`,
+  };
 }
 
 /** Opens a staged file: one of ours that exists already (O_NOFOLLOW all the same). */

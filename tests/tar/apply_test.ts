@@ -574,3 +574,28 @@ Deno.test("paths are resolved again after a symlink they went through is replace
   s.canaryIntact();
   s.cleanup();
 });
+
+Deno.test("validated (one pass): a symlink under a path-scoped --allow-write is refused by name", async () => {
+  const s = sandbox();
+  const layer = s.layer(new Tar().file("a", "a").symlink("l", "/etc").end());
+  const apply = new URL("../../src/tar/apply.ts", import.meta.url).href;
+  const opts = JSON.stringify({ validated: true, expectedSha256: await sha256Of(layer) });
+  const script = `${s.base}/one-pass.ts`;
+  Deno.writeTextFileSync(
+    script,
+    `import { applyLayer } from "${apply}";
+     try {
+       await applyLayer("${layer}", "${s.root}", ${opts});
+     } catch (err) { console.error(String(err)); Deno.exit(3); }`,
+  );
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", `--allow-write=${s.root}`, script],
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assertEquals(r.code, 3, stderr);
+  assert(stderr.includes("run with --allow-write"), stderr);
+  assertEquals([...Deno.readDirSync(s.root)].map((e) => e.name), ["a"]);
+  s.canaryIntact();
+  s.cleanup();
+});
