@@ -247,7 +247,7 @@ export function pullMachine(
           downloaded: b.downloaded,
         });
       }
-      const ids = chainIds(layers.map((l) => l.sha256!));
+      const ids = await chainIds(layers.map((l) => l.sha256!));
       layers.forEach((l, i) => l.chainId = ids[i]);
       fx.catalog.setLayerDigests(
         request.image,

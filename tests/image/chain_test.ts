@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertNotEquals, assertThrows } from "../helpers/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertRejects,
+  assertThrows,
+} from "../helpers/assert.ts";
 import { activationDeviceName, chainDeviceName, chainIds } from "../../src/image/chain.ts";
 import { createHash } from "node:crypto";
 
@@ -6,28 +12,28 @@ const A = "a".repeat(64);
 const B = "b".repeat(64);
 const C = "c".repeat(64);
 
-Deno.test("chainIds: layer 1 is its own digest, later ones hash the parent with the layer", () => {
-  const ids = chainIds([A, B]);
+Deno.test("chainIds: layer 1 is its own digest, later ones hash the parent with the layer", async () => {
+  const ids = await chainIds([A, B]);
   assertEquals(ids[0], `sha256:${A}`);
   const want = createHash("sha256").update(`sha256:${A} sha256:${B}`).digest("hex");
   assertEquals(ids[1], `sha256:${want}`);
 });
 
-Deno.test("chainIds: a shared prefix gives shared ids, a different order does not", () => {
-  const x = chainIds([A, B, C]);
-  const y = chainIds([A, B, A]);
+Deno.test("chainIds: a shared prefix gives shared ids, a different order does not", async () => {
+  const x = await chainIds([A, B, C]);
+  const y = await chainIds([A, B, A]);
   assertEquals(x.slice(0, 2), y.slice(0, 2));
   assertNotEquals(x[2], y[2]);
-  assertNotEquals(chainIds([A, B])[1], chainIds([B, A])[1]);
+  assertNotEquals((await chainIds([A, B]))[1], (await chainIds([B, A]))[1]);
 });
 
-Deno.test("chainIds refuses anything but lowercase hex digests", () => {
-  assertThrows(() => chainIds(["A".repeat(64)]), TypeError);
-  assertThrows(() => chainIds(["../x"]), TypeError);
+Deno.test("chainIds refuses anything but lowercase hex digests", async () => {
+  await assertRejects(() => chainIds(["A".repeat(64)]), TypeError);
+  await assertRejects(() => chainIds(["../x"]), TypeError);
 });
 
-Deno.test("device names carry the thinimage- prefix and fit dm's 127-byte limit", () => {
-  const name = chainDeviceName(chainIds([A])[0]);
+Deno.test("device names carry the thinimage- prefix and fit dm's 127-byte limit", async () => {
+  const name = chainDeviceName((await chainIds([A]))[0]);
   assert(name.startsWith("thinimage-chain-"));
   assert(name.length < 128);
   assertEquals(activationDeviceName("web-1"), "thinimage-act-web-1");
