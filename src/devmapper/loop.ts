@@ -50,14 +50,19 @@ export async function deviceNumber(path: string): Promise<string> {
   return num;
 }
 
-/** The `/dev` path of block device `MAJOR:MINOR`. */
-export async function devicePath(majMin: string): Promise<string> {
+/** The `/dev` paths of block devices `MAJOR:MINOR`, in the same order (one lsblk run). */
+export async function devicePaths(majMins: string[]): Promise<string[]> {
   const out = await runTool(TOOLS.lsblk, ["-n", "-r", "-o", "PATH,MAJ:MIN"]);
+  const byNumber = new Map<string, string>();
   for (const line of out.stdout.split("\n")) {
     const [path, num] = line.trim().split(" ");
-    if (num === majMin && path) return path;
+    if (path && num) byNumber.set(num, path);
   }
-  throw new ThinimageError(
-    `no block device ${majMin} (lsblk: ${out.stderr.trim() || "not listed"})`,
-  );
+  return majMins.map((majMin) => {
+    const path = byNumber.get(majMin);
+    if (path) return path;
+    throw new ThinimageError(
+      `no block device ${majMin} (lsblk: ${out.stderr.trim() || "not listed"})`,
+    );
+  });
 }

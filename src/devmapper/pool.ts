@@ -19,7 +19,7 @@ import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
 import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
-import { attachLoop, detachLoop, deviceNumber, devicePath, findLoops } from "./loop.ts";
+import { attachLoop, detachLoop, deviceNumber, devicePaths, findLoops } from "./loop.ts";
 import {
   formatThinPoolTable,
   META_BLOCK_BYTES,
@@ -346,13 +346,28 @@ async function livePool(name: string, dm: Dmsetup, adopted: boolean): Promise<Po
   if (table === undefined) {
     throw new InvalidInputError(`no device-mapper device named ${name}`);
   }
+  return await describeLive(name, table, dm, adopted);
+}
+
+/** The pool `name` whose live table is `table`, its node made if it has none. */
+async function describeLive(
+  name: string,
+  table: string,
+  dm: Dmsetup,
+  adopted: boolean,
+): Promise<PoolInfo> {
   const t = parseThinPoolTable(table);
-  await dm.ensureNode(name);
+  const path = `/dev/mapper/${name}`;
+  // Made without udev (or by someone else without --verifyudev), a device may have no node.
+  if (!(await Deno.stat(path).then((st) => st.isBlockDevice, () => false))) {
+    await dm.ensureNode(name);
+  }
+  const [metaDev, dataDev] = await devicePaths([t.metaDev, t.dataDev]);
   return {
     name,
-    path: `/dev/mapper/${name}`,
-    metaDev: await devicePath(t.metaDev),
-    dataDev: await devicePath(t.dataDev),
+    path,
+    metaDev,
+    dataDev,
     blockSectors: t.blockSectors,
     dataSectors: t.sectors,
     adopted,
@@ -428,5 +443,13 @@ export async function ensurePool(
 ): Promise<PoolInfo> {
   const row = recordedPool(store, name);
   if (row.adopted) return await openPool(store, name, dm);
+  // Every command that touches a device comes here first: when the kernel already holds the
+  // table recorded at init (same loop devices, same geometry), there is nothing to make, and
+  // initPool's idempotent checks would cost six more processes (losetup, lsblk).
+  const live = await dm.table(name);
+  if (live !== undefined && normalize(live) === normalize(row.tableLine)) {
+    const info = await describeLive(name, live, dm, false);
+    return { ...info, metaFile: row.metaFile, dataFile: row.dataFile };
+  }
   return await initPool(stateDir, store, { name }, dm);
 }
