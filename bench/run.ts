@@ -162,7 +162,9 @@ export function tarRows(j: TarJson): Row[] {
 /** The VM rows: apply, cold and warm activate, pool metadata. */
 export function vmRows(j: VmResults): Row[] {
   const a = j.apply, c = j.cold, w = j.warm;
-  const applyRatio = a.tarS.median / a.thinimageS.median;
+  // The product's unpack is pull's one pass (the blob was validated at fetch); the apply
+  // command's validate-then-apply is reported beside it.
+  const applyRatio = a.tarS.median / a.onePassS.median;
   const coldFaster = c.thinimageS.median < c.naiveS.median;
   const byteShare = c.thinimageBytes / c.naiveBytes;
   const blockShare = c.thinimageDataBytes / c.naiveDataBytes;
@@ -172,9 +174,11 @@ export function vmRows(j: VmResults): Row[] {
   const poolShare = c.thinimageDataBytes / c.uniqueUnpackedBytes;
   return [{
     what: `apply a layer into a fresh ext4 thin volume (${vm})`,
-    ours: `${rate(a.layerBytes, a.thinimageS)} (incl. sync and a process start: ${
-      f(w.floorMs.median / 1000, 1)
-    } s here)`,
+    ours: `pull's one pass ${
+      rate(a.layerBytes, a.onePassS)
+    }; \`thinimage apply\` (validate, then apply) ${rate(a.layerBytes, a.thinimageS)} = ${
+      f(a.tarS.median / a.thinimageS.median, 2)
+    }x (each incl. sync and a process start: ${f(w.floorMs.median / 1000, 1)} s here)`,
     against: `GNU tar -x ${rate(a.layerBytes, a.tarS)}`,
     ratio: `${f(applyRatio, 2)}x`,
     target: ">= 0.8x",

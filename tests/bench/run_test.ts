@@ -63,7 +63,8 @@ function vm(
       layerBytes: 20e6,
       entries: 100,
       trees: ["/usr"],
-      thinimageS: stat(10),
+      thinimageS: stat(12),
+      onePassS: stat(10),
       tarS: stat(9),
     },
     cold: {
