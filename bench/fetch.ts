@@ -5,8 +5,12 @@
  *
  *   deno run -A bench/fetch.ts [--rounds 3] [--image golang] [--keep] [--json]
  *
- * With --json, one JSON document (every sample, the ceilings, the peak RSS) replaces the
- * Markdown on stdout.
+ * With --json, one JSON document (every sample, the ceilings, the peak RSS, the CPU seconds)
+ * replaces the Markdown on stdout.
+ *
+ * CPU seconds are counted per contender and round: the client's (user + system, from this
+ * process's reaped-children times) and the S3 server's (radosgw and ceph-osd, from /proc).
+ * With two cores shared by client and server, they say how far a contender can go.
  *
  * Starts the S3 server if needed (scripts/s3-server.sh) and uploads the full-size fixture image
  * and two big single-layer images into the bucket `thinimage-bench` (about 2 GB, held in the
@@ -281,7 +285,7 @@ async function ceilings(env: Env): Promise<[string, number][]> {
     const md5 = createHash("md5");
     await get("GET + MD5", (c) => md5.update(c));
     const s2 = createHash("sha256"), m2 = createHash("md5");
-    await get("GET + SHA-256 + MD5 + write (fetch's hot loop)", (c) => {
+    await get("GET + SHA-256 + MD5 + write, all on one thread", (c) => {
       s2.update(c);
       m2.update(c);
       file.writeSync(c);
@@ -301,6 +305,32 @@ async function ceilings(env: Env): Promise<[string, number][]> {
     await Deno.remove(tmp);
   }
   return rows;
+}
+
+const TICKS_PER_S = 100;
+
+/** User + system seconds of this process's reaped children so far. */
+function childrenCpu(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  // Fields 16 and 17 of stat (cutime, cstime), counted from the state field (3).
+  return (Number(f[13]) + Number(f[14])) / TICKS_PER_S;
+}
+
+/** User + system seconds of the S3 server's daemons (radosgw, ceph-osd) so far. */
+function serverCpu(): number {
+  let sum = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const comm = Deno.readTextFileSync(`/proc/${e.name}/comm`).trim();
+      if (comm !== "radosgw" && comm !== "ceph-osd") continue;
+      const f = Deno.readTextFileSync(`/proc/${e.name}/stat`).split(") ")[1].split(" ");
+      sum += (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return sum;
 }
 
 function median(xs: number[]): number {
@@ -332,6 +362,12 @@ async function main(): Promise<void> {
   const times: Record<string, number[]> = Object.fromEntries(
     Object.keys(contenders).map((k) => [k, []]),
   );
+  const clientCpu: Record<string, number[]> = Object.fromEntries(
+    Object.keys(contenders).map((k) => [k, []]),
+  );
+  const serverCpuS: Record<string, number[]> = Object.fromEntries(
+    Object.keys(contenders).map((k) => [k, []]),
+  );
   try {
     for (let r = 0; r < rounds; r++) {
       const order = Object.keys(contenders);
@@ -339,7 +375,10 @@ async function main(): Promise<void> {
       for (const name of order) {
         const dir = `${work}/r${r}-${name.replace(/\W+/g, "_")}`;
         await Deno.mkdir(dir);
+        const c0 = childrenCpu(), s0 = serverCpu();
         times[name].push(await contenders[name](dir));
+        clientCpu[name].push(childrenCpu() - c0);
+        serverCpuS[name].push(serverCpu() - s0);
         await Deno.remove(dir, { recursive: true });
       }
     }
@@ -355,6 +394,7 @@ async function main(): Promise<void> {
         bytes,
         rounds,
         seconds: times,
+        cpuSeconds: { client: clientCpu, server: serverCpuS },
         ceilingsMBps: Object.fromEntries(cost),
         peakRssMiB: { "64MiB": rssMedium, "1GiB": rssBig },
       }));
@@ -364,13 +404,13 @@ async function main(): Promise<void> {
       `\n### fetch: ${values.image} (${keys.length} layers, ${(bytes / 1e6).toFixed(0)} MB), ` +
         `${rounds} rounds, medians, loopback radosgw\n`,
     );
-    console.log("| contender | median s | MB/s | vs best curl |");
-    console.log("|---|---:|---:|---:|");
+    console.log("| contender | median s | MB/s | vs best curl | CPU s, client | CPU s, server |");
+    console.log("|---|---:|---:|---:|---:|---:|");
     for (const name of Object.keys(contenders)) {
       console.log(
         `| ${name} | ${median(times[name]).toFixed(2)} | ${mbps(name).toFixed(0)} | ${
           (mbps(name) / best).toFixed(2)
-        }x |`,
+        }x | ${median(clientCpu[name]).toFixed(2)} | ${median(serverCpuS[name]).toFixed(2)} |`,
       );
     }
     console.log("\n| ceiling, in one Deno process, 1 GiB object | MB/s |");
