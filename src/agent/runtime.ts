@@ -21,6 +21,7 @@ import { Engine } from "../engine/engine.ts";
 import type { NewEvent } from "../engine/types.ts";
 import { LockLiveness, OwnerLock } from "../host/process.ts";
 import { agentEffects } from "./effects.ts";
+import { DEFAULT_DEVICE_SIZE } from "./defaults.ts";
 import { activateMachine, deactivateMachine } from "../machines/activate.ts";
 import { blobMachine, chainMachine, pullMachine } from "../machines/pull.ts";
 import type { SourceConfig } from "../retrieve/source.ts";
@@ -40,8 +41,7 @@ export interface AgentOptions {
   deviceSizeBytes?: number;
 }
 
-/** The default virtual size of a chain device: room for the largest image's root filesystem. */
-export const DEFAULT_DEVICE_SIZE = 8 * 1024 ** 3;
+export { DEFAULT_DEVICE_SIZE } from "./defaults.ts";
 
 /** An open agent. */
 export interface Agent {

@@ -6,7 +6,8 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { CommandArgs, CommandContext } from "./command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_options.ts";
-import { type Agent, DEFAULT_DEVICE_SIZE, openAgent } from "../agent/runtime.ts";
+import type { Agent } from "../agent/runtime.ts";
+import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
 import { formatBytes } from "./log.ts";
 import { UsageError } from "../errors.ts";
@@ -47,6 +48,9 @@ export async function agentFromArgs(
       throw new UsageError((err as Error).message);
     }
   }
+  // Loaded on demand: the engine, the machines and their effects are most of a start's
+  // modules, and activating an existing activation needs none of them.
+  const { openAgent } = await import("../agent/runtime.ts");
   return await openAgent({
     stateDir: ctx.stateDir,
     log: ctx.log,

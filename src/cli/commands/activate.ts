@@ -8,6 +8,7 @@ import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_opti
 import { parseImageName } from "../../image/name.ts";
 import { ACTIVATION_NAME } from "../../image/chain.ts";
 import { UsageError } from "../../errors.ts";
+import { liveActivation } from "../../agent/existing.ts";
 
 /** The `--json` document of `activate`. */
 export interface ActivateResult {
@@ -36,7 +37,8 @@ const activate: Command = {
         `activation name ${JSON.stringify(name)} must match ${ACTIVATION_NAME.source}`,
       );
     }
-    const res = await withAgent(ctx, values, async (agent) => {
+    const live = await liveActivation(ctx.stateDir, image, name);
+    const res = live ? { ...live, created: false } : await withAgent(ctx, values, async (agent) => {
       const run = await agent.engine.start(agent.machines.activate, name, { image, name }, {
         signal: ctx.signal,
       });

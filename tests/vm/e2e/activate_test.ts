@@ -95,8 +95,11 @@ Deno.test("hostile image refused, then four processes at once, then warm, offlin
     assert(naiveBytes > goodBytes * 1.5, "the fixture should share layers like the bucket");
 
     // Warm: the same (image, name) returns the same device; a pull finds everything done.
+    const runsBefore = await sc.query("SELECT COUNT(*) AS n FROM runs");
     const again = await sc.activate("golang", "g1");
     assertEquals(again.json.created, false);
+    // A live activation is answered by reading, without a run (and without loading the engine).
+    assertEquals(await sc.query("SELECT COUNT(*) AS n FROM runs"), runsBefore);
     assertEquals([again.json.path, again.json.thinId], [first[0].path, first[0].thinId]);
     const p = await sc.cli(["pull", "node", "--json"]);
     assertEquals(p.code, 0, p.stderr);

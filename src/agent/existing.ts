@@ -1,0 +1,69 @@
+/**
+ * The read-only answer to activating an (image, name) that is already active: the activation
+ * row, its device row, and one `dmsetup table` showing the device live with the recorded thin
+ * id. Nothing changes, so no run is needed, and none of the engine, machines, S3 client or pool
+ * set-up is loaded: this is the path a cron job or a machine start takes most often.
+ *
+ * @example
+ * ```ts
+ * import { liveActivation } from "./existing.ts";
+ * const a = await liveActivation("/var/lib/thinimage", "golang", "web");
+ * a?.path; // "/dev/mapper/thinimage-act-web", or undefined: go through the activate machine
+ * ```
+ * @module
+ */
+import { DB_FILE, openStore } from "../store/db.ts";
+import { Catalog } from "../store/catalog.ts";
+import { DeviceRecords } from "../devmapper/records.ts";
+import { Dmsetup } from "../devmapper/dmsetup.ts";
+import { parseThinTable } from "../devmapper/parse.ts";
+
+/** An activation found live. */
+export interface LiveActivation {
+  image: string;
+  manifestDigest: string;
+  name: string;
+  device: string;
+  thinId: number;
+  path: string;
+}
+
+/**
+ * The activation `name` of `image` when it exists and its device is live with the thin id on
+ * record; otherwise undefined (no state directory, no such activation, another image's, a
+ * device gone after a reboot or half made): the caller then runs the activate machine, which
+ * makes, repairs or refuses it.
+ */
+export async function liveActivation(
+  stateDir: string,
+  image: string,
+  name: string,
+  dm: Dmsetup = new Dmsetup(),
+): Promise<LiveActivation | undefined> {
+  try {
+    await Deno.stat(`${stateDir}/${DB_FILE}`);
+  } catch {
+    return undefined;
+  }
+  const store = openStore(`${stateDir}/${DB_FILE}`);
+  let found: LiveActivation;
+  try {
+    const a = new Catalog(store).getActivation(name);
+    if (!a || a.image !== image) return undefined;
+    const d = new DeviceRecords(store).device(a.device);
+    if (d?.state !== "active") return undefined;
+    found = {
+      image: a.image,
+      manifestDigest: a.manifestDigest,
+      name,
+      device: a.device,
+      thinId: d.thinId,
+      path: d.path,
+    };
+  } finally {
+    store.close();
+  }
+  const table = await dm.table(found.device);
+  if (table === undefined || parseThinTable(table)?.thinId !== found.thinId) return undefined;
+  return found;
+}
