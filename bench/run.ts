@@ -2,7 +2,7 @@
  * `deno task bench`: every comparison of the benchmark issue in one run, one Markdown table.
  *
  *   deno run -A bench/run.ts [--quick] [--rounds N] [--skip-host] [--skip-vm] [--no-write]
- *     [--diagnose] [--vm-scale N]
+ *     [--diagnose] [--vm-scale N] [--vm-json FILE]
  *
  * Host rows first, with full-size data: bench/fetch.ts (thinimage fetch vs curl from the
  * loopback radosgw, peak RSS on a 1 GiB layer) and bench/tar.ts (validate vs sha256sum, apply
@@ -13,6 +13,7 @@
  * table, and writes it with a description of the machine to bench/RESULTS.md.
  *
  * --vm-scale N: the VM's fixtures are the real sizes divided by N (default 20).
+ * --vm-json FILE: take the VM rows from an earlier bench/vm.ts --json instead of running it.
  * --diagnose: also where the VM's time goes (bench/vm.ts --diagnose; strace under emulation
  * adds about five minutes).
  * --quick: one round each (three for the short tar ones), a smaller layer in the VM, for a
@@ -289,6 +290,7 @@ async function main(): Promise<void> {
       "no-write": { type: "boolean" },
       diagnose: { type: "boolean" },
       "vm-scale": { type: "string" },
+      "vm-json": { type: "string" },
     },
   });
   const quick = !!values.quick;
@@ -337,7 +339,13 @@ async function main(): Promise<void> {
       rows.push(notRun("validate / apply a layer (host)", String(e).slice(0, 200)));
     }
   }
-  if (!values["skip-vm"]) {
+  if (values["vm-json"]) {
+    // The VM rows of an earlier `vm.sh -- deno run -A bench/vm.ts --json` (they take the
+    // longest; the host rows can then be rerun alone).
+    const vm = JSON.parse(await Deno.readTextFile(values["vm-json"])) as VmResults;
+    rows.push(...vmRows(vm));
+    if (vm.diagnose) notes.push(diagnosis(vm.diagnose));
+  } else if (!values["skip-vm"]) {
     log("device rows in the VM (one VM; minutes under emulation)");
     try {
       const args = [
