@@ -2,12 +2,11 @@
  * Downloading one layer into the blob store: streaming, verified, bounded, resumable.
  *
  * The bytes go to a temporary file in the state directory while SHA-256 (the blob's name) and
- * MD5 (checked against a single-part ETag) are computed as they arrive, on a worker thread for
- * big blobs (see ./hasher.ts) so that receiving, writing and hashing overlap; the file is
- * fsynced and renamed into the store only after every check passed. An interrupted body
- * resumes with `Range` + `If-Match`; a changed object ends in {@linkcode ObjectChangedError},
- * so the caller resolves the image again instead of splicing two versions. Memory stays flat:
- * a fixed pool of buffers per download (8 MiB), whatever the blob's size.
+ * MD5 (checked against a single-part ETag) are computed as they arrive; the file is fsynced
+ * and renamed into the store only after every check passed. An interrupted body resumes with
+ * `Range` + `If-Match`; a changed object ends in {@linkcode ObjectChangedError}, so the caller
+ * resolves the image again instead of splicing two versions. Memory stays flat: one chunk at
+ * a time, whatever the blob's size.
  *
  * @example
  * ```ts
@@ -24,6 +23,7 @@
  * ```
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
 import type { BlobStore, TempBlob } from "../blobs/store.ts";
 import { detectLayerFormat, FORMAT_SNIFF_BYTES, type LayerFormat } from "../image/format.ts";
 import type { Layer } from "../image/manifest.ts";
@@ -31,7 +31,6 @@ import { InvalidInputError } from "../errors.ts";
 import { ObjectChangedError, S3RequestError } from "../s3/errors.ts";
 import { backoffMs, sleep } from "../s3/retry.ts";
 import type { ObjectSource } from "./source.ts";
-import { type HashAlgorithm, HasherError, StreamHasher } from "./hasher.ts";
 
 /** The default per-blob size cap: 4 GiB. */
 export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 ** 3;
@@ -51,8 +50,6 @@ export interface FetchLayerOptions {
   idleTimeoutMs?: number;
   /** First backoff, in ms (default 200). */
   retryBaseDelayMs?: number;
-  /** Hash blobs of at least this many bytes on a worker thread (default 8 MiB). */
-  workerHashingMinBytes?: number;
 }
 
 /** What {@linkcode fetchLayer} stored. */
@@ -123,21 +120,17 @@ class SplicedDownloadError extends S3RequestError {
 /** The state of one download across attempts: what is in the file and hashed so far. */
 class Progress {
   received = 0;
-  hasher: StreamHasher;
+  sha256: Hash = createHash("sha256");
+  md5: Hash = createHash("md5");
   head = new Uint8Array(0);
   format?: LayerFormat;
   /** GETs whose bytes are in the file: more than one means a resumed download. */
   pieces = 0;
 
-  constructor(readonly layer: Layer, readonly workerMinBytes: number) {
-    this.hasher = newHasher(layer, workerMinBytes);
-  }
-
   async reset(temp: TempBlob): Promise<void> {
-    // A fresh hasher rather than a reset message: the old one may still hold buffers in flight.
-    this.hasher.close();
-    this.hasher = newHasher(this.layer, this.workerMinBytes);
     this.received = 0;
+    this.sha256 = createHash("sha256");
+    this.md5 = createHash("md5");
     this.head = new Uint8Array(0);
     this.format = undefined;
     this.pieces = 0;
@@ -146,48 +139,19 @@ class Progress {
   }
 }
 
-/** Below this size a hash worker's start-up (about 25 ms of CPU) costs more than it saves. */
-export const WORKER_HASHING_MIN_BYTES = 8 * 1024 * 1024;
-
-function newHasher(layer: Layer, workerMinBytes: number): StreamHasher {
-  // A multipart ETag (`...-N`) is no MD5 of the body: nothing to check it against.
-  const algorithms: HashAlgorithm[] = MD5_ETAG.test(layer.etag) ? ["sha256", "md5"] : ["sha256"];
-  // One worker for both hashes: the receiving thread keeps only the socket and the file, and
-  // with two layers downloading at once each has its own worker.
-  return new StreamHasher({
-    algorithms,
-    offThread: layer.size >= workerMinBytes ? algorithms : [],
-  });
-}
-
 async function download(
   source: ObjectSource,
   layer: Layer,
   temp: TempBlob,
   opts: FetchLayerOptions & { maxBytes: number },
 ): Promise<Omit<FetchedLayer, "downloaded">> {
-  const p = new Progress(layer, opts.workerHashingMinBytes ?? WORKER_HASHING_MIN_BYTES);
-  try {
-    return await downloadWith(source, layer, temp, p, opts);
-  } finally {
-    p.hasher.close();
-  }
-}
-
-async function downloadWith(
-  source: ObjectSource,
-  layer: Layer,
-  temp: TempBlob,
-  p: Progress,
-  opts: FetchLayerOptions & { maxBytes: number },
-): Promise<Omit<FetchedLayer, "downloaded">> {
   const attempts = opts.attempts ?? 6;
+  const p = new Progress();
   for (let attempt = 0;; attempt++) {
     try {
       await getInto(source, layer, temp, p, opts);
-      const digests = await p.hasher.digest();
       if (MD5_ETAG.test(layer.etag)) {
-        const md5 = digests.md5;
+        const md5 = p.md5.digest("hex");
         if (md5 !== layer.etag) {
           // Two GETs spliced together can disagree if the store ignored If-Match: start over.
           if (p.pieces > 1) {
@@ -201,7 +165,7 @@ async function downloadWith(
       }
       p.format ??= detectLayerFormat(p.head, layer.key);
       await temp.file.sync();
-      return { sha256: digests.sha256!, size: p.received, format: p.format };
+      return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
     } catch (err) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       const retryable = err instanceof S3RequestError && err.retryable;
@@ -242,29 +206,8 @@ async function getInto(
       retryable: true,
     });
     attemptAbort.abort(stalled);
-    body.cancel(stalled);
+    void body.cancel(stalled);
   }, Math.max(10, Math.min(1000, idleMs / 4)));
-  // Each read is written at once, so the file always holds every byte received and a resumed
-  // GET asks only for the rest. Hashing goes a buffer at a time: `buf` holds the `filled`
-  // bytes written but not yet submitted to the hasher.
-  let buf: Uint8Array | undefined;
-  let filled = 0;
-  const submit = () => {
-    p.hasher.submit(buf!.subarray(0, filled));
-    buf = undefined;
-    filled = 0;
-  };
-  // Bring the hashes level with the file. A BYOB read that fails or is cancelled keeps the
-  // buffer it was given, with the bytes before `filled` in it: those are read back from the file.
-  const catchUp = async () => {
-    if (filled === 0) return;
-    if (!buf || buf.byteLength === 0) {
-      if (buf) p.hasher.release(buf);
-      buf = await p.hasher.take();
-      readAt(temp.file, p.received - filled, buf.subarray(0, filled));
-    }
-    submit();
-  };
   try {
     if (p.received > 0 && res.status === 200) {
       // The server ignored the Range: take the whole object again from byte 0.
@@ -289,51 +232,36 @@ async function getInto(
     }
     p.pieces++;
     for (;;) {
-      if (!buf) {
-        buf = await p.hasher.take();
-        // Waiting for the hashes is not the server's silence.
-        lastByteAt = Date.now();
-      }
-      let got: BodyRead;
+      let value: Uint8Array | undefined;
       try {
-        got = await body.readInto(buf, filled);
+        value = await body.read();
       } catch (err) {
         throw stalled ?? err;
       }
       if (stalled) throw stalled;
-      if (got.buffer) buf = got.buffer;
-      let bytes = got.bytes;
-      if (bytes.length === 0 && got.done) break;
+      if (value === undefined) break;
       lastByteAt = Date.now();
-      if (
-        p.received + bytes.length > layer.size || p.received + bytes.length > opts.maxBytes
-      ) {
+      if (p.received + value.length > layer.size || p.received + value.length > opts.maxBytes) {
         throw new InvalidInputError(
           `${layer.key}: the server sent more than the ${layer.size} bytes listed`,
           { details: { key: layer.key, size: layer.size } },
         );
       }
-      writeAll(temp.file, bytes);
-      p.received += bytes.length;
-      sniff(p, bytes, layer.key);
-      if (got.buffer) {
-        filled += bytes.length;
-        if (filled === buf.length) submit();
-      } else {
-        // A chunk of the stream's own: copied into the hasher's buffers.
-        while (bytes.length > 0) {
-          buf ??= await p.hasher.take();
-          const n = Math.min(bytes.length, buf.length - filled);
-          buf.set(bytes.subarray(0, n), filled);
-          filled += n;
-          bytes = bytes.subarray(n);
-          if (filled === buf.length) submit();
-        }
+      writeAll(temp.file, value);
+      p.sha256.update(value);
+      p.md5.update(value);
+      if (p.head.length < FORMAT_SNIFF_BYTES) {
+        const more = value.subarray(0, FORMAT_SNIFF_BYTES - p.head.length);
+        const head = new Uint8Array(p.head.length + more.length);
+        head.set(p.head);
+        head.set(more, p.head.length);
+        p.head = head;
+        // Refuse a zstd or zip blob after its first block, not after 4 GiB of it.
+        if (p.head.length === FORMAT_SNIFF_BYTES) p.format = detectLayerFormat(p.head, layer.key);
       }
+      p.received += value.length;
       opts.onProgress?.(p.received, layer.size);
-      if (got.done) break;
     }
-    await catchUp();
     if (p.received < layer.size) {
       throw new S3RequestError(
         `GET ${layer.key}: the body ended after ${p.received} of ${layer.size} bytes`,
@@ -342,101 +270,67 @@ async function getInto(
     }
   } catch (err) {
     attemptAbort.abort();
-    body.cancel();
-    const e = attemptError(err, layer, opts.signal);
-    // A retry resumes from the file's end, so the hashes must have seen all of it.
-    if (e instanceof S3RequestError && e.retryable) await catchUp();
-    throw e;
+    await body.cancel();
+    if (err instanceof InvalidInputError || err instanceof ObjectChangedError) throw err;
+    if (err instanceof S3RequestError) throw err;
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    // fetch's errors for a reset or cut connection mid-body.
+    throw new S3RequestError(`GET ${layer.key}: ${(err as Error)?.message ?? err}`, {
+      retryable: true,
+      cause: err,
+    });
   } finally {
     clearInterval(watchdog);
-    if (buf) p.hasher.release(buf);
     body.release();
   }
 }
 
-/** What a failed attempt throws: this module's errors as they are, fetch's as retryable. */
-function attemptError(err: unknown, layer: Layer, signal?: AbortSignal): unknown {
-  if (err instanceof InvalidInputError || err instanceof ObjectChangedError) return err;
-  if (err instanceof S3RequestError || err instanceof HasherError) return err;
-  if (signal?.aborted) return signal.reason;
-  // fetch's errors for a reset or cut connection mid-body.
-  return new S3RequestError(`GET ${layer.key}: ${(err as Error)?.message ?? err}`, {
-    retryable: true,
-    cause: err,
-  });
-}
+/** Bytes per read of a byte-stream body; reads return what has arrived, up to this. */
+const READ_BUFFER_BYTES = 1024 * 1024;
 
-/** Fill `into` from `file` at `offset`, then go back to the end for the next write. */
-function readAt(file: Deno.FsFile, offset: number, into: Uint8Array): void {
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let off = 0;
-  while (off < into.length) {
-    const n = file.readSync(into.subarray(off));
-    if (n === null) throw new Error("the temporary file is shorter than what was written to it");
-    off += n;
-  }
-  file.seekSync(0, Deno.SeekMode.End);
-}
-
-/** Keep the first bytes for the format check, and refuse a zstd or zip blob early. */
-function sniff(p: Progress, bytes: Uint8Array, key: string): void {
-  if (p.head.length >= FORMAT_SNIFF_BYTES) return;
-  const more = bytes.subarray(0, FORMAT_SNIFF_BYTES - p.head.length);
-  const head = new Uint8Array(p.head.length + more.length);
-  head.set(p.head);
-  head.set(more, p.head.length);
-  p.head = head;
-  // After its first block, not after 4 GiB of it.
-  if (p.head.length === FORMAT_SNIFF_BYTES) p.format = detectLayerFormat(p.head, key);
-}
-
-/** What one read of a {@linkcode Body} gave. */
-interface BodyRead {
-  /** New bytes: at `buf[offset]` when `buffer` is set, else a chunk of the stream's own. */
-  bytes: Uint8Array;
-  /** `buf`'s memory as a new object after a BYOB read (`buf` itself is then detached). */
-  buffer?: Uint8Array;
-  done: boolean;
-}
-
-/** A response body, read into our own buffers when it can be (BYOB), else chunk by chunk. */
+/** A response body, read chunk by chunk; each chunk is valid until the next read. */
 interface Body {
-  readInto(buf: Uint8Array, offset: number): Promise<BodyRead>;
-  cancel(reason?: unknown): void;
+  /** The next bytes, or undefined at the end. */
+  read(): Promise<Uint8Array | undefined>;
+  /** Settles once the stream is cancelled (never rejects). */
+  cancel(reason?: unknown): Promise<void>;
   release(): void;
 }
 
-const NO_BYTES = new Uint8Array(0);
-
+/**
+ * fetch's bodies are byte streams: read with a BYOB reader, the socket's bytes land in one
+ * reused buffer instead of a fresh chunk per read, which cut the receiving thread's CPU time
+ * by about a tenth (bench/fetch.ts). Other streams are read as they come.
+ */
 function openBody(stream: ReadableStream<Uint8Array>): Body {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
-    // fetch's bodies are byte streams: the socket's bytes then land in the hasher's buffers
-    // directly, with no chunk allocated and copied per read.
     byob = stream.getReader({ mode: "byob" });
   } catch {
     // Not a byte stream.
   }
   if (byob) {
     const reader = byob;
+    let buf = new Uint8Array(READ_BUFFER_BYTES);
     return {
-      async readInto(buf, offset) {
-        const { done, value } = await reader.read(buf.subarray(offset));
-        // A cancelled stream keeps the buffer: nothing comes back.
-        if (!value) return { bytes: NO_BYTES, done: true };
-        return { bytes: value, buffer: new Uint8Array(value.buffer as ArrayBuffer), done };
+      async read() {
+        // The read takes the buffer over; it comes back, as a new object, with the bytes.
+        const { done, value } = await reader.read(buf);
+        if (value) buf = new Uint8Array(value.buffer as ArrayBuffer);
+        // The closing read carries no bytes; any it did carry are still counted.
+        return done && !value?.length ? undefined : value;
       },
-      cancel: (reason) => void reader.cancel(reason).catch(() => {}),
+      cancel: (reason) => reader.cancel(reason).catch(() => {}),
       release: () => reader.releaseLock(),
     };
   }
   const reader = stream.getReader();
   return {
-    async readInto() {
+    async read() {
       const { done, value } = await reader.read();
-      return done ? { bytes: NO_BYTES, done } : { bytes: value, done };
+      return done ? undefined : value;
     },
-    cancel: (reason) => void reader.cancel(reason).catch(() => {}),
+    cancel: (reason) => reader.cancel(reason).catch(() => {}),
     release: () => reader.releaseLock(),
   };
 }

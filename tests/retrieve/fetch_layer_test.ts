@@ -1,8 +1,7 @@
 /**
  * fetchLayer's receive loop against an in-memory source, so that both kinds of body (a byte
- * stream read into our own buffers, as fetch gives, and a plain stream of chunks) and both
- * places of hashing (this thread, a worker) meet the same faults: a body cut mid-buffer, a
- * corrupted byte, a cancelled download.
+ * stream read into one reused buffer, as fetch's are, and a plain stream of chunks) meet the
+ * same faults: a body cut in the middle of a read, a corrupted byte, a cancelled download.
  */
 import { createHash } from "node:crypto";
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
@@ -98,24 +97,15 @@ const layerOf = (etag: string, size = BLOB.length): Layer => ({
   index: 1,
 });
 
-const cases = [
-  { byteStream: true, worker: true },
-  { byteStream: true, worker: false },
-  { byteStream: false, worker: true },
-  { byteStream: false, worker: false },
-];
-const named = (c: typeof cases[number]) =>
-  `${c.byteStream ? "byte stream" : "plain stream"}, hashed ${c.worker ? "on a worker" : "inline"}`;
+const cases = [{ byteStream: true }, { byteStream: false }];
+const named = (c: typeof cases[number]) => c.byteStream ? "byte stream" : "plain stream";
 const fast = { retryBaseDelayMs: 1 };
 
 for (const c of cases) {
-  Deno.test(`fetchLayer: a body cut mid-buffer resumes from its last byte (${named(c)})`, async () => {
+  Deno.test(`fetchLayer: a body cut mid-read resumes from its last byte (${named(c)})`, async () => {
     await using s = await tempState();
     const source = memorySource(MD5, { byteStream: c.byteStream, failAfter: 1_234_567 });
-    const r = await fetchLayer(source, s.blobs, layerOf(MD5), {
-      ...fast,
-      workerHashingMinBytes: c.worker ? 0 : Infinity,
-    });
+    const r = await fetchLayer(source, s.blobs, layerOf(MD5), fast);
     assertEquals(source.starts, [0, 1_234_567], "only the missing bytes are asked for again");
     assertEquals([r.sha256, r.size, r.downloaded], [SHA, BLOB.length, true]);
     assertEquals(
@@ -131,11 +121,7 @@ for (const c of cases) {
     bad[2_000_001] ^= 0x40;
     const source = memorySource(MD5, { data: bad, byteStream: c.byteStream });
     const err = await assertRejects(
-      () =>
-        fetchLayer(source, s.blobs, layerOf(MD5), {
-          ...fast,
-          workerHashingMinBytes: c.worker ? 0 : Infinity,
-        }),
+      () => fetchLayer(source, s.blobs, layerOf(MD5), fast),
       InvalidInputError,
       "MD5",
     );
@@ -149,18 +135,17 @@ Deno.test("fetchLayer: a multipart ETag has no MD5 to check; the SHA-256 is stil
   await using s = await tempState();
   const etag = "0123456789abcdef0123456789abcdef-3";
   const source = memorySource(etag, { byteStream: true });
-  const r = await fetchLayer(source, s.blobs, layerOf(etag), { workerHashingMinBytes: 0 });
+  const r = await fetchLayer(source, s.blobs, layerOf(etag));
   assertEquals(r.sha256, SHA);
 });
 
-Deno.test("fetchLayer: cancelling with a worker hashing leaves no temporary file and no worker", async () => {
+Deno.test("fetchLayer: cancelling mid-body leaves no temporary file and nothing stored", async () => {
   await using s = await tempState();
   const source = memorySource(MD5, { byteStream: true });
   const ac = new AbortController();
   await assertRejects(
     () =>
       fetchLayer(source, s.blobs, layerOf(MD5), {
-        workerHashingMinBytes: 0,
         signal: ac.signal,
         onProgress: (bytes) => {
           if (bytes >= 1_500_000) ac.abort(new Error("cancelled by the test"));
@@ -171,5 +156,4 @@ Deno.test("fetchLayer: cancelling with a worker hashing leaves no temporary file
   );
   assertEquals(s.blobs.list(), []);
   assertEquals(await tempFiles(s.dir), []);
-  // A worker left running would keep this test process alive: the suite would never end.
 });
