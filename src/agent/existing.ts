@@ -29,10 +29,10 @@ export interface LiveActivation {
 }
 
 /**
- * The activation `name` of `image` when it exists and its device is live with the thin id on
- * record; otherwise undefined (no state directory, no such activation, another image's, a
- * device gone after a reboot or half made): the caller then runs the activate machine, which
- * makes, repairs or refuses it.
+ * The activation `name` of `image` when it exists, no run of that name is in flight, and its
+ * device is live with the thin id on record; otherwise undefined (no state directory, no such
+ * activation, another image's, an interrupted run, a device gone after a reboot or half made):
+ * the caller then runs the activate machine, which makes, resumes, repairs or refuses it.
  */
 export async function liveActivation(
   stateDir: string,
@@ -48,6 +48,12 @@ export async function liveActivation(
   const store = openStore(`${stateDir}/${DB_FILE}`);
   let found: LiveActivation;
   try {
+    // A run of this name still in flight (a process died in it, or a deactivate is under
+    // way) is for the engine to resume or join: answering from the rows would leave it so.
+    const inFlight = store.db.prepare(
+      "SELECT 1 FROM runs WHERE status = 'active' AND resource_id = ? AND machine IN ('activate', 'deactivate') LIMIT 1",
+    ).get(name);
+    if (inFlight) return undefined;
     const a = new Catalog(store).getActivation(name);
     if (!a || a.image !== image) return undefined;
     const d = new DeviceRecords(store).device(a.device);
