@@ -339,10 +339,12 @@ async function main(): Promise<void> {
       rows.push(notRun("validate / apply a layer (host)", String(e).slice(0, 200)));
     }
   }
+  let vmMinutes: string | undefined;
   if (values["vm-json"]) {
     // The VM rows of an earlier `vm.sh -- deno run -A bench/vm.ts --json` (they take the
     // longest; the host rows can then be rerun alone).
     const vm = JSON.parse(await Deno.readTextFile(values["vm-json"])) as VmResults;
+    vmMinutes = vm.seconds === undefined ? undefined : f(vm.seconds / 60, 1);
     rows.push(...vmRows(vm));
     if (vm.diagnose) notes.push(diagnosis(vm.diagnose));
   } else if (!values["skip-vm"]) {
@@ -383,7 +385,13 @@ async function main(): Promise<void> {
     "",
     `Written by \`deno task bench${quick ? " --quick" : ""}\` (bench/run.ts) in ${
       f(minutes, 1)
-    } minutes.`,
+    } minutes${
+      values["vm-json"]
+        ? `; the VM rows come from an earlier \`bench/vm.ts --json\` run (--vm-json ${
+          values["vm-json"]
+        }, ${vmMinutes ?? "?"} minutes in the VM)`
+        : ""
+    }.`,
     "Medians, (min-max) over the rounds; each bench alternates its contenders within a round. Host rows use full-size data on the host; VM rows run in qemu without KVM (TCG),",
     "where a process start costs seconds and I/O is slow: their ratios compare contenders measured",
     "in the same VM, and their absolute numbers say nothing about real hardware.",

@@ -97,6 +97,8 @@ export interface VmResults {
   };
   /** With --diagnose: where the time of apply and of a warm activate goes. */
   diagnose?: Diagnosis;
+  /** How long the whole VM bench took. */
+  seconds?: number;
 }
 
 /** Evidence for the rows that miss their targets. */
@@ -657,6 +659,7 @@ async function main(): Promise<void> {
     cold,
     warm,
     diagnose: diag as Diagnosis | undefined,
+    seconds: Math.round((performance.now() - t0) / 1000),
   };
   console.error(`bench/vm: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   console.log(values.json ? JSON.stringify(res) : markdown(res));
