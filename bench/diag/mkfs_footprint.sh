@@ -34,11 +34,11 @@ variant() {
   dmsetup remove s$id; dmsetup remove t$id
 }
 E=nodiscard,lazy_itable_init=0,lazy_journal_init=0,assume_storage_prezeroed=1
-variant current -E $E
+variant before-3d08ed3 -E $E
 variant noresize -E $E -O ^resize_inode
 variant packed -E $E,packed_meta_blocks=1
 variant packed-noresize -E $E,packed_meta_blocks=1 -O ^resize_inode
-variant packed-noresize-ss2 -E $E,packed_meta_blocks=1 -O ^resize_inode,sparse_super2
+variant now-in-fs.ts -E $E,packed_meta_blocks=1 -O ^resize_inode,sparse_super2
 variant packed-noresize-j4 -E $E,packed_meta_blocks=1 -O ^resize_inode -J size=4
 variant nojournal -E $E,packed_meta_blocks=1 -O ^resize_inode,^has_journal
 variant flex256 -E $E,packed_meta_blocks=1 -O ^resize_inode -G 256
