@@ -10,6 +10,12 @@
 import type { Agent } from "./runtime.ts";
 import { planGc } from "../image/plan.ts";
 import { TemporaryError } from "../errors.ts";
+import { SqliteRunStore } from "../store/runs.ts";
+
+/** Finished runs older than this many days are forgotten by default (`gc --history-days`). */
+export const DEFAULT_HISTORY_DAYS = 7;
+/** The newest finished runs of each (machine, resource) that gc always keeps, for `history`. */
+export const KEEP_RUNS_PER_RESOURCE = 3;
 
 /** What {@linkcode collectGarbage} removed (or, dry, would remove). */
 export interface GcResult {
@@ -17,10 +23,15 @@ export interface GcResult {
   chains: { chainId: string; device: string }[];
   blobs: { sha256: string; size: number }[];
   blobBytes: number;
+  /** Finished runs forgotten (history older than the cutoff). */
+  runs: number;
 }
 
 /** Remove what nothing needs; with `dryRun`, only say what that is. */
-export async function collectGarbage(agent: Agent, opts: { dryRun: boolean }): Promise<GcResult> {
+export async function collectGarbage(
+  agent: Agent,
+  opts: { dryRun: boolean; historyDays?: number; now?: number },
+): Promise<GcResult> {
   const busy = ["pull", "blob", "chain", "activate"].flatMap((m) => agent.engine.store.active(m));
   if (busy.length > 0 && !opts.dryRun) {
     throw new TemporaryError(
@@ -47,8 +58,16 @@ export async function collectGarbage(agent: Agent, opts: { dryRun: boolean }): P
     chains: plan.chains.map((id) => ({ chainId: id, device: byChain.get(id)!.device })),
     blobs: plan.blobs.map((sha) => ({ sha256: sha, size: bySha.get(sha)!.size })),
     blobBytes: plan.blobs.reduce((n, sha) => n + bySha.get(sha)!.size, 0),
+    runs: 0,
   };
-  if (opts.dryRun) return result;
+  const days = opts.historyDays ?? DEFAULT_HISTORY_DAYS;
+  const prune = (dryRun: boolean) =>
+    new SqliteRunStore(agent.store).prune({
+      before: (opts.now ?? Date.now()) - days * 86_400_000,
+      keep: KEEP_RUNS_PER_RESOURCE,
+      dryRun,
+    });
+  if (opts.dryRun) return { ...result, runs: prune(true) };
   if (result.chains.length > 0) {
     const pool = await agent.pool();
     for (const c of result.chains) {
@@ -57,5 +76,6 @@ export async function collectGarbage(agent: Agent, opts: { dryRun: boolean }): P
     }
   }
   for (const b of result.blobs) await agent.blobs.remove(b.sha256);
+  result.runs = prune(false);
   return result;
 }

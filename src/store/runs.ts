@@ -203,6 +203,38 @@ export class SqliteRunStore implements RunStore {
     return rows.map(toRecord);
   }
 
+  /**
+   * Forget finished runs (and, by cascade, their events) last changed before `before` (ms since
+   * the epoch), except the newest `keep` finished runs of each (machine, resource). Active runs are
+   * never touched. Runs are history only: what the machines made lives in the catalogue, the blob
+   * store and the device records, so nothing reads an old run to decide anything. Without this,
+   * a cron job pulling every minute would add some 1,500 runs a day, for good. Returns how many
+   * runs went (or, with `dryRun`, would go).
+   *
+   * @example
+   * ```ts
+   * runs.prune({ before: Date.now() - 7 * 86_400_000, keep: 3 });
+   * ```
+   */
+  prune(options: { before: number; keep: number; dryRun?: boolean }): number {
+    const doomed = `SELECT id FROM (
+        SELECT id, updated_at, ROW_NUMBER() OVER (
+          PARTITION BY machine, resource_id ORDER BY created_at DESC, rowid DESC
+        ) AS newest
+        FROM runs WHERE status != 'active'
+      ) WHERE updated_at < ? AND newest > ?`;
+    const args = [options.before, options.keep];
+    if (options.dryRun) {
+      const row = this.store.db.prepare(`SELECT COUNT(*) AS n FROM (${doomed})`).get(...args) as {
+        n: number;
+      };
+      return Number(row.n);
+    }
+    return this.store.tx(() =>
+      Number(this.store.db.prepare(`DELETE FROM runs WHERE id IN (${doomed})`).run(...args).changes)
+    );
+  }
+
   #append(id: string, e: NewEvent, now: number): void {
     this.store.db.prepare(
       "INSERT INTO run_events (run_id, kind, state, attempt, data, at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -110,3 +110,37 @@ Deno.test("active lists one machine's active runs; list goes newest first", () =
     t.done();
   }
 });
+
+Deno.test("prune forgets old finished runs and their events, keeps the newest per resource and every active run", () => {
+  const t = fresh();
+  try {
+    // r: five finished runs at t=10..50, then an active one; s: one finished run at t=5.
+    for (let i = 1; i <= 5; i++) {
+      t.runs.createOrGetActive(run(`r${i}`, "r"), { kind: "start" }, i * 10);
+      t.runs.record(`r${i}`, "me", { status: i === 3 ? "failed" : "done", owner: null }, {
+        kind: "finish",
+      }, i * 10 + 1);
+    }
+    t.runs.createOrGetActive(run("r6", "r"), { kind: "start" }, 60);
+    t.runs.createOrGetActive(run("s1", "s"), { kind: "start" }, 5);
+    t.runs.record("s1", "me", { status: "done", owner: null }, { kind: "finish" }, 6);
+    t.runs.createOrGetActive(run("old-active", "x"), { kind: "start" }, 1);
+
+    // Before t=45 and beyond the newest 2 finished runs of each (machine, resource): r1-r3.
+    assertEquals(t.runs.prune({ before: 45, keep: 2, dryRun: true }), 3);
+    assertEquals(t.runs.list({ limit: 100 }).length, 8, "a dry run forgets nothing");
+    assertEquals(t.runs.prune({ before: 45, keep: 2 }), 3);
+    const left = t.runs.list({ limit: 100 }).map((r) => r.id).sort();
+    assertEquals(left, ["old-active", "r4", "r5", "r6", "s1"]);
+    const orphans = t.store.db.prepare(
+      "SELECT COUNT(*) AS n FROM run_events WHERE run_id NOT IN (SELECT id FROM runs)",
+    ).get() as { n: number };
+    assertEquals(orphans.n, 0);
+    assertEquals(t.runs.events("r1"), []);
+    // keep 0 and a late cutoff: every finished run goes, the active ones stay.
+    assertEquals(t.runs.prune({ before: 1000, keep: 0 }), 3);
+    assertEquals(t.runs.list({ limit: 100 }).map((r) => r.id).sort(), ["old-active", "r6"]);
+  } finally {
+    t.done();
+  }
+});

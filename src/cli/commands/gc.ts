@@ -4,7 +4,8 @@
  */
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
-import { collectGarbage, type GcResult } from "../../agent/gc.ts";
+import { collectGarbage, DEFAULT_HISTORY_DAYS, type GcResult } from "../../agent/gc.ts";
+import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../log.ts";
 
 /** One line for a gc result. */
@@ -12,21 +13,33 @@ export function gcSummary(r: GcResult): string {
   const verb = r.dryRun ? "would remove" : "removed";
   return `gc: ${verb} ${r.chains.length} chain device(s) and ${r.blobs.length} blob(s) (${
     formatBytes(r.blobBytes)
-  })` + r.chains.map((c) => `\n  device ${c.device}`).join("") +
+  })` + (r.runs ? `; ${r.dryRun ? "would forget" : "forgot"} ${r.runs} finished run(s)` : "") +
+    r.chains.map((c) => `\n  device ${c.device}`).join("") +
     r.blobs.map((b) => `\n  blob sha256:${b.sha256}`).join("");
 }
 
 const gc: Command = {
   name: "gc",
   summary: "remove chain devices and blobs that no image or activation needs",
-  usage: "thinimage gc [--dry-run] [--pool NAME]",
-  options: { "dry-run": { type: "boolean" }, pool: AGENT_OPTIONS.pool },
+  usage: "thinimage gc [--dry-run] [--pool NAME] [--history-days N]\n" +
+    `  --history-days N  forget finished runs older than N days (default ${DEFAULT_HISTORY_DAYS}),\n` +
+    "                    keeping the newest 3 of each machine and resource for 'history'",
+  options: {
+    "dry-run": { type: "boolean" },
+    pool: AGENT_OPTIONS.pool,
+    "history-days": { type: "string" },
+  },
   keeps: ["read", "write", "env", "run", "sys"],
   async run(ctx, { values }) {
+    const raw = values["history-days"] as string | undefined;
+    const historyDays = raw === undefined ? undefined : Number(raw);
+    if (historyDays !== undefined && !(Number.isInteger(historyDays) && historyDays >= 0)) {
+      throw new UsageError(`--history-days wants a whole number of days, not ${raw}`);
+    }
     const r = await withAgent(
       ctx,
       { ...values, offline: true },
-      (agent) => collectGarbage(agent, { dryRun: Boolean(values["dry-run"]) }),
+      (agent) => collectGarbage(agent, { dryRun: Boolean(values["dry-run"]), historyDays }),
     );
     ctx.result(r, gcSummary);
   },
