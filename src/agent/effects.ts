@@ -122,9 +122,6 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       return await (await getPool()).activate(device);
     },
     thinIdOf: (device) => records.device(device)?.thinId,
-    async guardFreeSpace(): Promise<void> {
-      await (await getPool()).guardFreeSpace();
-    },
 
     async applyLayer(device, sha256, signal, progress) {
       const p = await getPool();

@@ -88,7 +88,7 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
         if (top?.state !== "sealed") {
           throw new ThinimageError(`image ${request.image}: its top chain is not sealed`);
         }
-        await fx.guardFreeSpace();
+        // createSnapshot refuses (exit 75) when the pool is short of space: no check here too.
         await fx.createSnapshot(res.device, top.device);
         fx.catalog.addActivation({
           name: request.name,

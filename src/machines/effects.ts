@@ -37,9 +37,12 @@ export interface ImageEffects {
 
   /** True when a thin device record named `device` exists (whatever its state). */
   deviceExists(device: string): Promise<boolean>;
-  /** Create the empty base device `device` and make its filesystem (idempotent). */
+  /**
+   * Create the empty base device `device` and make its filesystem (idempotent). Refuses with a
+   * temporary error (exit 75) when the pool is short of free space.
+   */
   createBaseDevice(device: string): Promise<void>;
-  /** Create `device` as a thin snapshot of `origin` (idempotent). */
+  /** Create `device` as a thin snapshot of `origin` (idempotent); short of space, as above. */
   createSnapshot(device: string, origin: string): Promise<void>;
   /** Remove `device` (deactivate, delete its thin id, forget it); absent is done. */
   removeDevice(device: string): Promise<void>;
@@ -47,8 +50,6 @@ export interface ImageEffects {
   activateDevice(device: string): Promise<string>;
   /** The thin id of `device`, if it exists. */
   thinIdOf(device: string): number | undefined;
-  /** Refuse (exit 75, with figures) when the pool is short of free space. */
-  guardFreeSpace(): Promise<void>;
   /**
    * Mount `device` privately (nosuid,nodev,noexec), apply the blob as a layer onto it, sync
    * the filesystem, check the pool, unmount and deactivate. Returns the unpacked bytes.

@@ -126,7 +126,6 @@ export function chainMachine(fx: ImageEffects) {
     const device = chainDeviceName(req.chainId);
     // Whatever is on a device that was never sealed is incomplete: start again from the parent.
     if (await fx.deviceExists(device)) await fx.removeDevice(device);
-    await fx.guardFreeSpace();
     if (req.parentChainId === null) {
       await fx.createBaseDevice(device);
     } else {

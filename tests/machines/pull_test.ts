@@ -101,7 +101,6 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     },
     activateDevice: (d) => Promise.resolve(`/dev/mapper/${d}`),
     thinIdOf: (d) => [...world.devices.keys()].indexOf(d),
-    guardFreeSpace: () => Promise.resolve(),
     applyLayer(d, h) {
       world.calls.push(`apply ${d}`);
       const content = blobsBySha.get(h)!;
