@@ -30,7 +30,7 @@ import { initPool, poolStatus, removePool } from "../src/devmapper/pool.ts";
 import { ThinPool } from "../src/devmapper/thin.ts";
 import { mkfsExt4, mountPrivate, unmount } from "../src/devmapper/fs.ts";
 import { permissionFlags } from "../src/cli/permissions.ts";
-import { DEFAULT_DEVICE_SIZE } from "../src/agent/runtime.ts";
+import { DEFAULT_DEVICE_SIZE } from "../src/agent/defaults.ts";
 import { startFaultProxy } from "../scripts/fault-proxy.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -229,19 +229,21 @@ async function benchApply(
     const sha = (await must("/usr/bin/sha256sum", [layer])).split(" ")[0];
     const entries = (await must(TAR, ["-tf", layer])).trim().split("\n").length;
     const flags = permissionFlags({ netHosts: ["127.0.0.1:7480"] });
+    const applyArgv = (mnt: string) => [
+      "run",
+      "--no-check",
+      ...flags,
+      MAIN,
+      "apply",
+      layer,
+      mnt,
+      "--sha256",
+      sha,
+    ];
     const contenders: Record<string, (mnt: string) => Promise<unknown>> = {
-      thinimage: (mnt) =>
-        must(Deno.execPath(), [
-          "run",
-          "--no-check",
-          ...flags,
-          MAIN,
-          "apply",
-          layer,
-          mnt,
-          "--sha256",
-          sha,
-        ]),
+      thinimage: (mnt) => must(Deno.execPath(), applyArgv(mnt)),
+      onePass: (mnt) =>
+        must(Deno.execPath(), ["run", "--no-check", ...flags, ONE_PASS, layer, mnt, sha]),
       tar: (mnt) =>
         must(TAR, [
           "-x",
@@ -254,8 +256,6 @@ async function benchApply(
           mnt,
         ]),
     };
-    contenders.onePass = (mnt) =>
-      must(Deno.execPath(), ["run", "--no-check", ...flags, ONE_PASS, layer, mnt, sha]);
     const t: Record<string, number[]> = { thinimage: [], tar: [], onePass: [] };
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 ? ["tar", "onePass", "thinimage"] : ["thinimage", "onePass", "tar"];
@@ -282,17 +282,7 @@ async function benchApply(
         "/run (tmpfs)": readlinkUs("/run"),
         "the mounted volume (ext4 on thin)": readlinkUs(mnt),
       };
-      diag.applySyscalls = await syscallCounts(Deno.execPath(), [
-        "run",
-        "--no-check",
-        ...flags,
-        MAIN,
-        "apply",
-        layer,
-        mnt,
-        "--sha256",
-        sha,
-      ]);
+      diag.applySyscalls = await syscallCounts(Deno.execPath(), applyArgv(mnt));
       await releaseVolume(thin, name, mnt);
     }
     return {

@@ -108,16 +108,11 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       await (await getPool()).remove(device);
     },
     async activateDevice(device: string): Promise<string> {
-      // Warm path: an activation already live with its recorded thin id needs one dmsetup
-      // call, not the pool's whole set-up check (a dozen device-tool processes).
+      // Warm path: a device already live with its recorded thin id needs one dmsetup call.
       if (!pool) {
-        const d = records.device(device);
-        if (d?.state === "active") {
-          const { Dmsetup } = await import("../devmapper/dmsetup.ts");
-          const { parseThinTable } = await import("../devmapper/parse.ts");
-          const table = await new Dmsetup().table(device);
-          if (table !== undefined && parseThinTable(table)?.thinId === d.thinId) return d.path;
-        }
+        const { liveDevice } = await import("./existing.ts");
+        const live = await liveDevice(records, device);
+        if (live) return live.path;
       }
       return await (await getPool()).activate(device);
     },

@@ -46,7 +46,6 @@ export async function liveActivation(
     return undefined;
   }
   const store = openStore(`${stateDir}/${DB_FILE}`);
-  let found: LiveActivation;
   try {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.
@@ -56,20 +55,26 @@ export async function liveActivation(
     if (inFlight) return undefined;
     const a = new Catalog(store).getActivation(name);
     if (!a || a.image !== image) return undefined;
-    const d = new DeviceRecords(store).device(a.device);
-    if (d?.state !== "active") return undefined;
-    found = {
-      image: a.image,
-      manifestDigest: a.manifestDigest,
-      name,
-      device: a.device,
-      thinId: d.thinId,
-      path: d.path,
-    };
+    const live = await liveDevice(new DeviceRecords(store), a.device, dm);
+    return live && { image: a.image, manifestDigest: a.manifestDigest, name, ...live };
   } finally {
     store.close();
   }
-  const table = await dm.table(found.device);
-  if (table === undefined || parseThinTable(table)?.thinId !== found.thinId) return undefined;
-  return found;
+}
+
+/**
+ * The recorded `device` when its record says active and the kernel holds it with the recorded
+ * thin id: one `dmsetup table`, where activating through the pool would first check the pool's
+ * whole set-up (a dozen device-tool processes). Otherwise undefined.
+ */
+export async function liveDevice(
+  records: DeviceRecords,
+  device: string,
+  dm: Dmsetup = new Dmsetup(),
+): Promise<{ device: string; thinId: number; path: string } | undefined> {
+  const d = records.device(device);
+  if (d?.state !== "active") return undefined;
+  const table = await dm.table(device);
+  if (table === undefined || parseThinTable(table)?.thinId !== d.thinId) return undefined;
+  return { device, thinId: d.thinId, path: d.path };
 }

@@ -41,8 +41,6 @@ export interface AgentOptions {
   deviceSizeBytes?: number;
 }
 
-export { DEFAULT_DEVICE_SIZE } from "./defaults.ts";
-
 /** An open agent. */
 export interface Agent {
   store: Store;

@@ -4,7 +4,12 @@
  */
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
-import { collectGarbage, DEFAULT_HISTORY_DAYS, type GcResult } from "../../agent/gc.ts";
+import {
+  collectGarbage,
+  DEFAULT_HISTORY_DAYS,
+  type GcResult,
+  KEEP_RUNS_PER_RESOURCE,
+} from "../../agent/gc.ts";
 import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../log.ts";
 
@@ -23,7 +28,7 @@ const gc: Command = {
   summary: "remove chain devices and blobs that no image or activation needs",
   usage: "thinimage gc [--dry-run] [--pool NAME] [--history-days N]\n" +
     `  --history-days N  forget finished runs older than N days (default ${DEFAULT_HISTORY_DAYS}),\n` +
-    "                    keeping the newest 3 of each machine and resource for 'history'",
+    `                    keeping the newest ${KEEP_RUNS_PER_RESOURCE} of each machine and resource for 'history'`,
   options: {
     "dry-run": { type: "boolean" },
     pool: AGENT_OPTIONS.pool,
