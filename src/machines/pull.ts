@@ -1,9 +1,13 @@
 /**
- * The pull of an image as durable state machines: resolve the manifest, fetch the missing
- * blobs, validate them, and unpack each layer into its chain device, reusing every chain that
- * already exists. Three machines:
+ * The pull of an image as durable state machines: resolve the manifest, then fetch, validate
+ * and unpack its layers as a pipeline, reusing every chain that already exists. Three machines:
  *
- * - `pull` (one run per image): resolve, fetch, validate, unpack, then `ready`.
+ * - `pull` (one run per image): `resolve`, then `layers`, then `ready`. `layers` downloads the
+ *   blobs in layer order, at most {@linkcode DOWNLOADS_IN_FLIGHT} at once, and unpacks layer i
+ *   as soon as blobs 1..i are stored and layer i is validated, while later blobs still
+ *   download. Layers are validated one after the other, each before its chain is started: a
+ *   hostile layer 3 fails the pull with layers 1-2 unpacked (sealed chains, usable by other
+ *   images) and nothing made for layers 3 and after.
  * - `blob` (one run per S3 object, by ETag and size): download and verify into the blob store.
  * - `chain` (one run per chain id): snapshot the parent's device (or make the base device),
  *   apply the layer, seal.
@@ -165,6 +169,37 @@ export function chainMachine(fx: ImageEffects) {
     .end("sealed");
 }
 
+/** At most this many blobs of one pull download at once, in layer order. */
+export const DOWNLOADS_IN_FLIGHT = 2;
+
+/**
+ * `fetch` over `layers` in their order, at most `limit` at once: one promise per layer. After
+ * a failure or `stop()`, no more start and those not started reject; `settled` resolves once
+ * none is running.
+ */
+function downloads<T>(layers: readonly Layer[], limit: number, fetch: (l: Layer) => Promise<T>) {
+  const results = layers.map(() => Promise.withResolvers<T>());
+  // Each is awaited in its turn, or never when the pull stops before it.
+  for (const r of results) r.promise.catch(() => {});
+  let next = 0;
+  const stop = () => {
+    for (; next < layers.length; next++) results[next].reject(new Error("download not started"));
+  };
+  const worker = async () => {
+    while (next < layers.length) {
+      const i = next++;
+      try {
+        results[i].resolve(await fetch(layers[i]));
+      } catch (err) {
+        results[i].reject(err);
+        stop();
+      }
+    }
+  };
+  const settled = Promise.all(Array.from({ length: Math.min(limit, layers.length) }, worker));
+  return { blobs: results.map((r) => r.promise), stop, settled };
+}
+
 function fromCatalog(img: ImageRecord): PullResponse {
   return {
     image: img.name,
@@ -231,69 +266,89 @@ export function pullMachine(
         layers: manifest!.layers.map((l) => ({ index: l.index, key: l.key, size: l.size })),
       };
     })
-    .to("fetch", async ({ request, response, signal }) => {
-      const res = response!;
-      if (res.offline || res.topChain) return res;
-      const manifest = fx.catalog.getImage(request.image)!.manifest as Manifest;
-      const layers: PulledLayer[] = [];
-      for (const l of manifest.layers) {
-        const b = await fx.child(blob, `${l.etag}:${l.size}`, { layer: l }, signal);
-        layers.push({
-          index: l.index,
-          key: l.key,
-          size: l.size,
-          sha256: b.sha256,
-          downloaded: b.downloaded,
-        });
-      }
-      const ids = await chainIds(layers.map((l) => l.sha256!));
-      layers.forEach((l, i) => l.chainId = ids[i]);
-      fx.catalog.setLayerDigests(
-        request.image,
-        layers.map((l) => ({ idx: l.index, sha256: l.sha256!, chainId: l.chainId! })),
-      );
-      return { ...res, layers };
-    }, ORCHESTRATION_RETRY)
-    .to("validate", async ({ response, signal }) => {
-      if (response!.topChain) return response!;
-      // Every layer not yet unpacked is checked before any is unpacked: a hostile layer 3
-      // leaves nothing half made behind layers 1-2.
-      for (const l of response!.layers) {
-        if (fx.catalog.getChain(l.chainId!)?.state === "sealed") continue;
-        await fx.validateBlob(l.sha256!, signal);
-      }
-      return response!;
-    })
-    .to("unpack", async ({ request, response, signal }) => {
+    // One step, not fetch, validate and unpack: a step ends before the next begins, so
+    // downloads can overlap unpacking only inside one. Nothing in it needs its own resume
+    // point either: each download and each chain is a durable child run, so a rerun after a
+    // crash replays the step cheaply (blob runs find their blobs stored, chain runs find
+    // their chains sealed, and a run cut short is taken over), with nothing to carry over.
+    .to("layers", async ({ request, response, signal }) => {
       const res = response!;
       if (res.topChain) return res;
-      const layers: PulledLayer[] = [];
-      let parent: string | null = null;
-      for (const l of res.layers) {
-        const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
-        let unpacked = false;
-        // A sealed chain whose run is still active was sealed by a process that died before
-        // the run finished: joining the run takes it over and closes it.
-        if (!sealed || fx.hasActiveRun(chain.name, l.chainId!)) {
-          if (res.offline) {
-            throw new SourceUnavailableError(
-              `chain of ${l.key} is missing and the pull is offline`,
-            );
-          }
-          const c = await fx.child(chain, l.chainId!, {
-            chainId: l.chainId!,
-            parentChainId: parent,
-            layerSha256: l.sha256!,
-            image: request.image,
-            key: l.key,
-          }, signal);
-          unpacked = c.unpacked;
-        }
-        layers.push({ ...l, unpacked });
-        parent = l.chainId!;
+      if (res.offline) {
+        throw new SourceUnavailableError(
+          `${request.image} has no top chain and the pull is offline`,
+        );
       }
-      fx.catalog.markReady(request.image, parent!);
-      return { ...res, layers, topChain: parent! };
+      const manifest = fx.catalog.getImage(request.image)!.manifest as Manifest;
+      const fetching = downloads(
+        manifest.layers,
+        DOWNLOADS_IN_FLIGHT,
+        (l) => fx.child(blob, `${l.etag}:${l.size}`, { layer: l }, signal),
+      );
+      // Validation is aborted once the step fails: nothing of it is kept.
+      const failed = new AbortController();
+      const checking = AbortSignal.any([signal, failed.signal]);
+      // Layer i is checked after layer i-1 and only once its blob and those before it are
+      // stored: its chain id needs them, and a refused layer must stop every check after it.
+      const shas: string[] = [];
+      const prepared: Promise<PulledLayer>[] = [];
+      for (const [i, l] of manifest.layers.entries()) {
+        const previous = prepared[i - 1];
+        const p = (async (): Promise<PulledLayer> => {
+          await previous;
+          const b = await fetching.blobs[i];
+          shas.push(b.sha256);
+          const chainId = (await chainIds(shas.slice(0, i + 1)))[i];
+          fx.catalog.setLayerDigests(request.image, [{ idx: l.index, sha256: b.sha256, chainId }]);
+          if (fx.catalog.getChain(chainId)?.state !== "sealed") {
+            await fx.validateBlob(b.sha256, checking);
+          }
+          return {
+            index: l.index,
+            key: l.key,
+            size: l.size,
+            sha256: b.sha256,
+            downloaded: b.downloaded,
+            chainId,
+          };
+        })();
+        p.catch(() => fetching.stop()); // a refused or missing layer: start no more downloads
+        prepared.push(p);
+      }
+      try {
+        const layers: PulledLayer[] = [];
+        let parent: string | null = null;
+        for (const ready of prepared) {
+          const l = await ready;
+          const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
+          let unpacked = false;
+          // A sealed chain whose run is still active was sealed by a process that died before
+          // the run finished: joining the run takes it over and closes it.
+          if (!sealed || fx.hasActiveRun(chain.name, l.chainId!)) {
+            const c = await fx.child(chain, l.chainId!, {
+              chainId: l.chainId!,
+              parentChainId: parent,
+              layerSha256: l.sha256!,
+              image: request.image,
+              key: l.key,
+            }, signal);
+            unpacked = c.unpacked;
+          }
+          layers.push({ ...l, unpacked });
+          parent = l.chainId!;
+        }
+        fx.catalog.markReady(request.image, parent!);
+        return { ...res, layers, topChain: parent! };
+      } catch (err) {
+        failed.abort(err);
+        throw err;
+      } finally {
+        // Downloads in flight are let finish rather than aborted: an interrupted blob run
+        // stays active until someone asks for that blob again, and gc refuses to run while
+        // any run is active. The pull's own signal still interrupts them at once.
+        fetching.stop();
+        await Promise.allSettled([fetching.settled, ...prepared]);
+      }
     }, ORCHESTRATION_RETRY)
     .end("ready", {
       finalizers: [({ status, error, request }) => {

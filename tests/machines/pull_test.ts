@@ -4,7 +4,7 @@
  * a pool that records what was made). What the kernel does with those calls is proven in the
  * VM (tests/vm/e2e); here: what is called, in which order, how often, and what is refused.
  */
-import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../helpers/assert.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { openStore, type Store } from "../../src/store/db.ts";
@@ -13,7 +13,12 @@ import { SqliteRunStore } from "../../src/store/runs.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { LockLiveness, OwnerLock } from "../../src/host/process.ts";
 import type { ImageEffects } from "../../src/machines/effects.ts";
-import { blobMachine, chainMachine, pullMachine } from "../../src/machines/pull.ts";
+import {
+  blobMachine,
+  chainMachine,
+  type ChainRequest,
+  pullMachine,
+} from "../../src/machines/pull.ts";
 import { activateMachine } from "../../src/machines/activate.ts";
 import { buildManifest, type ListedObject } from "../../src/image/manifest.ts";
 import { InvalidInputError, SourceUnavailableError, ThinimageError } from "../../src/errors.ts";
@@ -32,9 +37,23 @@ class World {
   devices = new Map<string, { origin?: string; layers: string[] }>();
   calls: string[] = [];
   failApplyOnce = new Set<string>();
+  /** What the pull did, in order, by layer content: `fetch`, `stored`, `validate`, `chain`. */
+  log: string[] = [];
+  /** Downloads of these contents wait until released (or their signal aborts). */
+  held = new Map<string, PromiseWithResolvers<void>>();
+  inFlight = 0;
+  maxInFlight = 0;
 
   constructor(bucket: Bucket) {
     this.bucket = bucket;
+  }
+
+  hold(...contents: string[]): void {
+    for (const c of contents) this.held.set(c, Promise.withResolvers());
+  }
+
+  release(...contents: string[]): void {
+    for (const c of contents) this.held.get(c)?.resolve();
   }
 
   listing(image: string): ListedObject[] {
@@ -64,18 +83,33 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
       if (!world.reachable) return Promise.reject(new SourceUnavailableError("connection refused"));
       return Promise.resolve(buildManifest(image, `images/${image}/`, world.listing(image)));
     },
-    fetchBlob(layer) {
+    async fetchBlob(layer, signal) {
       const known = shaByEtag.get(layer.etag);
-      if (known) return Promise.resolve({ sha256: known, size: layer.size, downloaded: false });
+      if (known) return { sha256: known, size: layer.size, downloaded: false };
       const [, image, n] = /^images\/([^/]+)\/(\d+)\.tar$/.exec(layer.key)!;
       const content = world.bucket[image][Number(n) - 1];
+      world.log.push(`fetch ${content}`);
+      world.maxInFlight = Math.max(world.maxInFlight, ++world.inFlight);
+      try {
+        const gate = world.held.get(content)?.promise;
+        if (gate) {
+          await new Promise<void>((resolve, reject) => {
+            signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+            gate.then(resolve);
+          });
+        }
+      } finally {
+        world.inFlight--;
+      }
+      world.log.push(`stored ${content}`);
       world.fetched.push(layer.key);
       const h = sha(content);
       blobsBySha.set(h, content);
       shaByEtag.set(layer.etag, h);
-      return Promise.resolve({ sha256: h, size: layer.size, downloaded: true });
+      return { sha256: h, size: layer.size, downloaded: true };
     },
     validateBlob(h) {
+      world.log.push(`validate ${blobsBySha.get(h)}`);
       if (world.hostile.has(blobsBySha.get(h)!)) {
         return Promise.reject(new InvalidInputError(`layer refused: entry '../escape' climbs out`));
       }
@@ -110,8 +144,17 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
       }
       return Promise.resolve({ unpackedBytes: content.length });
     },
-    async child<Req, Res>(m: Machine<Req, Res, string, string>, id: string, req: Req) {
-      return await (await engine.start(m, id, req)).wait();
+    // As src/agent/effects.ts: the parent's signal interrupts the child run.
+    async child<Req, Res>(
+      m: Machine<Req, Res, string, string>,
+      id: string,
+      req: Req,
+      signal: AbortSignal,
+    ) {
+      if (m.name === "chain") {
+        world.log.push(`chain ${blobsBySha.get((req as ChainRequest).layerSha256)}`);
+      }
+      return await (await engine.start(m, id, req, { signal })).wait({ signal });
     },
     hasActiveRun: (m, id) => engine.store.active(m).some((r) => r.resourceId === id),
     warn: (msg) => world.calls.push(`warn ${msg}`),
@@ -126,7 +169,8 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
   return {
     catalog,
     engine,
-    pull: async (image: string) => await (await engine.start(pull, image, { image })).wait(),
+    pull: async (image: string, signal?: AbortSignal) =>
+      await (await engine.start(pull, image, { image }, { signal })).wait(),
     activate: async (image: string, name = image) =>
       await (await engine.start(activate, name, { image, name })).wait(),
     async close() {
@@ -141,7 +185,25 @@ const BUCKET: Bucket = {
   node: ["base1", "base2", "base3", "deps4", "node5"],
   python: ["base1", "base2", "base3", "deps4", "py5"],
   hostile: ["base1", "base2", "evil3"],
+  hostile5: ["base1", "base2", "evil3", "x4", "x5"],
 };
+
+/** Wait until `cond` holds (the pull runs meanwhile); fail after 5 s. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 5_000; !cond();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Every chain run was started after its layer was validated. */
+function assertValidatedFirst(log: string[]): void {
+  for (const [i, e] of log.entries()) {
+    if (!e.startsWith("chain ")) continue;
+    const c = e.slice("chain ".length);
+    assert(log.slice(0, i).includes(`validate ${c}`), `chain ${c} before its validation: ${log}`);
+  }
+}
 
 Deno.test("shared layers: each blob fetched once, each chain made once, in layer order", async () => {
   const world = new World(BUCKET);
@@ -184,14 +246,14 @@ Deno.test("pulling a ready, unchanged image fetches and makes nothing", async ()
   }
 });
 
-Deno.test("a hostile layer 3 refuses the image (65) before any chain is made", async () => {
+Deno.test("a hostile layer 3 refuses the image (65) with only layers 1-2 made", async () => {
   const world = new World(BUCKET);
   world.hostile.add("evil3");
   const t = await setup(world);
   try {
     const err = await assertRejects(() => t.pull("hostile"));
     assertEquals((err as ThinimageError).exitCode, 65);
-    assertEquals(world.devices.size, 0);
+    assertEquals(world.devices.size, 2, "the chains of base1 and base2, for other images");
     assertEquals(t.catalog.getImage("hostile")!.state, "failed");
     await t.pull("golang");
     assertEquals(world.fetched.length, 6, "golang fetches only its layers 3-5");
@@ -250,6 +312,146 @@ Deno.test("activate: the same (image, name) returns the activation; another imag
     const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
     assertEquals(snaps.length, 1);
   } finally {
+    await t.close();
+  }
+});
+
+Deno.test("overlap: chains 1-2 are made while blob 3 still downloads", async () => {
+  const world = new World(BUCKET);
+  world.hold("base3", "go4", "go5");
+  const t = await setup(world);
+  const pulling = t.pull("golang");
+  try {
+    await until(() => world.log.includes("chain base2"), "the chain of layer 2");
+    const chains = t.catalog.listChains();
+    assertEquals(chains.map((c) => c.state), ["sealed", "sealed"]);
+    assert(!world.log.includes("stored base3"), world.log.join(", "));
+    assertEquals(world.log.filter((e) => e.startsWith("fetch ")), [
+      "fetch base1",
+      "fetch base2",
+      "fetch base3",
+      "fetch go4",
+    ]);
+    world.release("base3", "go4", "go5");
+    const r = await pulling;
+    assertValidatedFirst(world.log);
+    // The response is what it was when the steps ran one after the other.
+    const img = t.catalog.getImage("golang")!;
+    assertEquals(r.topChain, img.topChain);
+    assertEquals(r.topChain, r.layers[4].chainId);
+    assertEquals(
+      r.layers,
+      img.layers.map((l) => ({
+        index: l.idx,
+        key: l.key,
+        size: l.size,
+        sha256: l.sha256!,
+        downloaded: true,
+        chainId: l.chainId!,
+        unpacked: true,
+      })),
+    );
+    const dev = t.catalog.getChain(r.topChain!)!.device;
+    assertEquals(world.devices.get(dev)!.layers, BUCKET.golang);
+  } finally {
+    world.release(...world.held.keys());
+    await pulling.catch(() => {});
+    await t.close();
+  }
+});
+
+Deno.test("at most 2 downloads in flight, started in layer order", async () => {
+  const world = new World(BUCKET);
+  world.hold(...BUCKET.golang);
+  const t = await setup(world);
+  const pulling = t.pull("golang");
+  try {
+    await until(() => world.inFlight === 2, "two downloads");
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(world.log, ["fetch base1", "fetch base2"]);
+    // The second finishing first frees a slot for the third, not a chain (layer 1 is missing).
+    world.release("base2");
+    await until(() => world.log.includes("fetch base3"), "download 3");
+    assert(!world.log.some((e) => e.startsWith("chain ")), world.log.join(", "));
+    for (const c of ["base1", "base3", "go4", "go5"]) {
+      world.release(c);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await pulling;
+    assertEquals(world.maxInFlight, 2);
+    assertEquals(
+      world.log.filter((e) => e.startsWith("fetch ")),
+      BUCKET.golang.map((c) => `fetch ${c}`),
+    );
+  } finally {
+    world.release(...world.held.keys());
+    await pulling.catch(() => {});
+    await t.close();
+  }
+});
+
+Deno.test("a hostile layer 3 of 5: layers 1-2 sealed, nothing started for 3-5, no run left active", async () => {
+  const world = new World(BUCKET);
+  world.hostile.add("evil3");
+  world.hold("x4");
+  const t = await setup(world);
+  let settled = false;
+  const pulling = t.pull("hostile5").finally(() => settled = true);
+  try {
+    await until(() => world.log.includes("validate evil3"), "the refusal of layer 3");
+    await until(() => t.catalog.listChains().length === 2, "the chains of layers 1-2");
+    // The download of layer 4 is in flight: the pull waits for it, leaving no run behind.
+    await new Promise((r) => setTimeout(r, 20));
+    assert(!settled, "the pull ended with a download of its own still running");
+    world.release("x4");
+    const err = await assertRejects(() => pulling);
+    assertEquals((err as ThinimageError).exitCode, 65);
+    assertStringIncludes((err as Error).message, "climbs out");
+    assertEquals(t.catalog.listChains().map((c) => c.state), ["sealed", "sealed"]);
+    assertEquals(world.log.filter((e) => e.startsWith("chain ")), ["chain base1", "chain base2"]);
+    const chainRuns = t.engine.store.list({ limit: 100 }).filter((r) => r.machine === "chain");
+    assertEquals(chainRuns.length, 2);
+    assertEquals(world.log.filter((e) => e.startsWith("validate ")), [
+      "validate base1",
+      "validate base2",
+      "validate evil3",
+    ]);
+    assertValidatedFirst(world.log);
+    for (const m of ["pull", "blob", "chain"]) assertEquals(t.engine.store.active(m), [], m);
+    const img = t.catalog.getImage("hostile5")!;
+    assertEquals(img.state, "failed");
+    // Layers 1-2 stay recorded, so that gc keeps their chains for other images.
+    assert(img.layers.slice(0, 3).every((l) => l.sha256 && l.chainId));
+  } finally {
+    world.release(...world.held.keys());
+    await pulling.catch(() => {});
+    await t.close();
+  }
+});
+
+Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made twice", async () => {
+  const world = new World(BUCKET);
+  world.hold("go4", "go5");
+  const t = await setup(world);
+  const stop = new AbortController();
+  const first = t.pull("golang", stop.signal);
+  try {
+    await until(() => world.log.includes("chain base3"), "the chain of layer 3");
+    await until(() => t.catalog.listChains().every((c) => c.state === "sealed"), "its seal");
+    stop.abort(new Error("SIGINT"));
+    await assertRejects(() => first);
+    // The interrupted downloads stay active runs, taken over by the next pull.
+    assertEquals(t.engine.store.active("blob").length, 2);
+    world.release("go4", "go5");
+    const r = await t.pull("golang");
+    assertEquals(world.fetched.length, 5, world.fetched.join(" "));
+    assertEquals(world.log.filter((e) => e.startsWith("chain ")).length, 5);
+    assertEquals(r.layers.map((l) => l.unpacked), [false, false, false, true, true]);
+    assertEquals(world.devices.get(t.catalog.getChain(r.topChain!)!.device)!.layers, BUCKET.golang);
+    for (const m of ["pull", "blob", "chain"]) assertEquals(t.engine.store.active(m), [], m);
+  } finally {
+    world.release(...world.held.keys());
+    await first.catch(() => {});
     await t.close();
   }
 });

@@ -35,15 +35,21 @@ async function downloads(
 Deno.test("hostile image refused, then four processes at once, then warm, offline and rm", async () => {
   const sc = await Scenario.create("1G");
   try {
-    // A hostile layer 3: refused with 65, naming the entry; nothing half made.
+    // A hostile layer 3: refused with 65, naming the entry. Layers 1-2 are unpacked while it
+    // downloads (sealed chains, golang's too); nothing is made for layer 3 or half made.
     const bad = await sc.cli(["activate", "hostile", "--json"]);
     assertEquals(bad.code, 65, `${bad.stdout}\n${bad.stderr}`);
     assert(/escape|\.\./.test(bad.stdout + bad.stderr), "the refusal names the entry");
-    assertEquals(
-      await sc.query("SELECT chain_id FROM chains"),
-      [],
-      "validation comes before unpacking",
+    const made = await sc.query(
+      "SELECT l.idx, c.state FROM image_layers l JOIN chains c ON c.chain_id = l.chain_id WHERE l.image = 'hostile' ORDER BY l.idx",
     );
+    assertEquals(made.map((r) => `${r.idx} ${r.state}`), ["1 sealed", "2 sealed"]);
+    assertEquals(
+      (await sc.query("SELECT chain_id FROM chains")).length,
+      2,
+      "nothing made for layer 3",
+    );
+    assertEquals(await sc.query("SELECT machine FROM runs WHERE status = 'active'"), []);
     assertEquals(await sc.query("SELECT name FROM activations"), []);
     assertEquals(
       (await sc.query("SELECT state FROM images WHERE name = 'hostile'")).map((r) => r.state),
