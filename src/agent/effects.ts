@@ -138,14 +138,16 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
         });
         // A full pool fails writeback while write() and close() succeed: only syncfs and
         // the pool's status tell, so the layer counts only after both.
-        await fs.syncFilesystem(dir, p.pool.name);
+        await p.syncWrites(dir);
         await fs.unmount(dir);
         mounted = false;
         await p.deactivate(device);
         return { unpackedBytes: s.unpackedBytes };
-      } finally {
+      } catch (err) {
         if (mounted) await fs.unmount(dir).catch(() => {});
         await p.deactivate(device).catch(() => {});
+        throw err;
+      } finally {
         await Deno.remove(dir).catch(() => {});
       }
     },

@@ -18,7 +18,8 @@
  */
 import { TemporaryError, ThinimageError } from "../errors.ts";
 import { Dmsetup } from "./dmsetup.ts";
-import { poolStatus } from "./pool.ts";
+import { poolStatus, type PoolStatusReport } from "./pool.ts";
+import { dirname } from "node:path";
 import { runTool, type ToolPath, TOOLS } from "./tools.ts";
 
 async function must(tool: ToolPath, args: string[], what: string): Promise<string> {
@@ -74,7 +75,7 @@ export async function mountPrivate(
   opts: { readOnly?: boolean } = {},
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  if (await mountedSource(dir) !== undefined) {
+  if (await isMountPoint(dir)) {
     const src = await mountedSource(dir);
     if (src === dev) return;
     throw new ThinimageError(`${dir} already has ${src} mounted on it, not ${dev}`);
@@ -89,18 +90,40 @@ export async function mountPrivate(
 
 /** Unmount `dir`; nothing mounted there is success. */
 export async function unmount(dir: string): Promise<void> {
-  if (await mountedSource(dir) === undefined) return;
+  if (!(await isMountPoint(dir))) return;
   await must(TOOLS.umount, [dir], `umount ${dir}`);
+}
+
+/**
+ * True when a filesystem other than its parent's is mounted on `dir`: two `stat`s where
+ * `findmnt` would cost a process (seconds under emulation), and /proc/self/mountinfo needs
+ * Deno's --allow-all. A bind mount of the parent's own filesystem is not seen; this project
+ * mounts only thin devices. False when `dir` does not exist.
+ */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  try {
+    const [here, parent] = await Promise.all([Deno.stat(dir), Deno.stat(dirname(dir))]);
+    return here.dev !== parent.dev;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
 }
 
 /**
  * Flush the filesystem holding `dir` (`sync -f`, i.e. syncfs) and then check the pool: a
  * failed sync, or a pool out of space or in trouble afterwards, throws. Out of space is a
- * TemporaryError (exit 75): after cleanup the same work fits.
+ * TemporaryError (exit 75): after cleanup the same work fits. Returns the pool's status.
+ * `blockSectors`, the pool's block size when known, saves a `dmsetup table`.
  */
-export async function syncFilesystem(dir: string, pool: string, dm = new Dmsetup()): Promise<void> {
+export async function syncFilesystem(
+  dir: string,
+  pool: string,
+  dm = new Dmsetup(),
+  blockSectors?: number,
+): Promise<PoolStatusReport> {
   const out = await runTool(TOOLS.sync, ["-f", dir]);
-  const st = await poolStatus(pool, dm);
+  const st = await poolStatus(pool, dm, blockSectors);
   if (st.outOfDataSpace || (out.code !== 0 && /No space left/.test(out.stderr))) {
     throw new TemporaryError(
       `pool ${pool} ran out of data space while writing ${dir} (${st.usedDataBlocks}/${st.totalDataBlocks} blocks used); the data there is incomplete`,
@@ -113,6 +136,7 @@ export async function syncFilesystem(dir: string, pool: string, dm = new Dmsetup
       `pool ${pool} is unhealthy after syncing ${dir}: ${st.problems.join(", ")}`,
     );
   }
+  return st;
 }
 
 /** What is mounted on exactly `dir` (the top mount), or undefined. */

@@ -37,10 +37,15 @@ export interface PoolInfo {
   name: string;
   /** `/dev/mapper/NAME`. */
   path: string;
-  /** The metadata device (`/dev/loopN` for a pool made here). */
+  /**
+   * The metadata device (`/dev/loopN` for a pool made here), or its `MAJOR:MINOR` when the
+   * pool was opened by {@linkcode ensurePool}'s quick path (see {@linkcode devicePath}).
+   */
   metaDev: string;
-  /** The data device. */
+  /** The data device, likewise. */
   dataDev: string;
+  /** The pool zeroes newly provisioned blocks (no `skip_block_zeroing`); unknown if absent. */
+  zeroesNewBlocks?: boolean;
   /** Data block size in 512-byte sectors. */
   blockSectors: number;
   /** Length of the pool in sectors. */
@@ -155,6 +160,7 @@ export async function initPool(
     dataDev,
     blockSectors,
     dataSectors: blocks * blockSectors,
+    zeroesNewBlocks: true,
     adopted: false,
     metaFile,
     dataFile,
@@ -295,7 +301,7 @@ export async function listThinIds(pool: PoolInfo, dm: Dmsetup = new Dmsetup()): 
       "--no-headers",
       "-o",
       "DEV",
-      pool.metaDev,
+      await devicePath(pool.metaDev),
     ]);
     if (out.code !== 0) {
       throw new ThinimageError(
@@ -349,20 +355,27 @@ async function livePool(name: string, dm: Dmsetup, adopted: boolean): Promise<Po
   return await describeLive(name, table, dm, adopted);
 }
 
-/** The pool `name` whose live table is `table`, its node made if it has none. */
+/**
+ * The pool `name` whose live table is `table`, its node made if it has none. `quick`: neither
+ * (a pool made here got its node from `dmsetup create --verifyudev`, and nothing this project
+ * runs opens the pool's node; the loop devices are named only when a tool needs a path).
+ */
 async function describeLive(
   name: string,
   table: string,
   dm: Dmsetup,
   adopted: boolean,
+  quick = false,
 ): Promise<PoolInfo> {
   const t = parseThinPoolTable(table);
   const path = `/dev/mapper/${name}`;
   // Made without udev (or by someone else without --verifyudev), a device may have no node.
-  if (!(await Deno.stat(path).then((st) => st.isBlockDevice, () => false))) {
+  if (!quick && !(await Deno.stat(path).then((st) => st.isBlockDevice, () => false))) {
     await dm.ensureNode(name);
   }
-  const [metaDev, dataDev] = await devicePaths([t.metaDev, t.dataDev]);
+  const [metaDev, dataDev] = quick
+    ? [t.metaDev, t.dataDev]
+    : await devicePaths([t.metaDev, t.dataDev]);
   return {
     name,
     path,
@@ -370,8 +383,14 @@ async function describeLive(
     dataDev,
     blockSectors: t.blockSectors,
     dataSectors: t.sectors,
+    zeroesNewBlocks: !t.features.includes("skip_block_zeroing"),
     adopted,
   };
+}
+
+/** `dev` as a path: itself, or the node of a `MAJOR:MINOR` (one `lsblk`). */
+export async function devicePath(dev: string): Promise<string> {
+  return /^\d+:\d+$/.test(dev) ? (await devicePaths([dev]))[0] : dev;
 }
 
 /** Create `file` (sparse) at `asked ?? fallback` bytes, or check an existing one's size. */
@@ -448,7 +467,7 @@ export async function ensurePool(
   // initPool's idempotent checks would cost six more processes (losetup, lsblk).
   const live = await dm.table(name);
   if (live !== undefined && normalize(live) === normalize(row.tableLine)) {
-    const info = await describeLive(name, live, dm, false);
+    const info = await describeLive(name, live, dm, false, true);
     return { ...info, metaFile: row.metaFile, dataFile: row.dataFile };
   }
   return await initPool(stateDir, store, { name }, dm);

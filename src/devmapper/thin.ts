@@ -29,11 +29,11 @@ import {
   DmNoSuchDeviceError,
   Dmsetup,
 } from "./dmsetup.ts";
-import { mkfsExt4 } from "./fs.ts";
+import { mkfsExt4, syncFilesystem } from "./fs.ts";
 import { dirname, join } from "node:path";
 import { LockLiveness, OwnerLock } from "../host/process.ts";
 import { parseThinPoolTable, parseThinTable } from "./parse.ts";
-import { listThinIds, type PoolInfo, poolStatus } from "./pool.ts";
+import { listThinIds, type PoolInfo, poolStatus, type PoolStatusReport } from "./pool.ts";
 import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
 
 export type { ThinDevice } from "./records.ts";
@@ -95,6 +95,8 @@ export interface ReconcileReport {
 }
 
 const SECTOR = 512;
+/** How long a pool status read after a sync stands in for a fresh one, in ms. */
+const STATUS_REUSE_MS = 2000;
 
 /** The thin devices of one pool. */
 export class ThinPool {
@@ -105,6 +107,10 @@ export class ThinPool {
   readonly #opts: ThinPoolOptions;
   #ownersCache?: IntentOwners;
   #poolDevCache?: string;
+  /** Devices this object made live and has not deactivated since: known to be ours. */
+  readonly #madeLive = new Set<string>();
+  /** The pool's status read right after a write was synced: serves the next guard. */
+  #afterWrite?: { at: number; status: PoolStatusReport };
 
   constructor(
     store: Store,
@@ -213,7 +219,9 @@ export class ThinPool {
       );
     }
     const want = `0 ${d.sizeBytes / SECTOR} thin ${await this.#poolDev()} ${d.thinId}`;
-    if (!(await this.#isLive(d))) {
+    // Every dmsetup run is a process (seconds under emulation): a device recorded inactive is
+    // created straight away, and its live table is read only if the name turns out taken.
+    if (d.state !== "active" || !(await this.#isLive(d))) {
       try {
         await this.#dm.create(name, want);
       } catch (err) {
@@ -225,6 +233,7 @@ export class ThinPool {
         }
       }
     }
+    this.#madeLive.add(name);
     if (d.state !== "active") this.records.setState(name, "active");
     return d.path;
   }
@@ -269,9 +278,12 @@ export class ThinPool {
   async formatOnce(name: string): Promise<void> {
     const d = this.#require(name);
     if (d.formatted) return;
-    const table = await this.#dm.table(this.#pool.name);
-    const zeroes = table !== undefined &&
-      !parseThinPoolTable(table).features.includes("skip_block_zeroing");
+    let zeroes = this.#pool.zeroesNewBlocks;
+    if (zeroes === undefined) {
+      const table = await this.#dm.table(this.#pool.name);
+      zeroes = table !== undefined &&
+        !parseThinPoolTable(table).features.includes("skip_block_zeroing");
+    }
     await mkfsExt4(await this.activate(name), { prezeroed: zeroes });
     this.records.setFormatted(name);
   }
@@ -282,7 +294,13 @@ export class ThinPool {
    * needs_check, failed) is a plain ThinimageError.
    */
   async guardFreeSpace(): Promise<void> {
-    const st = await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
+    // A reading taken just after a layer's writes were synced is as current as a new one
+    // (another process may write right after either), and costs no dmsetup run.
+    const recent = this.#afterWrite;
+    this.#afterWrite = undefined;
+    const st = recent && Date.now() - recent.at < STATUS_REUSE_MS
+      ? recent.status
+      : await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
     if (st.failed || st.readOnly || st.needsCheck) {
       throw new ThinimageError(`pool ${st.name} is unusable: ${st.problems.join(", ")}`, {
         details: { ...st },
@@ -312,6 +330,16 @@ export class ThinPool {
         },
       );
     }
+  }
+
+  /**
+   * Flush the filesystem mounted on `dir` (one of this pool's devices) and check the pool, as
+   * {@linkcode syncFilesystem} does; the pool's status read there serves the next
+   * {@linkcode ThinPool.guardFreeSpace}.
+   */
+  async syncWrites(dir: string): Promise<void> {
+    const status = await syncFilesystem(dir, this.#pool.name, this.#dm, this.#pool.blockSectors);
+    this.#afterWrite = { at: Date.now(), status };
   }
 
   /** The differences between SQLite and the kernel, changing nothing (for `thinimage status`). */
@@ -462,7 +490,12 @@ export class ThinPool {
       // The pool lock keeps a second process from resuming the origin while this one still
       // needs it suspended, and lets reconcile tell a suspension left by a dead process.
       const taken = await this.#withPoolLock(async () => {
-        const suspend = origin !== undefined && (await this.#dm.table(origin)) !== undefined;
+        // Only a live origin needs suspending, and only one recorded active can be live: a
+        // device goes live only through activate(), which records it, and one left live
+        // behind its record (a crash between the two) is never a snapshot origin, since chains
+        // are snapshotted only once sealed and sealed only after their device is deactivated.
+        const suspend = origin !== undefined && this.get(origin)?.state === "active" &&
+          (await this.#dm.table(origin)) !== undefined;
         if (suspend) await this.#dm.suspend(origin!);
         try {
           try {
@@ -532,12 +565,14 @@ export class ThinPool {
   }
 
   async #deactivate(d: ThinDevice): Promise<void> {
-    if (!(await this.#isLive(d))) return;
+    // A device this object made live is known to be ours: no need to read its table first.
+    if (!this.#madeLive.has(d.name) && !(await this.#isLive(d))) return;
     try {
       await this.#dm.remove(d.name);
     } catch (err) {
       if (!(err instanceof DmNoSuchDeviceError)) throw err;
     }
+    this.#madeLive.delete(d.name);
   }
 
   /** Live under `d`'s name with `d`'s thin id in this pool (anything else is not ours). */
