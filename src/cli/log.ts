@@ -26,6 +26,8 @@ export class Logger {
   readonly #tty: boolean;
   #progressShown = false;
   #lastProgress = 0;
+  /** Tasks in progress by label, in the order they started: a pull downloads and unpacks at once. */
+  readonly #tasks = new Map<string, { done: number; total?: number }>();
 
   constructor(opts: {
     level: LogLevel;
@@ -63,22 +65,26 @@ export class Logger {
 
   /**
    * Show progress (`label: done/total`), redrawn in place at most 10 times a second, only on
-   * a terminal and only in text format. Call {@linkcode Logger.endProgress} when done.
+   * a terminal and only in text format. Tasks in progress at once share the line, each until
+   * it reaches its total. Call {@linkcode Logger.endProgress} when done.
    */
   progress(label: string, done: number, total?: number): void {
     if (!this.#tty || this.format !== "text" || RANK[this.level] > RANK.info) return;
+    const finished = total !== undefined && done >= total;
+    if (finished) this.#tasks.delete(label);
+    else this.#tasks.set(label, { done, total });
     const now = Date.now();
-    if (now - this.#lastProgress < 100 && (total === undefined || done < total)) return;
+    if (now - this.#lastProgress < 100 && !finished) return;
     this.#lastProgress = now;
-    const pct = total ? ` ${Math.floor((done / total) * 100)}%` : "";
-    this.#write(
-      `\r\x1b[2K${label}: ${formatBytes(done)}${total ? "/" + formatBytes(total) : ""}${pct}`,
-    );
+    const shown = [...this.#tasks].map(([l, t]) => describeTask(l, t.done, t.total));
+    if (shown.length === 0) shown.push(describeTask(label, done, total));
+    this.#write(`\r\x1b[2K${shown.join("  |  ")}`);
     this.#progressShown = true;
   }
 
   /** Clear the progress line, if one is shown. */
   endProgress(): void {
+    this.#tasks.clear();
     this.#clearProgress();
   }
 
@@ -102,6 +108,11 @@ export class Logger {
     const prefix = level === "info" ? "" : `${level}: `;
     this.#write(`${prefix}${msg}${extra}\n`);
   }
+}
+
+function describeTask(label: string, done: number, total?: number): string {
+  const pct = total ? ` ${Math.floor((done / total) * 100)}%` : "";
+  return `${label}: ${formatBytes(done)}${total ? "/" + formatBytes(total) : ""}${pct}`;
 }
 
 function fmtValue(v: unknown): string {
