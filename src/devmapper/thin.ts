@@ -106,7 +106,7 @@ export class ThinPool {
   readonly #dm: Dmsetup;
   readonly #opts: ThinPoolOptions;
   #ownersCache?: IntentOwners;
-  #poolDevCache?: string;
+  #poolDevCache?: Promise<string>;
   /** Devices this object made live and has not deactivated since: known to be ours. */
   readonly #madeLive = new Set<string>();
   /** The pool's status read right after a write was synced: serves the next guard. */
@@ -165,7 +165,8 @@ export class ThinPool {
     }
     let d = existing;
     if (!d) {
-      await this.guardFreeSpace();
+      // The pool's device number is needed to activate what is made: read it meanwhile.
+      await Promise.all([this.guardFreeSpace(), this.#poolDev()]);
       d = this.records.beginCreate(this.#pool.name, name, sizeBytes, undefined, await this.#me());
     }
     return await this.#create(d, "create_thin", (id) => `create_thin ${id}`);
@@ -197,7 +198,8 @@ export class ThinPool {
     }
     let d = existing;
     if (!d) {
-      await this.guardFreeSpace();
+      // The pool's device number is needed to activate what is made: read it meanwhile.
+      await Promise.all([this.guardFreeSpace(), this.#poolDev()]);
       d = this.records.beginCreate(
         this.#pool.name,
         name,
@@ -652,8 +654,8 @@ export class ThinPool {
     }
   }
 
-  async #poolDev(): Promise<string> {
-    return this.#poolDevCache ??= await this.#dm.deviceNumber(this.#pool.name);
+  #poolDev(): Promise<string> {
+    return this.#poolDevCache ??= this.#dm.deviceNumber(this.#pool.name);
   }
 }
 

@@ -39,6 +39,10 @@ const activate: Command = {
     }
     const live = await liveActivation(ctx.stateDir, image, name);
     const res = live ? { ...live, created: false } : await withAgent(ctx, values, async (agent) => {
+      // Every new activation needs the pool: open it (a device-tool process) while the
+      // image is resolved (the S3 SDK loads for seconds under emulation). Its failure, if
+      // any, is met where the pool is used.
+      agent.pool().catch(() => {});
       const run = await agent.engine.start(agent.machines.activate, name, { image, name }, {
         signal: ctx.signal,
       });
