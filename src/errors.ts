@@ -66,6 +66,12 @@ export class TemporaryError extends ThinimageError {
   override readonly exitCode = ExitCode.TempFail;
 }
 
+/**
+ * Something on the host that is not this project's holds what it needs, such as a live device
+ * under one of its device names (exit 1). Never retried: waiting does not remove it.
+ */
+export class ConflictError extends ThinimageError {}
+
 /** A Deno permission the command needs was not granted (exit 1, with the flag to add). */
 export class MissingPermissionError extends ThinimageError {
   constructor(readonly flag: string, cause?: unknown) {

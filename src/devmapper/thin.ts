@@ -21,7 +21,7 @@
  * @module
  */
 import type { Store } from "../store/db.ts";
-import { InvalidInputError, TemporaryError, ThinimageError } from "../errors.ts";
+import { ConflictError, InvalidInputError, TemporaryError, ThinimageError } from "../errors.ts";
 import {
   DmBusyError,
   DmExistsError,
@@ -583,8 +583,9 @@ export class ThinPool {
     if (table === undefined) return false;
     const t = parseThinTable(table);
     if (!t || t.thinId !== d.thinId || t.poolDev !== (await this.#poolDev())) {
-      throw new ThinimageError(
-        `a device named ${d.name} is live with table '${table}', which is not thin id ${d.thinId} of ${this.#pool.name}`,
+      throw new ConflictError(
+        `a device named ${d.name} is live with table '${table}', which is not thin id ${d.thinId} of ${this.#pool.name}: another pool's or not this project's; remove it, or use another name`,
+        { details: { device: d.name, table, thinId: d.thinId, pool: this.#pool.name } },
       );
     }
     return true;

@@ -32,7 +32,7 @@ import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainIds } from "../image/chain.ts";
-import { ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { ConflictError, ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {
@@ -94,11 +94,13 @@ export interface ChainResponse {
 }
 
 /**
- * Classified errors (hostile input, unreachable source, low space) halt at once: retrying
- * cannot change their outcome within a run. Unclassified ones (a busy device) are retried.
+ * Classified errors (hostile input, unreachable source, low space, a conflicting device) halt
+ * at once: retrying cannot change their outcome within a run. Unclassified ones (a busy
+ * device) are retried.
  */
 export function isPermanent(err: unknown): boolean {
-  return err instanceof ThinimageError && err.exitCode !== ExitCode.Failure;
+  return err instanceof ConflictError ||
+    (err instanceof ThinimageError && err.exitCode !== ExitCode.Failure);
 }
 
 /**

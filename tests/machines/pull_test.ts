@@ -21,7 +21,12 @@ import {
 } from "../../src/machines/pull.ts";
 import { activateMachine } from "../../src/machines/activate.ts";
 import { buildManifest, type ListedObject } from "../../src/image/manifest.ts";
-import { InvalidInputError, SourceUnavailableError, ThinimageError } from "../../src/errors.ts";
+import {
+  ConflictError,
+  InvalidInputError,
+  SourceUnavailableError,
+  ThinimageError,
+} from "../../src/errors.ts";
 import type { Machine } from "../../src/engine/machine.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -37,6 +42,8 @@ class World {
   devices = new Map<string, { origin?: string; layers: string[] }>();
   calls: string[] = [];
   failApplyOnce = new Set<string>();
+  /** Activation devices whose name a foreign live device holds (activateDevice refuses). */
+  foreign = new Set<string>();
   /** What the pull did, in order, by layer content: `fetch`, `stored`, `validate`, `chain`. */
   log: string[] = [];
   /** Downloads of these contents wait until released (or their signal aborts). */
@@ -133,7 +140,13 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
       world.devices.delete(d);
       return Promise.resolve();
     },
-    activateDevice: (d) => Promise.resolve(`/dev/mapper/${d}`),
+    activateDevice(d) {
+      world.calls.push(`activate ${d}`);
+      if (world.foreign.has(d)) {
+        return Promise.reject(new ConflictError(`a device named ${d} is live, not ours`));
+      }
+      return Promise.resolve(`/dev/mapper/${d}`);
+    },
     thinIdOf: (d) => [...world.devices.keys()].indexOf(d),
     applyLayer(d, h) {
       world.calls.push(`apply ${d}`);
@@ -311,6 +324,21 @@ Deno.test("activate: the same (image, name) returns the activation; another imag
     assertEquals((err as ThinimageError).exitCode, 65);
     const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
     assertEquals(snaps.length, 1);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("activate: a foreign device under the activation's name fails at once (exit 1), not after 8 attempts", async () => {
+  const world = new World(BUCKET);
+  const t = await setup(world);
+  try {
+    world.foreign.add("thinimage-act-web");
+    const err = await assertRejects(() => t.activate("node", "web"));
+    assertEquals((err as ThinimageError).exitCode, 1);
+    assertStringIncludes((err as Error).message, "is live, not ours");
+    assert(!(err as Error).message.includes("gave up"), (err as Error).message);
+    assertEquals(world.calls.filter((c) => c === "activate thinimage-act-web").length, 1);
   } finally {
     await t.close();
   }

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertNotEquals, assertRejects } from "../../help
 import { join } from "node:path";
 import { mountPrivate, syncFilesystem, unmount } from "../../../src/devmapper/fs.ts";
 import { listThinIds, poolStatus } from "../../../src/devmapper/pool.ts";
-import { TemporaryError } from "../../../src/errors.ts";
+import { ConflictError, TemporaryError } from "../../../src/errors.ts";
 import { withPool } from "./helpers.ts";
 
 const MiB = 2 ** 20;
@@ -46,6 +46,22 @@ Deno.test("create, snapshot, activate, mount, write, read through a snapshot, de
       assertEquals((await f.dm.ls()).filter((d) => d.name.startsWith(`${f.pool.name}-`)), []);
     }
   } finally {
+    await f.teardown();
+  }
+});
+
+Deno.test("a device not ours live under a recorded name: activate refuses it at once and leaves it", async () => {
+  const f = await withPool();
+  const name = `${f.pool.name}-taken`;
+  try {
+    await f.thin.createThin(name, 16 * MiB);
+    await f.dm.create(name, `0 ${(16 * MiB) / 512} zero`); // someone else's, under our name
+    const err = await assertRejects(() => f.thin.activate(name), ConflictError);
+    assert(err.message.includes(`is live with table '0 32768 zero'`), err.message);
+    assertEquals(await f.dm.table(name), "0 32768 zero");
+    assertEquals(f.thin.get(name)?.state, "created");
+  } finally {
+    await f.dm.remove(name).catch(() => {});
     await f.teardown();
   }
 });
