@@ -55,10 +55,10 @@ Deno.test("a device not ours live under a recorded name: activate refuses it at 
   const name = `${f.pool.name}-taken`;
   try {
     await f.thin.createThin(name, 16 * MiB);
-    await f.dm.create(name, `0 ${(16 * MiB) / 512} zero`); // someone else's, under our name
+    await f.dm.create(name, `0 ${(16 * MiB) / 512} error`); // someone else's, under our name
     const err = await assertRejects(() => f.thin.activate(name), ConflictError);
-    assert(err.message.includes(`is live with table '0 32768 zero'`), err.message);
-    assertEquals(await f.dm.table(name), "0 32768 zero");
+    assert(err.message.includes(`is live with table '0 32768 error'`), err.message);
+    assertEquals(await f.dm.table(name), "0 32768 error");
     assertEquals(f.thin.get(name)?.state, "created");
   } finally {
     await f.dm.remove(name).catch(() => {});
