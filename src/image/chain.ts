@@ -29,16 +29,20 @@ const HEX64 = /^[0-9a-f]{64}$/;
  */
 export async function chainIds(layerSha256s: readonly string[]): Promise<string[]> {
   const out: string[] = [];
-  let parent: string | undefined;
-  for (const hex of layerSha256s) {
-    if (!HEX64.test(hex)) throw new TypeError(`not a sha256 hex digest: ${JSON.stringify(hex)}`);
-    const id: string = parent === undefined
-      ? `sha256:${hex}`
-      : `sha256:${await sha256Hex(`${parent} sha256:${hex}`)}`;
-    out.push(id);
-    parent = id;
-  }
+  for (const hex of layerSha256s) out.push(await chainId(out.at(-1), hex));
   return out;
+}
+
+/**
+ * The chain id of layer `layerSha256` (hex) applied onto the chain `parent` (none for the
+ * first layer): one link of {@linkcode chainIds}, for callers that learn the layers one by one.
+ */
+export async function chainId(parent: string | undefined, layerSha256: string): Promise<string> {
+  if (!HEX64.test(layerSha256)) {
+    throw new TypeError(`not a sha256 hex digest: ${JSON.stringify(layerSha256)}`);
+  }
+  const layer = `sha256:${layerSha256}`;
+  return parent === undefined ? layer : `sha256:${await sha256Hex(`${parent} ${layer}`)}`;
 }
 
 async function sha256Hex(text: string): Promise<string> {

@@ -31,7 +31,7 @@ import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
-import { chainDeviceName, chainIds } from "../image/chain.ts";
+import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
 import { ConflictError, ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
 
 /** What `pull` is asked. */
@@ -292,15 +292,13 @@ export function pullMachine(
       const checking = AbortSignal.any([signal, failed.signal]);
       // Layer i is checked after layer i-1 and only once its blob and those before it are
       // stored: its chain id needs them, and a refused layer must stop every check after it.
-      const shas: string[] = [];
       const prepared: Promise<PulledLayer>[] = [];
       for (const [i, l] of manifest.layers.entries()) {
         const previous = prepared[i - 1];
         const p = (async (): Promise<PulledLayer> => {
-          await previous;
+          const below = await previous;
           const b = await fetching.blobs[i];
-          shas.push(b.sha256);
-          const chainId = (await chainIds(shas.slice(0, i + 1)))[i];
+          const chainId = await chainIdOf(below?.chainId, b.sha256);
           fx.catalog.setLayerDigests(request.image, [{ idx: l.index, sha256: b.sha256, chainId }]);
           if (fx.catalog.getChain(chainId)?.state !== "sealed") {
             await fx.validateBlob(b.sha256, checking);
