@@ -165,8 +165,7 @@ export class ThinPool {
     }
     let d = existing;
     if (!d) {
-      // The pool's device number is needed to activate what is made: read it meanwhile.
-      await Promise.all([this.guardFreeSpace(), this.#poolDev()]);
+      await this.#beforeCreate();
       d = this.records.beginCreate(this.#pool.name, name, sizeBytes, undefined, await this.#me());
     }
     return await this.#create(d, "create_thin", (id) => `create_thin ${id}`);
@@ -198,8 +197,7 @@ export class ThinPool {
     }
     let d = existing;
     if (!d) {
-      // The pool's device number is needed to activate what is made: read it meanwhile.
-      await Promise.all([this.guardFreeSpace(), this.#poolDev()]);
+      await this.#beforeCreate();
       d = this.records.beginCreate(
         this.#pool.name,
         name,
@@ -653,6 +651,11 @@ export class ThinPool {
     } finally {
       file.close(); // drops the lock
     }
+  }
+
+  /** The free-space guard, with the pool's device number (needed to activate what is made) read meanwhile. */
+  async #beforeCreate(): Promise<void> {
+    await Promise.all([this.guardFreeSpace(), this.#poolDev()]);
   }
 
   #poolDev(): Promise<string> {
