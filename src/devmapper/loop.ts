@@ -66,3 +66,8 @@ export async function devicePaths(majMins: string[]): Promise<string[]> {
     );
   });
 }
+
+/** `dev` as a path: itself, or the node of a `MAJOR:MINOR` (one `lsblk`). */
+export async function devicePath(dev: string): Promise<string> {
+  return /^\d+:\d+$/.test(dev) ? (await devicePaths([dev]))[0] : dev;
+}

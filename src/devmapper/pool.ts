@@ -19,7 +19,14 @@ import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
 import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
-import { attachLoop, detachLoop, deviceNumber, devicePaths, findLoops } from "./loop.ts";
+import {
+  attachLoop,
+  detachLoop,
+  deviceNumber,
+  devicePath,
+  devicePaths,
+  findLoops,
+} from "./loop.ts";
 import {
   formatThinPoolTable,
   META_BLOCK_BYTES,
@@ -356,7 +363,8 @@ async function livePool(name: string, dm: Dmsetup, adopted: boolean): Promise<Po
 }
 
 /**
- * The pool `name` whose live table is `table`, its node made if it has none. `quick`: neither
+ * The pool `name` whose live table is `table`, its node made if it has none (`dmsetup mknodes`
+ * always: Deno refuses to stat /dev without --allow-all). `quick`: neither
  * (a pool made here got its node from `dmsetup create --verifyudev`, and nothing this project
  * runs opens the pool's node; the loop devices are named only when a tool needs a path).
  */
@@ -368,17 +376,14 @@ async function describeLive(
   quick = false,
 ): Promise<PoolInfo> {
   const t = parseThinPoolTable(table);
-  const path = `/dev/mapper/${name}`;
   // Made without udev (or by someone else without --verifyudev), a device may have no node.
-  if (!quick && !(await Deno.stat(path).then((st) => st.isBlockDevice, () => false))) {
-    await dm.ensureNode(name);
-  }
+  if (!quick) await dm.ensureNode(name);
   const [metaDev, dataDev] = quick
     ? [t.metaDev, t.dataDev]
     : await devicePaths([t.metaDev, t.dataDev]);
   return {
     name,
-    path,
+    path: `/dev/mapper/${name}`,
     metaDev,
     dataDev,
     blockSectors: t.blockSectors,
@@ -386,11 +391,6 @@ async function describeLive(
     zeroesNewBlocks: !t.features.includes("skip_block_zeroing"),
     adopted,
   };
-}
-
-/** `dev` as a path: itself, or the node of a `MAJOR:MINOR` (one `lsblk`). */
-export async function devicePath(dev: string): Promise<string> {
-  return /^\d+:\d+$/.test(dev) ? (await devicePaths([dev]))[0] : dev;
 }
 
 /** Create `file` (sparse) at `asked ?? fallback` bytes, or check an existing one's size. */
