@@ -26,7 +26,7 @@ import type { ParseArgsOptionsConfig } from "node:util";
 import type { Logger } from "./log.ts";
 
 /** A Deno permission a command may keep after argument parsing; all others are revoked. */
-export type PermissionName = "read" | "write" | "net" | "env" | "run" | "sys";
+export type PermissionName = "read" | "write" | "net" | "env" | "run" | "sys" | "ffi";
 
 /** Parsed arguments of one subcommand (global flags excluded). */
 export interface CommandArgs {

@@ -36,7 +36,15 @@ export const GLOBAL_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
 
-const ALL_PERMISSIONS: readonly PermissionName[] = ["read", "write", "net", "env", "run", "sys"];
+const ALL_PERMISSIONS: readonly PermissionName[] = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "sys",
+  "ffi",
+];
 
 /** Options for {@linkcode runCli}, for tests. */
 export interface RunCliOptions {

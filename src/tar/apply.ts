@@ -1,12 +1,14 @@
 /**
  * Apply a layer onto a directory (a mounted thin snapshot, or any directory for debugging):
  * validate the whole blob first, writing nothing if it is refused; then read it again through
- * the same reader and rules, re-hashing it, and perform each entry's operation inside the
- * directory as a chroot. OCI semantics: later entries replace earlier ones, whiteouts and
- * opaque markers remove only what lower layers left and are never created themselves.
+ * the same reader and rules, hashing it, and perform each entry's operation through
+ * {@linkcode TargetDir}, where the kernel resolves every path inside the directory. OCI
+ * semantics: later entries replace earlier ones, whiteouts and opaque markers remove only what
+ * lower layers left and are never created themselves.
  *
- * Writes are synchronous (much faster than async in Deno) and not fsynced: the caller syncs
- * the filesystem once afterwards.
+ * Writes are synchronous system calls through libc (Deno's own file ops cost twice as much per
+ * file) and not fsynced: the caller syncs the filesystem once afterwards. Needs `--allow-ffi`
+ * for libc only; no Deno write permission is used for the target.
  *
  * @example
  * ```ts
@@ -17,24 +19,13 @@
  * ```
  * @module
  */
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  fstatSync,
-  futimesSync,
-  lchownSync,
-  lutimesSync,
-  openSync,
-  writeSync,
-} from "node:fs";
 import { InvalidInputError, MissingPermissionError, ThinimageError } from "../errors.ts";
-import { ChrootDir } from "./chroot.ts";
+import { LIBC_PATH, SyscallError } from "../host/libc.ts";
 import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
-import { type EntryMeta, type LayerOp, LayerRules, type LayerSummary } from "./rules.ts";
+import { type LayerOp, LayerRules, type LayerSummary, type LowerLookup } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
+import { LinkedParentsError, TargetDir } from "./target.ts";
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
@@ -50,79 +41,123 @@ export interface ApplyOptions {
    * target the caller discards on failure (a fresh snapshot), never for one it keeps.
    */
   validated?: boolean;
+  /**
+   * The target is a fresh snapshot with nothing mounted inside: a lookup that would cross
+   * into another filesystem is refused (RESOLVE_NO_XDEV). Off for `thinimage apply DIR`.
+   */
+  noCrossMounts?: boolean;
   /** Overrides of the default limits. */
   limits?: Partial<LayerLimits>;
   /** Stop at the next entry (rejects with the signal's reason; what was written stays). */
   signal?: AbortSignal;
   /** Called as the blob is applied, with blob bytes read so far and the blob's size. */
   onProgress?: (bytesApplied: number, total: number) => void;
+  /**
+   * Called once file data written reaches `checkpointBytes` (initially), then again after the
+   * number of bytes each call returns: the caller checks the space left where the writes land
+   * (a thin pool) and throws to stop. Bytes are file data, not blocks.
+   */
+  checkpoint?: (bytesWritten: number) => Promise<number>;
+  /** File bytes written before the first `checkpoint` call. */
+  checkpointBytes?: number;
 }
 
 /**
  * Validate `path`, then apply it onto `dir`. Resolves to the layer summary and the blob's
- * SHA-256. Rejects with {@linkcode LayerRejectedError}: before writing anything when validation
- * fails; after writing when the blob's SHA-256 differs from `expectedSha256` (rule
- * `sha256-mismatch`) or the blob changed between the passes (`blob-changed`). Every entry written
- * passed the rules either way, so nothing lands outside `dir`, but `dir` holds a partial layer
- * that the caller discards. With `validated`, there is one pass and any refusal comes after a
- * partial write, naming the rule the entry broke.
+ * SHA-256. Rejects with {@linkcode LayerRejectedError} (exit 65): before writing anything when
+ * validation fails or the layer's files add up to more than the target's free space; after
+ * writing when the blob's SHA-256 differs from `expectedSha256` (rule `sha256-mismatch`), the
+ * blob changed between the passes (`blob-changed`), or the kernel refuses what an entry asks
+ * for (too many links, a path too long, a loop, no space left). Every entry written passed the
+ * rules either way, and the kernel keeps every write inside `dir`, but `dir` holds a partial
+ * layer that the caller discards. With `validated`, there is one pass and any refusal comes
+ * after a partial write, naming the rule the entry broke.
  */
 export async function applyLayer(
   path: string,
   dir: string,
   opts: ApplyOptions = {},
 ): Promise<LayerSummary & { sha256: string }> {
-  const limits = resolveLimits(opts.limits);
   const expected = opts.expectedSha256?.toLowerCase();
   if (opts.validated && expected === undefined) {
     // Without a digest to hold it to, one pass could not tell a swapped blob from the one
     // that was validated.
     throw new TypeError("applyLayer: `validated` needs `expectedSha256`");
   }
-  const root = new ChrootDir(dir);
-  if (root.root === "/") throw new ThinimageError("refusing to apply a layer onto /");
-  const lower = (p: string) => root.lookup(p);
+  if (Deno.realPathSync(dir) === "/") throw new ThinimageError("refusing to apply a layer onto /");
+  if (!Deno.statSync(dir).isDirectory) {
+    throw new Deno.errors.NotADirectory(`${dir} is not a directory`); // the caller's mistake
+  }
+  if (Deno.permissions.querySync({ name: "ffi", path: LIBC_PATH }).state !== "granted") {
+    // Before reading anything, rather than half-way through.
+    throw new MissingPermissionError(`--allow-ffi=${LIBC_PATH}`);
+  }
+  const identity = blobIdentity(path);
+  const base = resolveLimits(opts.limits);
+  const open = (trackCreated: boolean) =>
+    TargetDir.open(dir, {
+      noCrossMounts: opts.noCrossMounts,
+      trackCreated,
+      linkedParents: base.linkedParents,
+    });
   if (opts.validated) {
-    return await extract(path, root, limits, lower, expected!, opts, (v) => v);
+    const target = open(true);
+    try {
+      const limits = fitting(base, target);
+      return await extract(path, target, limits, expected!, opts, (v) => v);
+    } finally {
+      target.close();
+    }
   }
-  // With an expected digest (verified when the blob was fetched) the validation pass need not
-  // hash: it seeks over file data, and the extraction pass checks the digest again.
-  const checked = await validateLayer(path, {
-    limits,
-    signal: opts.signal,
-    sha256: expected === undefined,
-    lower,
-  });
-  if (checked.symlinks > 0 && !canSymlink()) {
-    // Fail before writing anything rather than half-way through.
-    throw noSymlinks(checked.symlinks);
+  // The validation pass only parses (it seeks over file data): the extraction pass hashes,
+  // and a blob that changed in between is caught by its identity (inode, size, times).
+  const probe = open(false);
+  let checked: LayerSummary;
+  let limits: LayerLimits;
+  try {
+    limits = fitting(base, probe);
+    checked = await validateLayer(path, {
+      limits,
+      signal: opts.signal,
+      lower: (p) => probe.lookup(p),
+    });
+  } finally {
+    probe.close();
   }
-  return await extract(
-    path,
-    root,
-    limits,
-    lower,
-    expected ?? checked.sha256!,
-    opts,
-    // Validation passed, so a refusal now means the bytes differ from the ones validated.
-    (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v),
-  );
+  const target = open(checked.whiteouts > 0);
+  try {
+    const r = await extract(
+      path,
+      target,
+      limits,
+      expected,
+      opts,
+      // Validation passed, so a refusal now means the bytes differ from the ones validated.
+      (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v),
+    );
+    if (blobIdentity(path) !== identity) {
+      throw new LayerRejectedError(path, [changed({
+        rule: "blob-changed",
+        entry: "",
+        message: `${path} was modified or replaced while it was applied`,
+      })]);
+    }
+    return r;
+  } finally {
+    target.close();
+  }
 }
 
-/**
- * Deno creates symlinks only with unscoped --allow-write (a path-scoped grant cannot vouch for
- * where a link points).
- */
-function canSymlink(): boolean {
-  return Deno.permissions.querySync({ name: "write" }).state === "granted";
+/** What changes whenever a file's bytes do: the inode, the size and both times (ctime cannot be set). */
+function blobIdentity(path: string): string {
+  const st = Deno.statSync(path);
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
 }
 
-function noSymlinks(n?: number): MissingPermissionError {
-  const has = n === undefined ? "symlinks" : `${n} symlinks`;
-  return new MissingPermissionError(
-    "--allow-write",
-    new Error(`layer has ${has}, and Deno creates symlinks only with unscoped --allow-write`),
-  );
+/** `limits` with the layer's files held to the target's free space. */
+function fitting(limits: LayerLimits, target: TargetDir): LayerLimits {
+  const free = target.freeBytes();
+  return free > 0 && free < limits.unpackedBytes ? { ...limits, unpackedBytes: free } : limits;
 }
 
 /**
@@ -131,10 +166,9 @@ function noSymlinks(n?: number): MissingPermissionError {
  */
 async function extract(
   path: string,
-  root: ChrootDir,
+  target: TargetDir,
   limits: LayerLimits,
-  lower: (p: string) => "file" | "directory" | "missing",
-  reference: string,
+  reference: string | undefined,
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
@@ -145,36 +179,47 @@ async function extract(
   });
   try {
     const reader = new TarReader(src, limits);
+    const lower: LowerLookup = (p) => target.lookup(p);
     const rules = new LayerRules(limits, lower);
-    const writer = new LayerWriter(root);
-    const symlinksOk = canSymlink();
+    const writer = new LayerWriter(target);
     let lastProgress = 0;
+    let written = 0;
+    let nextCheck = opts.checkpoint ? opts.checkpointBytes ?? 0 : Infinity;
     try {
       for (let e = await reader.next(); e; e = await reader.next()) {
         opts.signal?.throwIfAborted();
         const r = rules.check(e);
         if (r.violations) throw new LayerRejectedError(path, [refusal(r.violations[0])]);
-        if (r.op.kind === "symlink" && !symlinksOk) throw noSymlinks();
-        await writer.apply(r.op, reader);
+        try {
+          await writer.apply(r.op, reader);
+        } catch (err) {
+          const v = contentViolation(err, r.op, e.offset);
+          if (v) throw new LayerRejectedError(path, [v]);
+          throw err;
+        }
+        if (r.op.kind === "file") {
+          written += r.op.size;
+          if (written >= nextCheck) nextCheck = written + await opts.checkpoint!(written);
+        }
         if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
           opts.onProgress(src.fileBytesRead, src.fileBytes);
         }
       }
+      writer.finish();
     } catch (err) {
       if (err instanceof TarViolation) {
         throw new LayerRejectedError(path, [refusal(err.violation)]);
       }
       throw err;
     }
-    writer.finish();
     const sha256 = (await src.sha256())!;
-    if (sha256 !== reference) {
+    if (reference !== undefined && sha256 !== reference) {
       throw new LayerRejectedError(path, [refusal({
         rule: "sha256-mismatch",
         entry: "",
         message:
-          `SHA-256 is ${sha256}, expected ${reference}; ${root.root} holds a partial layer: discard it`,
+          `SHA-256 is ${sha256}, expected ${reference}; the target holds a partial layer: discard it`,
       })]);
     }
     opts.onProgress?.(src.fileBytes, src.fileBytes);
@@ -192,274 +237,93 @@ function changed(why: Violation): Violation {
   };
 }
 
-/** Opens a staged file: one of ours that exists already (O_NOFOLLOW all the same). */
-const OPEN_STAGED = constants.O_WRONLY | constants.O_NOFOLLOW;
-/** Names of files being written at the target's root before they are moved into place. */
-const STAGED_PREFIX = ".thinimage-staged-";
-
-/** Performs layer operations inside a {@linkcode ChrootDir}. */
+/** Performs layer operations inside a {@linkcode TargetDir}. */
 class LayerWriter {
-  readonly #root: ChrootDir;
-  /** Paths this layer created, and every ancestor of them: whiteouts and opaques keep these. */
-  #mine: Set<string> | undefined;
+  readonly #t: TargetDir;
   /**
-   * Paths written since `#mine` was last brought up to date: it is built only when a whiteout
-   * or opaque marker needs it (most layers have none), sparing a hash of every path.
+   * Directory mtimes, set at the end: creating children would change them again. One record a
+   * path however often it is listed; `limits.directoryPathBytes` bounds their bytes.
    */
-  #written: string[] = [];
-  /** Directory mtimes, set at the end: creating children would change them again. */
-  readonly #dirTimes: [string, number][] = [];
-  /** Owner and group a file staged at the root gets, once seen. */
-  #stagedOwner: [number, number] | undefined;
+  readonly #dirTimes = new Map<string, number>();
 
-  constructor(root: ChrootDir) {
-    this.#root = root;
+  constructor(target: TargetDir) {
+    this.#t = target;
   }
 
   async apply(op: LayerOp, reader: TarReader): Promise<void> {
+    const t = this.#t;
     switch (op.kind) {
-      case "file":
-        return await this.#file(op.path, op.meta, reader);
-      case "directory":
-        return this.#directory(op.path, op.meta);
-      case "symlink": {
-        const loc = this.#root.locate(op.path, { create: true })!;
-        const host = `${loc.parent}/${loc.name}`;
+      case "file": {
+        const { meta } = op;
+        const fd = t.createFile(op.path, meta.mode);
         try {
-          Deno.symlinkSync(op.target, host); // fails on anything existing; never follows it
+          await reader.body((chunk) => t.write(fd, chunk));
         } catch (err) {
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-          this.#removeAny(host);
-          Deno.symlinkSync(op.target, host);
+          t.discard(fd);
+          throw err;
         }
-        lchownSync(host, op.meta.uid, op.meta.gid);
-        lutimesSync(host, op.meta.mtime, op.meta.mtime);
-        return this.#remember(op.path);
+        return t.finishFile(fd, meta.uid, meta.gid, meta.mode, meta.mtime);
       }
-      case "hardlink": {
-        const t = this.#root.locate(op.target, { create: false });
-        const tHost = t && `${t.parent}/${t.name}`;
-        let st: Deno.FileInfo | undefined;
+      case "directory":
+        t.directory(op.path, op.meta.uid, op.meta.gid, op.meta.mode);
+        this.#dirTimes.delete(op.path); // re-inserted last: the order does not matter, the size does
+        this.#dirTimes.set(op.path, op.meta.mtime);
+        return;
+      case "symlink":
+        return t.symlink(op.path, op.target, op.meta.uid, op.meta.gid, op.meta.mtime);
+      case "hardlink":
         try {
-          st = tHost ? Deno.lstatSync(tHost) : undefined;
+          return t.hardlink(op.path, op.target);
         } catch (err) {
-          if (!(err instanceof Deno.errors.NotFound)) throw err;
-        }
-        if (!tHost || !st || st.isDirectory) {
+          const c = (err as { code?: string }).code;
+          if (c !== "ENOENT" && c !== "EPERM") throw err;
           throw new InvalidInputError(
             `hardlink '${op.path}': target '${op.target}' is ${
-              st ? "a directory" : "missing"
+              c === "EPERM" ? "a directory" : "missing"
             } in the target directory`,
           );
         }
-        const host = this.#clear(op.path);
-        // link(2) does not follow a final symlink: a link to a symlink copies the symlink.
-        Deno.linkSync(tHost, host);
-        return this.#remember(op.path);
-      }
-      case "whiteout": {
-        const loc = this.#root.locate(op.path, { create: false });
-        if (loc) this.#removeLower(`${loc.parent}/${loc.name}`, op.path);
-        return;
-      }
-      case "opaque": {
-        const host = this.#root.resolveDir(op.path === "" ? [] : op.path.split("/"), {
-          create: false,
-        });
-        if (host === null) return;
-        for (const child of [...Deno.readDirSync(host)]) {
-          this.#removeLower(
-            `${host}/${child.name}`,
-            op.path === "" ? child.name : `${op.path}/${child.name}`,
-          );
-        }
-        return;
-      }
+      case "whiteout":
+        return t.whiteout(op.path);
+      case "opaque":
+        return t.opaque(op.path);
     }
   }
 
-  /** Set directory mtimes, deepest first, re-resolving each (it may have been replaced). */
+  /** Set directory mtimes (each re-resolved: it may have been replaced since). */
   finish(): void {
-    for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
-      const [path, mtime] = this.#dirTimes[i];
-      let host: string | null;
-      if (path === "") host = this.#root.root;
-      else {
-        const loc = this.#root.locate(path, { create: false });
-        host = loc && `${loc.parent}/${loc.name}`;
-      }
-      if (host === null) continue;
-      try {
-        if (!Deno.lstatSync(host).isDirectory) continue;
-      } catch {
-        continue;
-      }
-      lutimesSync(host, mtime, mtime);
-    }
-  }
-
-  async #file(path: string, meta: EntryMeta, reader: TarReader): Promise<void> {
-    const loc = this.#root.locate(path, { create: true })!;
-    const host = `${loc.parent}/${loc.name}`;
-    // Deno's open canonicalizes its path first, with a readlink per component (twice over for
-    // a file that does not exist yet): 2 x depth syscalls per file, most of the cost where
-    // syscalls are dear (an emulated VM). Creating a temporary file does not. So the file is
-    // made at the root, the shortest path on this filesystem, opened there once it exists,
-    // filled, and renamed into place.
-    const tmp = Deno.makeTempFileSync({ dir: this.#root.root, prefix: STAGED_PREFIX });
-    try {
-      const fd = openSync(tmp, OPEN_STAGED);
-      try {
-        await this.#fill(fd, meta, reader);
-      } finally {
-        closeSync(fd);
-      }
-      this.#place(tmp, host, meta);
-    } catch (err) {
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* placed already */ }
-      throw err;
-    }
-    this.#remember(path);
-  }
-
-  /** Move the filled file `tmp` to `host`, replacing whatever is there (never following it). */
-  #place(tmp: string, host: string, meta: EntryMeta): void {
-    try {
-      Deno.renameSync(tmp, host); // replaces a file or a symlink itself
-      this.#root.replaced(host);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EXDEV") {
-        this.#removeAny(host); // a directory: rename cannot replace it
-        Deno.renameSync(tmp, host);
-        return;
-      }
-    }
-    // `host` is on another filesystem mounted inside the target (not a snapshot, then): copy.
-    this.#removeAny(host);
-    Deno.copyFileSync(tmp, host);
-    Deno.removeSync(tmp);
-    lchownSync(host, meta.uid, meta.gid);
-    Deno.chmodSync(host, meta.mode); // a regular file this call just created
-    lutimesSync(host, meta.mtime, meta.mtime);
-  }
-
-  /** Write the entry's data into `fd`, then its metadata. */
-  async #fill(fd: number, meta: EntryMeta, reader: TarReader): Promise<void> {
-    await reader.body((chunk) => {
-      let off = 0;
-      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
-    });
-    // On the descriptor just created, not a path: nothing can be swapped in between.
-    // Every staged file starts with the same owner (this process's, or the root's group when
-    // the root is setgid), most entries want exactly that (root:root), and chown to the owner
-    // a file has changes nothing: learn it once, skip those calls.
-    if (this.#stagedOwner === undefined) {
-      const st = fstatSync(fd);
-      this.#stagedOwner = [st.uid, st.gid];
-    }
-    if (meta.uid !== this.#stagedOwner[0] || meta.gid !== this.#stagedOwner[1]) {
-      fchownSync(fd, meta.uid, meta.gid); // before chmod: chown clears setuid/setgid
-    }
-    fchmodSync(fd, meta.mode);
-    futimesSync(fd, meta.mtime, meta.mtime);
-  }
-
-  #directory(path: string, meta: EntryMeta): void {
-    let host: string;
-    if (path === "") host = this.#root.root;
-    else {
-      const loc = this.#root.locate(path, { create: true })!;
-      host = `${loc.parent}/${loc.name}`;
-      try {
-        Deno.mkdirSync(host, { mode: 0o700 });
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-        // A directory over a directory merges (the later entry's metadata wins); anything
-        // else is replaced.
-        if (!Deno.lstatSync(host).isDirectory) {
-          this.#removeAny(host);
-          Deno.mkdirSync(host, { mode: 0o700 });
-        }
-      }
-      this.#root.knownDir(path, host);
-    }
-    lchownSync(host, meta.uid, meta.gid);
-    Deno.chmodSync(host, meta.mode); // host is a directory, checked just above
-    // The root's group and setgid bit decide the group of files staged there.
-    if (path === "") this.#stagedOwner = undefined;
-    this.#dirTimes.push([path, meta.mtime]);
-    this.#remember(path);
-  }
-
-  /** Make room at `path` for a new non-directory; returns its host path. */
-  #clear(path: string): string {
-    const loc = this.#root.locate(path, { create: true })!;
-    const host = `${loc.parent}/${loc.name}`;
-    this.#removeAny(host);
-    return host;
-  }
-
-  /** Remove whatever is at `host` (never following it); nothing if absent. */
-  #removeAny(host: string): void {
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.lstatSync(host);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
-      throw err;
-    }
-    // remove_dir_all does not follow symlinks inside the tree
-    Deno.removeSync(host, { recursive: st.isDirectory });
-    // Cached resolutions go through directories and the symlinks they followed, never through
-    // a regular file or a symlink they did not follow.
-    if (st.isDirectory) this.#root.invalidate();
-    else if (st.isSymlink) this.#root.replaced(host);
-  }
-
-  /**
-   * Remove what lower layers left at `host` (logical `path`), keeping what this layer wrote:
-   * a path this layer wrote stays; a directory this layer wrote into is emptied of the rest.
-   */
-  #removeLower(host: string, path: string): void {
-    if (!this.#mineSet().has(path)) return this.#removeAny(host);
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.lstatSync(host);
-    } catch {
-      return;
-    }
-    if (!st.isDirectory) return;
-    for (const child of [...Deno.readDirSync(host)]) {
-      this.#removeLower(`${host}/${child.name}`, `${path}/${child.name}`);
-    }
-  }
-
-  #remember(path: string): void {
-    if (this.#mine) addWithAncestors(this.#mine, path);
-    else this.#written.push(path);
-  }
-
-  #mineSet(): Set<string> {
-    if (!this.#mine) {
-      this.#mine = new Set();
-      for (const p of this.#written) addWithAncestors(this.#mine, p);
-      this.#written = [];
-    }
-    return this.#mine;
+    for (const [path, mtime] of this.#dirTimes) this.#t.directoryTimes(path, mtime);
   }
 }
 
-/** Add `path` and its ancestors: a whiteout or opaque marker keeps what this layer wrote into. */
-function addWithAncestors(mine: Set<string>, path: string): void {
-  for (
-    let p = path;
-    p !== "" && !mine.has(p);
-    p = p.slice(0, Math.max(0, p.lastIndexOf("/")))
-  ) {
-    mine.add(p);
+/**
+ * Errors the kernel returns because of what the layer holds, not because of this host: each
+ * is a permanent refusal (exit 65), never retried. The rule names the cause.
+ */
+const CONTENT_ERRNOS: Record<string, { rule: string; why: string }> = {
+  EMLINK: { rule: "too-many-links", why: "more hard links to one file than the filesystem allows" },
+  ENAMETOOLONG: {
+    rule: "path-too-long",
+    why: "the path, with the links it goes through, is too long",
+  },
+  ELOOP: { rule: "symlink-loop", why: "too many symlinks on the way (a loop?)" },
+  ENOTDIR: { rule: "parent-not-directory", why: "a parent on the way is not a directory" },
+  ENOENT: { rule: "parent-missing", why: "a parent on the way is a symlink to nothing" },
+  ENOSPC: { rule: "too-large-for-target", why: "the layer does not fit in the target filesystem" },
+  EDQUOT: { rule: "too-large-for-target", why: "the layer does not fit in the target's quota" },
+  EFBIG: {
+    rule: "too-large-for-target",
+    why: "a file is larger than the target filesystem allows",
+  },
+};
+
+/** A kernel error caused by `op`'s content as a violation; undefined for any other error. */
+function contentViolation(err: unknown, op: LayerOp, offset: number): Violation | undefined {
+  if (err instanceof LinkedParentsError) {
+    return { rule: "limit-linked-parents", entry: op.path, offset, message: err.message };
   }
-  mine.add(path);
+  if (!(err instanceof SyscallError)) return undefined;
+  const c = CONTENT_ERRNOS[err.code];
+  if (!c) return undefined;
+  return { rule: c.rule, entry: op.path, offset, message: `${c.why} (${err.message})` };
 }

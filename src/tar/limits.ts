@@ -27,6 +27,12 @@ export interface LayerLimits {
   paxHeaderBytes: number;
   /** Length of a symlink target. */
   symlinkTargetBytes: number;
+  /**
+   * Directories the applier may create where a symlink to a missing place points (tar creates
+   * parents an archive does not list; through a dangling link they are made at its target).
+   * Only bounds cost: each such directory may take up to 40 link expansions of lookups.
+   */
+  linkedParents: number;
 }
 
 /**
@@ -40,6 +46,7 @@ export const DEFAULT_LIMITS: Readonly<LayerLimits> = Object.freeze({
   pathDepth: 128,
   paxHeaderBytes: 1024 * 1024,
   symlinkTargetBytes: 4095,
+  linkedParents: 1000,
 });
 
 /** {@linkcode DEFAULT_LIMITS} with `overrides` applied; refuses non-positive or non-integer values. */

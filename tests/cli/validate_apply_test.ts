@@ -1,7 +1,9 @@
 // `thinimage validate` and `thinimage apply` as a user runs them: least privilege (nothing but
-// --allow-read and --allow-env, plus --allow-write=DIR for apply), exit codes, --json output.
+// --allow-read and --allow-env, plus --allow-ffi for libc for apply: it writes through the
+// kernel's *at calls, not Deno's file ops), exit codes, --json output.
 import { assert, assertEquals, assertStringIncludes } from "../helpers/assert.ts";
 import { Tar } from "../tar/tar_builder.ts";
+import { LIBC_PATH } from "../../src/host/libc.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 
@@ -26,6 +28,7 @@ function setup() {
 }
 
 const READ_ENV = ["--allow-read", "--allow-env"];
+const APPLY = [...READ_ENV, `--allow-ffi=${LIBC_PATH}`];
 
 Deno.test("validate: works with only --allow-read --allow-env; summary on stderr, JSON on stdout", async () => {
   const s = setup();
@@ -72,11 +75,11 @@ Deno.test("validate: usage errors exit 2", async () => {
   Deno.removeSync(s.base, { recursive: true });
 });
 
-Deno.test("apply: works with --allow-write=DIR only; a 20 MiB layer too", async () => {
+Deno.test("apply: works with no write grant at all (libc only); a 20 MiB layer too", async () => {
   const s = setup();
   const dir = `${s.base}/root`;
   Deno.mkdirSync(dir);
-  const perms = [...READ_ENV, `--allow-write=${dir}`];
+  const perms = APPLY;
   const noLinks = new Tar().dir("etc").file("etc/hosts", "127.0.0.1 localhost\n").hardlink(
     "h",
     "etc/hosts",
@@ -106,15 +109,24 @@ Deno.test("apply: works with --allow-write=DIR only; a 20 MiB layer too", async 
   Deno.removeSync(s.base, { recursive: true });
 });
 
-Deno.test("apply: symlinks need unscoped --allow-write (Deno's rule), refused before any write", async () => {
+Deno.test("apply: without --allow-ffi it is refused before any write, naming the flag", async () => {
   const s = setup();
   const dir = `${s.base}/root`;
   Deno.mkdirSync(dir);
-  const scoped = await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.good, dir]);
-  assertEquals(scoped.code, 1, scoped.stderr);
-  assertStringIncludes(scoped.stderr, "--allow-write");
+  // Unscoped write is not enough: writes into an image go through libc only.
+  const denied = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, dir]);
+  assertEquals(denied.code, 1, denied.stderr);
+  assertStringIncludes(denied.stderr, `--allow-ffi=${LIBC_PATH}`);
   assertEquals([...Deno.readDirSync(dir)].length, 0);
-  const r = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, dir]);
+  // Another library's grant does not cover libc.
+  const other = await thinimage([...READ_ENV, "--allow-ffi=/nonexistent/libc.so.6"], [
+    "apply",
+    s.good,
+    dir,
+  ]);
+  assertEquals(other.code, 1, other.stderr);
+  assertEquals([...Deno.readDirSync(dir)].length, 0);
+  const r = await thinimage(APPLY, ["apply", s.good, dir]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(Deno.readLinkSync(`${dir}/l`), "/etc");
   Deno.removeSync(s.base, { recursive: true });
@@ -124,13 +136,13 @@ Deno.test("apply: a hostile layer exits 65 and writes nothing", async () => {
   const s = setup();
   const dir = `${s.base}/root`;
   Deno.mkdirSync(dir);
-  const r = await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.bad, dir]);
+  const r = await thinimage(APPLY, ["apply", s.bad, dir]);
   assertEquals(r.code, 65, r.stderr);
   assertEquals([...Deno.readDirSync(dir)].length, 0);
-  assertEquals((await thinimage([...READ_ENV, `--allow-write=${dir}`], ["apply", s.good])).code, 2);
-  const notDir = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, s.good]);
+  assertEquals((await thinimage(APPLY, ["apply", s.good])).code, 2);
+  const notDir = await thinimage(APPLY, ["apply", s.good, s.good]);
   assertEquals(notDir.code, 2, notDir.stderr);
-  const missing = await thinimage([...READ_ENV, "--allow-write"], ["apply", s.good, `${dir}/nope`]);
+  const missing = await thinimage(APPLY, ["apply", s.good, `${dir}/nope`]);
   assertEquals(missing.code, 2, missing.stderr);
   Deno.removeSync(s.base, { recursive: true });
 });

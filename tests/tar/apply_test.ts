@@ -1,6 +1,7 @@
 // Applying layers: metadata, OCI semantics, nothing written on refusal, and real escape attempts
 // with canaries outside the target directory.
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { LIBC_PATH } from "../../src/host/libc.ts";
 import { Tar } from "./tar_builder.ts";
 import { snapshotTree } from "./tree.ts";
 import { applyLayer } from "../../src/tar/apply.ts";
@@ -575,7 +576,7 @@ Deno.test("paths are resolved again after a symlink they went through is replace
   s.cleanup();
 });
 
-Deno.test("validated (one pass): a symlink under a path-scoped --allow-write is refused by name", async () => {
+Deno.test("validated (one pass): writes through libc alone, with no Deno write grant", async () => {
   const s = sandbox();
   const layer = s.layer(new Tar().file("a", "a").symlink("l", "/etc").end());
   const apply = new URL("../../src/tar/apply.ts", import.meta.url).href;
@@ -588,14 +589,19 @@ Deno.test("validated (one pass): a symlink under a path-scoped --allow-write is 
        await applyLayer("${layer}", "${s.root}", ${opts});
      } catch (err) { console.error(String(err)); Deno.exit(3); }`,
   );
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", `--allow-write=${s.root}`, script],
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assertEquals(r.code, 3, stderr);
-  assert(stderr.includes("run with --allow-write"), stderr);
-  assertEquals([...Deno.readDirSync(s.root)].map((e) => e.name), ["a"]);
+  const run = (perms: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-read", ...perms, script],
+      stderr: "piped",
+    }).output();
+  const denied = await run([`--allow-write=${s.root}`]);
+  const stderr = new TextDecoder().decode(denied.stderr);
+  assertEquals(denied.code, 3, stderr);
+  assert(stderr.includes(`run with --allow-ffi=${LIBC_PATH}`), stderr);
+  assertEquals([...Deno.readDirSync(s.root)], []);
+  const r = await run([`--allow-ffi=${LIBC_PATH}`]);
+  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+  assertEquals(Deno.readLinkSync(`${s.root}/l`), "/etc");
   s.canaryIntact();
   s.cleanup();
 });

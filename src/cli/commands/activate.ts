@@ -28,7 +28,7 @@ const activate: Command = {
     "  --name NAME         activation name (default: the image name)\n" + AGENT_HELP,
   options: { ...AGENT_OPTIONS, name: { type: "string" } },
   positionals: [1, 1],
-  keeps: ["read", "write", "net", "env", "run", "sys"],
+  keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
   async run(ctx, { values, positionals }) {
     const image = parseImageName(positionals[0]);
     const name = (values.name as string | undefined) ?? image;

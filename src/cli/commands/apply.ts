@@ -16,7 +16,7 @@ const apply: Command = {
   usage: "thinimage apply FILE DIR [--sha256 HEX] [--json]",
   options: { sha256: { type: "string" } },
   positionals: [2, 2],
-  keeps: ["read", "write", "env"],
+  keeps: ["read", "write", "env", "ffi"],
   async run(ctx, { positionals, values }) {
     const [file, dir] = positionals;
     const expected = values.sha256 as string | undefined;

@@ -58,7 +58,7 @@ const pull: Command = {
   usage: `thinimage pull IMAGE ${AGENT_USAGE}\n${AGENT_HELP}`,
   options: { ...AGENT_OPTIONS },
   positionals: [1, 1],
-  keeps: ["read", "write", "net", "env", "run", "sys"],
+  keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
   async run(ctx, { values, positionals }) {
     const image = parseImageName(positionals[0]);
     const res = await withAgent(ctx, values, async (agent) => {

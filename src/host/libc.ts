@@ -1,0 +1,365 @@
+/**
+ * The one door to libc: every system call thinimage makes through Deno's FFI is declared here,
+ * and nothing else in the project calls `Deno.dlopen`. Writes into an image go through these
+ * calls on directory descriptors (`openat2` with `RESOLVE_IN_ROOT`, then the `*at` calls), so
+ * the kernel, not path logic of ours, keeps them inside the image.
+ *
+ * `--allow-ffi` is not sandboxed (code that can call libc can do anything the process can):
+ * only the commands that apply layers hold it, scoped to {@linkcode LIBC_PATH}. Under a scoped
+ * grant `Deno.UnsafePointerView` is refused, so errno is copied out with libc's own `memcpy`.
+ *
+ * Every call returns its result or throws {@linkcode SyscallError} with the errno's name.
+ *
+ * @example
+ * ```ts
+ * import { libc, O, RESOLVE } from "./libc.ts";
+ * const c = libc();
+ * const root = c.open("/mnt/thinimage-1", O.PATH | O.DIRECTORY);
+ * const fd = c.openat2(root, "etc/hostname", O.WRONLY | O.CREAT | O.EXCL, 0o644, RESOLVE.IN_ROOT);
+ * c.write(fd, new TextEncoder().encode("vm\n"));
+ * c.close(fd);
+ * ```
+ * @module
+ */
+
+/** Where Debian (and most glibc distributions) keep libc, per architecture. */
+const LIBC_PATHS: Record<string, string> = {
+  x86_64: "/lib/x86_64-linux-gnu/libc.so.6",
+  aarch64: "/lib/aarch64-linux-gnu/libc.so.6",
+};
+
+/** The libc this process may load (`--allow-ffi` names exactly this path). */
+export const LIBC_PATH: string = LIBC_PATHS[Deno.build.arch] ?? LIBC_PATHS.x86_64;
+
+/** Syscall numbers without a glibc wrapper in Debian 12 (the same on x86-64 and arm64 for openat2). */
+const SYS: Record<string, { openat2: number; getdents64: number }> = {
+  x86_64: { openat2: 437, getdents64: 217 },
+  aarch64: { openat2: 437, getdents64: 61 },
+};
+
+/** `open(2)` flags (Linux, x86-64 and arm64 generic values). */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  DIRECTORY: Deno.build.arch === "aarch64" ? 0o40000 : 0o200000,
+  NOFOLLOW: Deno.build.arch === "aarch64" ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+/** `openat2(2)` resolve flags. */
+export const RESOLVE = {
+  NO_XDEV: 0x01,
+  NO_MAGICLINKS: 0x02,
+  NO_SYMLINKS: 0x04,
+  BENEATH: 0x08,
+  IN_ROOT: 0x10,
+} as const;
+
+/** `*at(2)` flags. */
+export const AT = {
+  FDCWD: -100,
+  SYMLINK_NOFOLLOW: 0x100,
+  REMOVEDIR: 0x200,
+  EMPTY_PATH: 0x1000,
+} as const;
+
+/** File types in `st_mode` / `d_type`. */
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+
+/** The errno names thinimage tells apart; any other is reported by number. */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  9: "EBADF",
+  12: "ENOMEM",
+  13: "EACCES",
+  17: "EEXIST",
+  18: "EXDEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  24: "EMFILE",
+  27: "EFBIG",
+  28: "ENOSPC",
+  30: "EROFS",
+  31: "EMLINK",
+  36: "ENAMETOOLONG",
+  38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  95: "EOPNOTSUPP",
+  122: "EDQUOT",
+};
+
+/** A system call failed: `code` is the errno's name ("ENOENT"), `errno` its number. */
+export class SyscallError extends Error {
+  readonly code: string;
+  readonly path?: string;
+  constructor(readonly syscall: string, readonly errno: number, path?: Name) {
+    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    const shown = typeof path === "string" ? path : path && new TextDecoder().decode(path);
+    super(`${syscall}${shown === undefined ? "" : ` '${shown}'`}: ${code}`);
+    this.path = shown;
+    this.name = "SyscallError";
+    this.code = code;
+  }
+}
+
+/** What `statx` reports that the applier uses. */
+export interface Stat {
+  /** File type and permission bits. */
+  mode: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+/** `struct statx`, 256 bytes, the same layout on every architecture. */
+const STATX_SIZE = 256;
+const STATX_BASIC_STATS = 0x7ff;
+
+/** A path or name: a string (encoded as UTF-8) or raw bytes as a directory listing gives them. */
+export type Name = string | Uint8Array;
+
+/** The calls, typed. Paths are encoded to NUL-terminated bytes here. */
+export interface Libc {
+  /** `openat2(dirfd, path, {flags, mode, resolve})`. */
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  /** `openat(dirfd, path, flags, mode)`: for a single name in a directory descriptor. */
+  openat(dirfd: number, path: Name, flags: number, mode?: number): number;
+  /** `open(path)` of a host path (the target root itself), never inside an image. */
+  open(path: string, flags: number): number;
+  mkdirat(dirfd: number, name: Name, mode: number): void;
+  symlinkat(target: string, dirfd: number, name: string): void;
+  linkat(olddirfd: number, oldname: string, newdirfd: number, newname: string): void;
+  /** The target of symlink `name` in `dirfd`, as stored. */
+  readlinkat(dirfd: number, name: Name): string;
+  unlinkat(dirfd: number, name: Name, flags: number): void;
+  fchownat(dirfd: number, name: Name, uid: number, gid: number, flags: number): void;
+  /** Set atime and mtime of `name` (empty with AT_EMPTY_PATH is not supported: use futimes). */
+  utimensat(dirfd: number, name: Name, seconds: number, flags: number): void;
+  fchown(fd: number, uid: number, gid: number): void;
+  fchmod(fd: number, mode: number): void;
+  /** Set atime and mtime of an open file to `seconds` (fractions kept to the nanosecond). */
+  futimes(fd: number, seconds: number): void;
+  /** Write all of `data`. */
+  write(fd: number, data: Uint8Array): void;
+  close(fd: number): void;
+  /** `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `name` "" stats `dirfd` itself. */
+  lstatat(dirfd: number, name: Name): Stat;
+  /** The names in directory `fd` as raw bytes (".", ".." left out), from the current offset. */
+  readdir(fd: number): Uint8Array[];
+  /** Free bytes for unprivileged users and the block size of the filesystem holding `fd`. */
+  fsFree(fd: number): { availBytes: number; blockSize: number };
+  /** The process's umask (read by setting and restoring it). */
+  umask(): number;
+}
+
+let instance: Libc | undefined;
+
+/** The libc bindings, loaded once. Throws Deno's NotCapable without `--allow-ffi`. */
+export function libc(): Libc {
+  return instance ??= load();
+}
+
+function load(): Libc {
+  const sys = SYS[Deno.build.arch];
+  if (!sys) throw new Error(`no system call table for ${Deno.build.arch}`);
+  const lib = Deno.dlopen(LIBC_PATH, {
+    openat2: {
+      name: "syscall",
+      parameters: ["i64", "i32", "buffer", "buffer", "usize"],
+      result: "i32",
+    },
+    getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "usize"], result: "i32" },
+    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+    mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+    readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+    linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+    unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+    utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+    futimens: { parameters: ["i32", "buffer"], result: "i32" },
+    fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+    fchmod: { parameters: ["i32", "u32"], result: "i32" },
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    close: { parameters: ["i32"], result: "i32" },
+    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+    fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+    umask: { parameters: ["u32"], result: "u32" },
+    __errno_location: { parameters: [], result: "pointer" },
+    memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+  });
+  const f = lib.symbols;
+  const nrOpenat2 = BigInt(sys.openat2);
+  const nrGetdents64 = BigInt(sys.getdents64);
+  const errnoBuf = new Int32Array(1);
+  const errnoPtr = f.__errno_location();
+  const errno = (): number => {
+    f.memcpy(errnoBuf, errnoPtr, 4n);
+    return errnoBuf[0];
+  };
+  // Paths are encoded into reused buffers: one per argument position, grown as needed.
+  const enc = new TextEncoder();
+  const bufs = [new Uint8Array(4096 * 2), new Uint8Array(4096 * 2)];
+  const cstr = (s: Name, slot = 0): Uint8Array => {
+    let b = bufs[slot];
+    if (b.length < s.length * 3 + 1) b = bufs[slot] = new Uint8Array(s.length * 3 + 1);
+    if (typeof s === "string") {
+      const { written } = enc.encodeInto(s, b);
+      b[written] = 0;
+    } else {
+      b.set(s);
+      b[s.length] = 0;
+    }
+    return b;
+  };
+  const how = new BigUint64Array(3);
+  const howBytes = new Uint8Array(how.buffer);
+  const times = new BigInt64Array(4);
+  const timesBytes = new Uint8Array(times.buffer);
+  const setTimes = (seconds: number) => {
+    const s = Math.floor(seconds);
+    const ns = BigInt(Math.round((seconds - s) * 1e9));
+    times[0] = times[2] = BigInt(s);
+    times[1] = times[3] = ns;
+  };
+  const statxBuf = new Uint8Array(STATX_SIZE);
+  const statxView = new DataView(statxBuf.buffer);
+  const statfsBuf = new Uint8Array(120);
+  const statfsView = new DataView(statfsBuf.buffer);
+  const direntBuf = new Uint8Array(64 * 1024);
+  const linkBuf = new Uint8Array(4096);
+  const direntView = new DataView(direntBuf.buffer);
+  const check = (r: number, call: string, path?: Name): number => {
+    if (r < 0) throw new SyscallError(call, errno(), path);
+    return r;
+  };
+
+  return {
+    openat2(dirfd, path, flags, mode, resolve) {
+      how[0] = BigInt(flags | O.CLOEXEC);
+      how[1] = BigInt(mode);
+      how[2] = BigInt(resolve);
+      return check(f.openat2(nrOpenat2, dirfd, cstr(path), howBytes, 24n), "openat2", path);
+    },
+    openat(dirfd, path, flags, mode = 0) {
+      return check(f.openat(dirfd, cstr(path), flags | O.CLOEXEC, mode), "openat", path);
+    },
+    open(path, flags) {
+      return check(f.openat(AT.FDCWD, cstr(path), flags | O.CLOEXEC, 0), "open", path);
+    },
+    mkdirat(dirfd, name, mode) {
+      check(f.mkdirat(dirfd, cstr(name), mode), "mkdirat", name);
+    },
+    symlinkat(target, dirfd, name) {
+      check(f.symlinkat(cstr(target, 1), dirfd, cstr(name)), "symlinkat", name);
+    },
+    linkat(olddirfd, oldname, newdirfd, newname) {
+      check(f.linkat(olddirfd, cstr(oldname, 1), newdirfd, cstr(newname), 0), "linkat", newname);
+    },
+    readlinkat(dirfd, name) {
+      const n = Number(f.readlinkat(dirfd, cstr(name), linkBuf, BigInt(linkBuf.length)));
+      if (n < 0) throw new SyscallError("readlinkat", errno(), name);
+      return new TextDecoder().decode(linkBuf.subarray(0, n));
+    },
+    unlinkat(dirfd, name, flags) {
+      check(f.unlinkat(dirfd, cstr(name), flags), "unlinkat", name);
+    },
+    fchownat(dirfd, name, uid, gid, flags) {
+      check(f.fchownat(dirfd, cstr(name), uid, gid, flags), "fchownat", name);
+    },
+    utimensat(dirfd, name, seconds, flags) {
+      setTimes(seconds);
+      check(f.utimensat(dirfd, cstr(name), timesBytes, flags), "utimensat", name);
+    },
+    fchown(fd, uid, gid) {
+      check(f.fchown(fd, uid, gid), "fchown");
+    },
+    fchmod(fd, mode) {
+      check(f.fchmod(fd, mode), "fchmod");
+    },
+    futimes(fd, seconds) {
+      setTimes(seconds);
+      check(f.futimens(fd, timesBytes), "futimens");
+    },
+    write(fd, data) {
+      let off = 0;
+      while (off < data.length) {
+        const part = off === 0 ? data : data.subarray(off);
+        const n = Number(f.write(fd, part, BigInt(part.length)));
+        if (n < 0) {
+          const e = errno();
+          if (e === 4) continue; // EINTR
+          throw new SyscallError("write", e);
+        }
+        off += n;
+      }
+    },
+    close(fd) {
+      check(f.close(fd), "close");
+    },
+    lstatat(dirfd, name) {
+      const flags = AT.SYMLINK_NOFOLLOW | (name === "" ? AT.EMPTY_PATH : 0);
+      check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+      const v = statxView;
+      return {
+        nlink: v.getUint32(16, true),
+        uid: v.getUint32(20, true),
+        gid: v.getUint32(24, true),
+        mode: v.getUint16(28, true),
+        ino: Number(v.getBigUint64(32, true)),
+        size: Number(v.getBigUint64(40, true)),
+        dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+      };
+    },
+    readdir(fd) {
+      const names: Uint8Array[] = [];
+      for (;;) {
+        const n = check(
+          f.getdents64(nrGetdents64, fd, direntBuf, BigInt(direntBuf.length)),
+          "getdents64",
+        );
+        if (n === 0) return names;
+        // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name[]
+        for (let off = 0; off < n;) {
+          const reclen = direntView.getUint16(off + 16, true);
+          let end = off + 19;
+          while (direntBuf[end] !== 0) end++;
+          const len = end - off - 19;
+          const dot = direntBuf[off + 19] === 0x2e;
+          if (!(dot && (len === 1 || (len === 2 && direntBuf[off + 20] === 0x2e)))) {
+            names.push(direntBuf.slice(off + 19, end));
+          }
+          off += reclen;
+        }
+      }
+    },
+    fsFree(fd) {
+      // struct statfs on 64-bit Linux: f_type, f_bsize, f_blocks, f_bfree, f_bavail (8 bytes each)
+      check(f.fstatfs(fd, statfsBuf), "fstatfs");
+      const bsize = Number(statfsView.getBigInt64(8, true));
+      const bavail = Number(statfsView.getBigUint64(32, true));
+      return { availBytes: bavail * bsize, blockSize: bsize };
+    },
+    umask() {
+      const old = f.umask(0o022);
+      f.umask(old);
+      return old;
+    },
+  };
+}

@@ -1,0 +1,483 @@
+/**
+ * The directory a layer is applied to, with every path resolved by the kernel inside it:
+ * `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` on a descriptor of the root (an absolute
+ * symlink target restarts at the root, `..` stops there, 40 links per lookup), then `*at`
+ * calls on the resulting directory descriptors, with a final component never followed. Nothing
+ * here builds a host path from an entry's name, so a link planted by an earlier entry cannot
+ * carry a write outside.
+ *
+ * Parents are opened once and kept in a small cache (entries of one directory come together in
+ * a tar); any removal of a directory or a symlink empties the cache, since a cached descriptor
+ * may have been reached through it.
+ *
+ * @example
+ * ```ts
+ * import { TargetDir } from "./target.ts";
+ * const t = TargetDir.open("/mnt/thinimage-3", { noCrossMounts: true });
+ * const fd = t.createFile("etc/hostname", 0o644);
+ * // write, then t.finishFile(fd, meta)
+ * t.close();
+ * ```
+ * @module
+ */
+import {
+  AT,
+  type Libc,
+  libc,
+  O,
+  RESOLVE,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  type Stat,
+  SyscallError,
+} from "../host/libc.ts";
+
+/** Parent descriptors kept open at once. */
+const PARENT_CACHE = 16;
+
+/** What a path holds, its last component not followed. */
+export type Kind = "file" | "directory" | "missing";
+
+/** A target root for one layer. Not safe to share between layers: it tracks what it created. */
+export class TargetDir {
+  readonly #c: Libc;
+  readonly #root: number;
+  readonly #resolve: number;
+  /** Parent path ("a/b") -> an open directory descriptor. */
+  readonly #parents = new Map<string, number>();
+  /** Inodes this layer created (files, directories, symlinks): a whiteout keeps them. */
+  readonly #created = new Set<number>();
+  /** Lower directories this layer lists (merged): kept by a whiteout, emptied of the rest. */
+  readonly #listed = new Set<number>();
+  /** Directories already emptied of lower content: a repeated opaque or whiteout skips them. */
+  readonly #clean = new Set<number>();
+  /** Track created inodes (one statx per created object); off for a layer with no whiteouts. */
+  readonly #track: boolean;
+  /**
+   * A directory or symlink was removed: cached parents may have been reached through it. They
+   * are dropped at the start of the next operation, not in the middle of the one that removed
+   * it (which still holds its parent, a directory that was not removed).
+   */
+  #stale = false;
+  /** Directories made through dangling symlinks so far, and the most allowed. */
+  #linkedParents = 0;
+  readonly #maxLinkedParents: number;
+  /** umask bits: a created mode that loses none needs no chmod. */
+  readonly #umask: number;
+
+  private constructor(
+    c: Libc,
+    root: number,
+    resolve: number,
+    track: boolean,
+    maxLinkedParents: number,
+  ) {
+    this.#c = c;
+    this.#maxLinkedParents = maxLinkedParents;
+    this.#root = root;
+    this.#resolve = resolve;
+    this.#track = track;
+    this.#umask = c.umask();
+  }
+
+  /**
+   * Open `dir` as a root. `noCrossMounts`: refuse to resolve across a mount point inside it
+   * (a fresh snapshot has none). `trackCreated`: false when the layer is known to hold no
+   * whiteout or opaque marker, which spares a statx per created object.
+   */
+  static open(
+    dir: string,
+    opts: { noCrossMounts?: boolean; trackCreated?: boolean; linkedParents?: number } = {},
+  ): TargetDir {
+    const c = libc();
+    const root = c.open(dir, O.RDONLY | O.DIRECTORY);
+    let resolve = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
+    if (opts.noCrossMounts) resolve |= RESOLVE.NO_XDEV;
+    return new TargetDir(c, root, resolve, opts.trackCreated ?? true, opts.linkedParents ?? 1000);
+  }
+
+  /** Free bytes on the target's filesystem (for unprivileged writers). */
+  freeBytes(): number {
+    return this.#c.fsFree(this.#root).availBytes;
+  }
+
+  /**
+   * Create regular file `path` (replacing whatever is there, never following it) and return a
+   * descriptor open for writing. Missing parents are created (0755, as tar does).
+   */
+  createFile(path: string, mode: number): number {
+    const { parent, name } = this.#split(path, true);
+    const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.NOCTTY;
+    let fd: number;
+    try {
+      fd = this.#c.openat(parent, name, flags, mode & 0o777);
+    } catch (err) {
+      if (code(err) !== "EEXIST") throw err;
+      this.#removeAt(parent, name);
+      fd = this.#c.openat(parent, name, flags, mode & 0o777);
+    }
+    if (this.#track) this.#created.add(this.#c.lstatat(fd, "").ino);
+    return fd;
+  }
+
+  /** Set owner, mode and times on a file from {@linkcode createFile}, and close it. */
+  finishFile(fd: number, uid: number, gid: number, mode: number, mtime: number): void {
+    try {
+      // chown before chmod: chown clears setuid and setgid.
+      this.#c.fchown(fd, uid, gid);
+      if ((mode & 0o7000) !== 0 || (mode & this.#umask) !== 0) this.#c.fchmod(fd, mode);
+      this.#c.futimes(fd, mtime);
+    } finally {
+      this.#c.close(fd);
+    }
+  }
+
+  /** Close a file from {@linkcode createFile} that will not be finished. */
+  discard(fd: number): void {
+    this.#c.close(fd);
+  }
+
+  /**
+   * Make directory `path` (merging with a directory already there, replacing anything else)
+   * with this owner and mode; its mtime is the caller's to set last. "" is the root.
+   */
+  directory(path: string, uid: number, gid: number, mode: number): void {
+    let fd: number;
+    let mine = true;
+    if (path === "") {
+      fd = this.#root;
+      mine = false;
+    } else {
+      const { parent, name } = this.#split(path, true);
+      try {
+        this.#c.mkdirat(parent, name, 0o700);
+      } catch (err) {
+        if (code(err) !== "EEXIST") throw err;
+        if ((this.#c.lstatat(parent, name).mode & S_IFMT) === S_IFDIR) mine = false;
+        else {
+          this.#removeAt(parent, name);
+          this.#c.mkdirat(parent, name, 0o700);
+        }
+      }
+      fd = this.#c.openat(parent, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      this.#cacheParent(path, fd);
+    }
+    this.#c.fchown(fd, uid, gid);
+    this.#c.fchmod(fd, mode);
+    if (this.#track) {
+      const ino = this.#c.lstatat(fd, "").ino;
+      (mine ? this.#created : this.#listed).add(ino);
+    }
+  }
+
+  /** Set the times of directory `path` if it is still a directory ("" is the root). */
+  directoryTimes(path: string, mtime: number): void {
+    let fd: number;
+    try {
+      fd = path === "" ? this.#root : this.#c.openat2(
+        this.#root,
+        path,
+        O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
+        0,
+        this.#resolve,
+      );
+    } catch (err) {
+      // Replaced or removed by a later entry: nothing to set.
+      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return;
+      throw err;
+    }
+    try {
+      this.#c.futimes(fd, mtime);
+    } finally {
+      if (fd !== this.#root) this.#c.close(fd);
+    }
+  }
+
+  /** Make symlink `path` -> `target` (the target is stored, never resolved here). */
+  symlink(path: string, target: string, uid: number, gid: number, mtime: number): void {
+    const { parent, name } = this.#split(path, true);
+    try {
+      this.#c.symlinkat(target, parent, name);
+    } catch (err) {
+      if (code(err) !== "EEXIST") throw err;
+      this.#removeAt(parent, name);
+      this.#c.symlinkat(target, parent, name);
+    }
+    this.#c.fchownat(parent, name, uid, gid, AT.SYMLINK_NOFOLLOW);
+    this.#c.utimensat(parent, name, mtime, AT.SYMLINK_NOFOLLOW);
+    if (this.#track) this.#created.add(this.#c.lstatat(parent, name).ino);
+  }
+
+  /**
+   * Make `path` a hard link to `target` (both inside the root; a final symlink at `target` is
+   * linked itself, not followed). Throws SyscallError ENOENT when the target is missing.
+   */
+  hardlink(path: string, target: string): void {
+    const t = this.#openParentUncached(target);
+    try {
+      const { parent, name } = this.#split(path, true);
+      try {
+        this.#c.linkat(t.fd, t.name, parent, name);
+      } catch (err) {
+        if (code(err) !== "EEXIST") throw err;
+        this.#removeAt(parent, name);
+        this.#c.linkat(t.fd, t.name, parent, name);
+      }
+    } finally {
+      if (t.fd !== this.#root) this.#c.close(t.fd);
+    }
+  }
+
+  /** What is at `path` (its last component not followed). */
+  lookup(path: string): Kind {
+    if (path === "") return "directory";
+    let t: { fd: number; name: string };
+    try {
+      t = this.#openParentUncached(path);
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return "missing";
+      throw err;
+    }
+    try {
+      const st = this.#c.lstatat(t.fd, t.name);
+      return (st.mode & S_IFMT) === S_IFDIR ? "directory" : "file";
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR"].includes(code(err)!)) return "missing";
+      throw err;
+    } finally {
+      if (t.fd !== this.#root) this.#c.close(t.fd);
+    }
+  }
+
+  /**
+   * A whiteout: remove what lower layers left at `path`. What this layer created stays; a
+   * directory this layer lists or wrote into stays, emptied of lower content.
+   */
+  whiteout(path: string): void {
+    const p = this.#splitExisting(path);
+    if (!p) return;
+    let st: Stat;
+    try {
+      st = this.#c.lstatat(p.parent, p.name);
+    } catch (err) {
+      if (code(err) === "ENOENT") return;
+      throw err;
+    }
+    this.#removeLowerAt(p.parent, p.name, st);
+  }
+
+  /** Write all of `data` to `fd` (from {@linkcode createFile}). */
+  write(fd: number, data: Uint8Array): void {
+    this.#c.write(fd, data);
+  }
+
+  /** An opaque marker: empty directory `path` of lower content, keeping this layer's. */
+  opaque(path: string): void {
+    let fd: number;
+    try {
+      fd = path === "" ? this.#root : this.#c.openat2(
+        this.#root,
+        path,
+        O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
+        0,
+        this.#resolve,
+      );
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return;
+      throw err;
+    }
+    try {
+      this.#emptyLower(fd, this.#c.lstatat(fd, "").ino);
+    } finally {
+      if (fd !== this.#root) this.#c.close(fd);
+    }
+  }
+
+  /** Close every descriptor. */
+  close(): void {
+    this.#dropParents();
+    this.#c.close(this.#root);
+  }
+
+  /** Remove lower content at `name` in `dirfd`, whose stat is `st`; true when something stays. */
+  #removeLowerAt(dirfd: number, name: string | Uint8Array, st: Stat): boolean {
+    if (this.#created.has(st.ino)) return true;
+    if ((st.mode & S_IFMT) !== S_IFDIR) {
+      this.#c.unlinkat(dirfd, name, 0);
+      if ((st.mode & S_IFMT) === S_IFLNK) this.#stale = true;
+      return false;
+    }
+    const fd = this.#c.openat(dirfd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+    let empty: boolean;
+    try {
+      empty = this.#emptyLower(fd, st.ino);
+    } finally {
+      this.#c.close(fd);
+    }
+    if (!empty || this.#listed.has(st.ino)) return true;
+    this.#c.unlinkat(dirfd, name, AT.REMOVEDIR);
+    this.#stale = true;
+    return false;
+  }
+
+  /**
+   * Remove lower content inside directory `fd` (inode `ino`); true when nothing is left. A
+   * directory already emptied, or made by this layer, holds only this layer's content: it is
+   * not listed again, however many markers name it.
+   */
+  #emptyLower(fd: number, ino: number): boolean {
+    if (this.#clean.has(ino) || this.#created.has(ino)) return false;
+    let left = 0;
+    for (const child of this.#c.readdir(fd)) {
+      if (this.#removeLowerAt(fd, child, this.#c.lstatat(fd, child))) left++;
+    }
+    this.#clean.add(ino);
+    return left === 0;
+  }
+
+  /** Remove whatever is at `name` in `dirfd` (a directory with everything in it). */
+  #removeAt(dirfd: number, name: string | Uint8Array): void {
+    const st = this.#c.lstatat(dirfd, name);
+    if ((st.mode & S_IFMT) === S_IFDIR) {
+      const fd = this.#c.openat(dirfd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      try {
+        for (const child of this.#c.readdir(fd)) this.#removeAt(fd, child);
+      } finally {
+        this.#c.close(fd);
+      }
+      this.#c.unlinkat(dirfd, name, AT.REMOVEDIR);
+      this.#stale = true;
+      return;
+    }
+    this.#c.unlinkat(dirfd, name, 0);
+    if ((st.mode & S_IFMT) === S_IFLNK) this.#stale = true;
+  }
+
+  /** The parent descriptor (cached) and last component of `path`. */
+  #split(path: string, create: boolean): { parent: number; name: string } {
+    if (this.#stale) this.#dropParents();
+    const slash = path.lastIndexOf("/");
+    if (slash < 0) return { parent: this.#root, name: path };
+    return { parent: this.#dir(path.slice(0, slash), create), name: path.slice(slash + 1) };
+  }
+
+  /** Like {@linkcode #split} without creating; null when the parent is missing. */
+  #splitExisting(path: string): { parent: number; name: string } | null {
+    try {
+      return this.#split(path, false);
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return null;
+      throw err;
+    }
+  }
+
+  /** An open descriptor of directory `path` (cached), creating missing components. */
+  #dir(path: string, create: boolean, links = { followed: 0 }): number {
+    const hit = this.#parents.get(path);
+    if (hit !== undefined) return hit;
+    let fd: number;
+    try {
+      fd = this.#openDir(path);
+    } catch (err) {
+      if (!create || code(err) !== "ENOENT") throw err;
+      fd = this.#makeDir(path, err, links);
+    }
+    this.#cacheParent(path, fd);
+    return fd;
+  }
+
+  /**
+   * Create directory `path`, which the kernel did not find (`notFound`), as tar does for
+   * parents an archive does not list. Where a component is a symlink to a missing place, the
+   * directory is made where the link points (inside the root), as Docker's applier does; the
+   * links followed so count against the kernel's 40, and against the layer's budget
+   * {@linkcode LayerLimits.linkedParents}.
+   */
+  #makeDir(path: string, notFound: unknown, links: { followed: number }): number {
+    const { parent, name } = this.#splitFor(path, links);
+    // Only real names are made: "." and ".." are the kernel's to resolve.
+    if (name === "" || name === "." || name === "..") throw notFound;
+    try {
+      this.#c.mkdirat(parent, name, 0o755);
+    } catch (err) {
+      if (code(err) !== "EEXIST") throw err;
+      const st = this.#c.lstatat(parent, name);
+      if ((st.mode & S_IFMT) === S_IFDIR) {
+        return this.#c.openat(parent, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      }
+      if ((st.mode & S_IFMT) !== S_IFLNK) throw new SyscallError("mkdirat", ENOTDIR, path);
+      if (++links.followed > MAX_LINKS) throw new SyscallError("openat2", ELOOP, path);
+      if (++this.#linkedParents > this.#maxLinkedParents) {
+        throw new LinkedParentsError(this.#maxLinkedParents);
+      }
+      const target = this.#c.readlinkat(parent, name);
+      const slash = path.lastIndexOf("/");
+      const there = target.startsWith("/") || slash < 0
+        ? target
+        : `${path.slice(0, slash)}/${target}`;
+      return this.#dir(tidy(there), true, links);
+    }
+    const fd = this.#c.openat(parent, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+    if (this.#track) this.#created.add(this.#c.lstatat(fd, "").ino);
+    return fd;
+  }
+
+  /** {@linkcode #split} with creation, carrying the links followed so far. */
+  #splitFor(path: string, links: { followed: number }): { parent: number; name: string } {
+    const slash = path.lastIndexOf("/");
+    if (slash < 0) return { parent: this.#root, name: path };
+    return { parent: this.#dir(path.slice(0, slash), true, links), name: path.slice(slash + 1) };
+  }
+
+  #openDir(path: string): number {
+    return this.#c.openat2(this.#root, path, O.RDONLY | O.DIRECTORY, 0, this.#resolve);
+  }
+
+  /** The parent of `path` opened afresh (the caller closes it unless it is the root). */
+  #openParentUncached(path: string): { fd: number; name: string } {
+    const slash = path.lastIndexOf("/");
+    if (slash < 0) return { fd: this.#root, name: path };
+    return { fd: this.#openDir(path.slice(0, slash)), name: path.slice(slash + 1) };
+  }
+
+  #cacheParent(path: string, fd: number): void {
+    // A directory made through a symlink is cached under the link's target path already.
+    for (const v of this.#parents.values()) if (v === fd) return;
+    const old = this.#parents.get(path);
+    if (old !== undefined) this.#c.close(old);
+    else if (this.#parents.size >= PARENT_CACHE) this.#dropParents();
+    this.#parents.set(path, fd);
+  }
+
+  #dropParents(): void {
+    for (const fd of this.#parents.values()) this.#c.close(fd);
+    this.#parents.clear();
+    this.#stale = false;
+  }
+}
+
+/**
+ * A symlink target as a path to resolve from the root: leading slashes (the root, under
+ * RESOLVE_IN_ROOT), empty and "." components and trailing slashes dropped; ".." is kept for
+ * the kernel, which resolves it against the real directory.
+ */
+function tidy(p: string): string {
+  return p.split("/").filter((c) => c !== "" && c !== ".").join("/");
+}
+
+/** A layer made more directories through dangling symlinks than its budget allows. */
+export class LinkedParentsError extends Error {
+  constructor(readonly limit: number) {
+    super(`more than ${limit} directories created through symlinks to missing places`);
+  }
+}
+
+const ENOTDIR = 20;
+const ELOOP = 40;
+/** Symlinks one lookup may follow, as the kernel's own limit. */
+const MAX_LINKS = 40;
+
+function code(err: unknown): string | undefined {
+  return (err as { code?: string })?.code;
+}
