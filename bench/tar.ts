@@ -4,15 +4,19 @@
  * same layer into the same kind of target. Rounds alternate between the contenders; the table
  * shows medians and the peak RSS of each process (GNU time's %M).
  *
- * The layer is built from real trees under /usr (Python, docs, man pages, headers: ~400 MB of
- * mostly small files). Targets live on a tmpfs the benchmark mounts (root only), otherwise in a
- * directory on disk; the table says which.
+ * Two layers: `--layer trees` (default) is built from real trees under /usr (Python, docs, man
+ * pages, headers: ~400 MB of mostly small files); `--layer small` is 120,000 generated entries
+ * (files of 0-4 KiB in 1,200 directories, a few symlinks and hardlinks), where the cost per
+ * entry is all there is. `--target tmpfs` (default) extracts onto a tmpfs the benchmark mounts
+ * (root only; a directory on disk when it cannot); `--target disk` onto a directory under
+ * /var/tmp (this machine's ext4). The table says which.
  *
  * `pull` applies a blob it validated when fetching in one pass (`applyLayer` with `validated`),
  * which no command exposes: this file runs itself as that contender, with the product's grants
  * (`--one-pass LAYER DIR SHA256`).
  *
- * Usage: deno run -A bench/tar.ts [--rounds N] [--keep] [--json] [--syscalls]
+ * Usage: deno run -A bench/tar.ts [--rounds N] [--layer trees|small] [--target tmpfs|disk]
+ *          [--keep] [--json] [--syscalls]
  * With --json, one JSON document (every sample of every row) replaces the Markdown on stdout.
  * With --syscalls, each extracting contender also runs once under `strace -f -c`, and a table
  * of syscalls per entry follows: where syscalls are dear (the emulated VM) they set the pace.
@@ -25,12 +29,15 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     rounds: { type: "string", default: "5" },
+    layer: { type: "string", default: "trees" },
+    target: { type: "string", default: "tmpfs" },
     keep: { type: "boolean" },
     json: { type: "boolean" },
     "one-pass": { type: "boolean" },
     syscalls: { type: "boolean" },
   },
 });
+const LIBC = (await import("../src/host/libc.ts")).LIBC_PATH;
 if (values["one-pass"]) {
   const { applyLayer } = await import("../src/tar/apply.ts");
   const [layer, dir, sha256] = positionals;
@@ -78,30 +85,71 @@ function median(xs: number[]): number {
 
 // A tmpfs of our own: /dev/shm is off limits to Deno without --allow-all, and a private mount
 // keeps other processes' files out of the measurement.
-const work = Deno.makeTempDirSync({ prefix: "thinimage-bench-tar-" });
-let target = "tmpfs";
-try {
-  await run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=4g", "thinimage-bench", work]);
-} catch {
-  target = `disk (${work})`;
+let work: string;
+let target: string;
+if (values.target === "disk") {
+  work = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "thinimage-bench-tar-" });
+  target = `disk (${work}, ${await fsType(work)})`;
+} else {
+  work = Deno.makeTempDirSync({ prefix: "thinimage-bench-tar-" });
+  target = "tmpfs";
+  try {
+    await run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=4g", "thinimage-bench", work]);
+  } catch {
+    target = `disk (${work})`;
+  }
 }
+
+async function fsType(dir: string): Promise<string> {
+  return (await run("/usr/bin/stat", ["-f", "-c", "%T", dir])).trim();
+}
+
+/** 120,000 entries: 1,200 directories of 98 files (0-4 KiB), a symlink and a hardlink each. */
+function smallTree(root: string): string[] {
+  let seed = 1;
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const data = new Uint8Array(4096).map((_, i) => (i * 31) & 0xff);
+  const dirs: string[] = [];
+  for (let d = 0; d < 1200; d++) {
+    const dir = `small/d${Math.floor(d / 40)}/e${d}`;
+    Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
+    for (let f = 0; f < 98; f++) {
+      Deno.writeFileSync(`${root}/${dir}/f${f}`, data.subarray(0, Math.floor(rand() * 4096)));
+    }
+    Deno.symlinkSync("f0", `${root}/${dir}/link`);
+    Deno.linkSync(`${root}/${dir}/f1`, `${root}/${dir}/hard`);
+    dirs.push(dir);
+  }
+  return ["small"];
+}
+
 try {
   const layer = `${work}/layer.tar`;
-  const trees = TREES.filter((t) => {
-    try {
-      return Deno.statSync(`/${t}`).isDirectory;
-    } catch {
-      return false;
-    }
-  });
-  await run(TAR, ["-cf", layer, "--numeric-owner", "-C", "/", ...trees]);
+  let trees: string[];
+  if (values.layer === "small") {
+    const src = `${work}/src`;
+    Deno.mkdirSync(src);
+    trees = smallTree(src);
+    await run(TAR, ["-cf", layer, "--numeric-owner", "-C", src, ...trees]);
+    Deno.removeSync(src, { recursive: true });
+  } else {
+    trees = TREES.filter((t) => {
+      try {
+        return Deno.statSync(`/${t}`).isDirectory;
+      } catch {
+        return false;
+      }
+    });
+    await run(TAR, ["-cf", layer, "--numeric-owner", "-C", "/", ...trees]);
+  }
   const bytes = Deno.statSync(layer).size;
   const sha = (await run("/usr/bin/sha256sum", [layer])).split(" ")[0];
   const entries = (await run(TAR, ["-tf", layer])).trim().split("\n").length;
   const deno = Deno.execPath();
   const ro = ["run", "--allow-read", "--allow-env", MAIN];
-  const rw = ["run", "--allow-read", "--allow-env", "--allow-write", MAIN];
-  const onePass = ["run", "--allow-read", "--allow-write", new URL(import.meta.url).pathname];
+  // The product's grants for apply: read, env and libc; no write grant (writes go through libc).
+  const rw = ["run", "--allow-read", "--allow-env", `--allow-ffi=${LIBC}`, MAIN];
+  const onePass = ["run", "--allow-read", `--allow-ffi=${LIBC}`, new URL(import.meta.url).pathname];
   onePass.push("--one-pass");
 
   const rows: Record<string, { s: number[]; rss: number[] }> = {};
@@ -193,6 +241,7 @@ try {
     console.log(JSON.stringify({
       layerBytes: bytes,
       entries,
+      layer: values.layer,
       trees: trees.map((t) => "/" + t),
       target,
       rounds: ROUNDS,
@@ -212,7 +261,7 @@ try {
     };
     console.log(
       `\nLayer: ${mb.toFixed(0)} MB, ${entries} entries (tar of ${
-        trees.map((t) => "/" + t).join(", ")
+        values.layer === "small" ? "generated small files" : trees.map((t) => "/" + t).join(", ")
       }); target: ${target}; ${ROUNDS} alternating rounds, medians; ${navigator.hardwareConcurrency} CPUs.\n`,
     );
     console.log("| command | median s | MB/s | speed vs floor | peak RSS MiB |");

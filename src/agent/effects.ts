@@ -18,6 +18,9 @@ import type { Machine } from "../engine/machine.ts";
 import type { Logger } from "../cli/log.ts";
 import { TemporaryError } from "../errors.ts";
 
+/** Least file data written between two looks at the pool's free space while unpacking. */
+const MIN_CHECKPOINT_BYTES = 16 << 20;
+
 /** Knobs of the real effects. */
 export interface AgentEffectsOptions {
   stateDir: string;
@@ -87,7 +90,13 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       const { validateLayer } = await import("../tar/validate.ts");
       // Hardlinks into lower layers are checked against the real lower tree when applied;
       // here every such target is taken to be a file so that only the rules of this blob count.
-      await validateLayer(o.blobs.pathOf(sha256), { signal, lower: () => "file" });
+      // A layer whose files alone overflow a chain device is refused before any device is made.
+      const s = await validateLayer(o.blobs.pathOf(sha256), {
+        signal,
+        lower: () => "file",
+        limits: { unpackedBytes: o.deviceSizeBytes },
+      });
+      o.blobs.recordLayer(sha256, s);
     },
 
     deviceExists: async (device) => (await getPool()).get(device) !== undefined,
@@ -129,12 +138,23 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
         await fs.mountPrivate(dev, dir);
         mounted = true;
         // validateBlob passed this blob and its digest was verified when fetched: one pass,
-        // still held to every rule and to the digest, onto a snapshot discarded on failure.
+        // still held to every rule and to the digest (not hashed again while the file is
+        // untouched since), onto a snapshot discarded on failure.
         const s = await applyLayer(o.blobs.pathOf(sha256), dir, {
           expectedSha256: sha256,
           validated: true,
+          verifiedIdentity: o.blobs.verifiedIdentity(sha256),
+          whiteouts: o.blobs.layerOf(sha256)?.whiteouts,
+          noCrossMounts: true,
           signal,
           onProgress: hook("apply", progress),
+          // The pool is shared: writes stop once it nears the free-space floor, not only
+          // before a device is made. Looked at again after half the room left was written.
+          checkpointBytes: (p.lastHeadroom ?? 0) / 2,
+          checkpoint: async () => {
+            await p.syncWrites(dir);
+            return Math.max(MIN_CHECKPOINT_BYTES, (await p.guardFreeSpace()) / 2);
+          },
         });
         // A full pool fails writeback while write() and close() succeed: only syncfs and
         // the pool's status tell, so the layer counts only after both.

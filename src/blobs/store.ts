@@ -20,6 +20,7 @@
 import type { Store } from "../store/db.ts";
 import type { LayerFormat } from "../image/format.ts";
 import { ThinimageError } from "../errors.ts";
+import { fileIdentity } from "../host/file_identity.ts";
 
 /** A stored blob, as its row says. */
 export interface BlobRecord {
@@ -27,6 +28,13 @@ export interface BlobRecord {
   size: number;
   format: LayerFormat;
   createdAt: number;
+}
+
+/** A validated layer's figures, as {@linkcode BlobStore.recordLayer} keeps them. */
+export interface LayerFigures {
+  entries: number;
+  whiteouts: number;
+  unpackedBytes: number;
 }
 
 /** What {@linkcode BlobStore.commit} needs to know about a verified temporary file. */
@@ -117,6 +125,37 @@ export class BlobStore {
     });
   }
 
+  /**
+   * The identity blob `sha256`'s file had when its digest was verified, if recorded: while the
+   * file still has it, it holds the verified bytes.
+   */
+  verifiedIdentity(sha256: string): string | undefined {
+    const row = this.#store.db.prepare("SELECT identity FROM blobs WHERE sha256 = ?").get(
+      sha256,
+    ) as { identity: string | null } | undefined;
+    return row?.identity ?? undefined;
+  }
+
+  /** Keep a validated layer's figures (the blob must be recorded). */
+  recordLayer(sha256: string, f: LayerFigures): void {
+    this.#store.tx(() =>
+      this.#store.db.prepare(
+        `INSERT OR REPLACE INTO blob_layers (sha256, entries, whiteouts, unpacked_bytes, validated_at)
+         VALUES (?, ?, ?, ?, ?)`,
+      ).run(sha256, f.entries, f.whiteouts, f.unpackedBytes, Date.now())
+    );
+  }
+
+  /** A validated layer's figures, if kept. */
+  layerOf(sha256: string): LayerFigures | undefined {
+    const row = this.#store.db.prepare(
+      "SELECT entries, whiteouts, unpacked_bytes FROM blob_layers WHERE sha256 = ?",
+    ).get(sha256) as { entries: number; whiteouts: number; unpacked_bytes: number } | undefined;
+    return row
+      ? { entries: row.entries, whiteouts: row.whiteouts, unpackedBytes: row.unpacked_bytes }
+      : undefined;
+  }
+
   /** Every recorded blob, oldest first. */
   list(): BlobRecord[] {
     const rows = this.#store.db.prepare(
@@ -181,10 +220,12 @@ export class BlobStore {
       await Deno.rename(tempPath, dest);
       await syncDir(`${this.root}/sha256`);
     }
+    // The identity the verified bytes have in place (a rename moves the change time).
+    const identity = fileIdentity(await Deno.stat(dest));
     this.#store.tx(() => {
       this.#store.db.prepare(
-        "INSERT OR IGNORE INTO blobs (sha256, size, format, created_at) VALUES (?, ?, ?, ?)",
-      ).run(blob.sha256, blob.size, blob.format, Date.now());
+        "INSERT OR IGNORE INTO blobs (sha256, size, format, created_at, identity) VALUES (?, ?, ?, ?, ?)",
+      ).run(blob.sha256, blob.size, blob.format, Date.now(), identity);
       if (blob.source) {
         this.recordSource(blob.source.etag, blob.source.size, blob.sha256, blob.source.key);
       }

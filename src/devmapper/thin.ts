@@ -291,9 +291,10 @@ export class ThinPool {
   /**
    * Refuse (TemporaryError, exit 75, with the figures) when free data or metadata space is
    * below the thresholds, or the pool is out of space; a pool in trouble (read-only,
-   * needs_check, failed) is a plain ThinimageError.
+   * needs_check, failed) is a plain ThinimageError. Resolves to the data bytes left above the
+   * threshold: how much may be written before the pool needs looking at again.
    */
-  async guardFreeSpace(): Promise<void> {
+  async guardFreeSpace(): Promise<number> {
     // A reading taken just after a layer's writes were synced is as current as a new one
     // (another process may write right after either), and costs no dmsetup run.
     const recent = this.#afterWrite;
@@ -330,7 +331,15 @@ export class ThinPool {
         },
       );
     }
+    const floorBlocks = Math.ceil(st.totalDataBlocks * minData / 100);
+    const room = (st.totalDataBlocks - st.usedDataBlocks - floorBlocks) * this.#pool.blockSectors *
+      512;
+    this.lastHeadroom = room;
+    return room;
   }
+
+  /** The data bytes above the free-space threshold at the last {@linkcode guardFreeSpace}. */
+  lastHeadroom?: number;
 
   /**
    * Flush the filesystem mounted on `dir` (one of this pool's devices) and check the pool, as

@@ -157,6 +157,14 @@ export interface Libc {
   futimes(fd: number, seconds: number): void;
   /** Write all of `data`. */
   write(fd: number, data: Uint8Array): void;
+  /**
+   * Copy `count` bytes at `offset` of file `src` to the current position of `dst` inside the
+   * kernel (sendfile: one copy, from the page cache, across filesystems). Throws a
+   * SyscallError EIO when `src` ends first.
+   */
+  copyRange(src: number, offset: number, dst: number, count: number): void;
+  /** Effective user and group ids of this process. */
+  ids(): { uid: number; gid: number };
   close(fd: number): void;
   /** `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `name` "" stats `dirfd` itself. */
   lstatat(dirfd: number, name: Name): Stat;
@@ -197,6 +205,9 @@ function load(): Libc {
     fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
     fchmod: { parameters: ["i32", "u32"], result: "i32" },
     write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
+    geteuid: { parameters: [], result: "u32" },
+    getegid: { parameters: [], result: "u32" },
     close: { parameters: ["i32"], result: "i32" },
     statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
     fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
@@ -244,6 +255,8 @@ function load(): Libc {
   const statfsView = new DataView(statfsBuf.buffer);
   const direntBuf = new Uint8Array(64 * 1024);
   const linkBuf = new Uint8Array(4096);
+  const offsetBuf = new BigInt64Array(1);
+  const offsetBytes = new Uint8Array(offsetBuf.buffer);
   const direntView = new DataView(direntBuf.buffer);
   const check = (r: number, call: string, path?: Name): number => {
     if (r < 0) throw new SyscallError(call, errno(), path);
@@ -309,6 +322,23 @@ function load(): Libc {
         }
         off += n;
       }
+    },
+    copyRange(src, offset, dst, count) {
+      offsetBuf[0] = BigInt(offset);
+      let left = count;
+      while (left > 0) {
+        const n = Number(f.sendfile(dst, src, offsetBytes, BigInt(Math.min(left, 1 << 30))));
+        if (n < 0) {
+          const e = errno();
+          if (e === 4) continue; // EINTR
+          throw new SyscallError("sendfile", e);
+        }
+        if (n === 0) throw new SyscallError("sendfile", 5); // the source ended: EIO
+        left -= n;
+      }
+    },
+    ids() {
+      return { uid: f.geteuid(), gid: f.getegid() };
     },
     close(fd) {
       check(f.close(fd), "close");

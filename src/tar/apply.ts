@@ -25,6 +25,9 @@ import { type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
 import { type LayerOp, LayerRules, type LayerSummary, type LowerLookup } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
+import { FileWriteError, FileWriter } from "./file_writer.ts";
+import { fileIdentity } from "../host/file_identity.ts";
+import { hashInBackground } from "./background_hash.ts";
 import { LinkedParentsError, TargetDir } from "./target.ts";
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
@@ -41,6 +44,17 @@ export interface ApplyOptions {
    * target the caller discards on failure (a fresh snapshot), never for one it keeps.
    */
   validated?: boolean;
+  /**
+   * With `validated`: the identity ({@linkcode fileIdentity}) the blob had when its digest was
+   * verified. While the file still has it, before and after, it holds those bytes, and the
+   * pass does not hash it again (any write moves the change time; a swap, the inode).
+   */
+  verifiedIdentity?: string;
+  /**
+   * With `validated`: how many whiteouts and opaque markers validation counted. When none, the
+   * applier skips what only they need (a stat per object created).
+   */
+  whiteouts?: number;
   /**
    * The target is a fresh snapshot with nothing mounted inside: a lookup that would cross
    * into another filesystem is refused (RESOLVE_NO_XDEV). Off for `thinimage apply DIR`.
@@ -101,7 +115,7 @@ export async function applyLayer(
       linkedParents: base.linkedParents,
     });
   if (opts.validated) {
-    const target = open(true);
+    const target = open(opts.whiteouts !== 0);
     try {
       const limits = fitting(base, target);
       return await extract(path, target, limits, expected!, opts, (v) => v);
@@ -148,10 +162,8 @@ export async function applyLayer(
   }
 }
 
-/** What changes whenever a file's bytes do: the inode, the size and both times (ctime cannot be set). */
 function blobIdentity(path: string): string {
-  const st = Deno.statSync(path);
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
+  return fileIdentity(Deno.statSync(path));
 }
 
 /** `limits` with the layer's files held to the target's free space. */
@@ -172,16 +184,38 @@ async function extract(
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
-  const src = await openLayerSource(path, { sha256: true }).catch((err) => {
+  const src = await openLayerSource(path).catch((err) => {
     throw err instanceof TarViolation
       ? new LayerRejectedError(path, [refusal(err.violation)])
       : err;
   });
+  // The digest is computed on the other core from the same file; the identity it saw, still
+  // the file's at the end, says it hashed the bytes this pass parsed. A blob that still has
+  // the identity it had when its digest was verified is not hashed again.
+  const identity = blobIdentity(path);
+  const verified = reference !== undefined && opts.verifiedIdentity === identity;
+  const hashing = verified
+    ? { result: Promise.resolve({ sha256: reference, identity }), cancel() {} }
+    : hashInBackground(path);
   try {
     const reader = new TarReader(src, limits);
     const lower: LowerLookup = (p) => target.lookup(p);
     const rules = new LayerRules(limits, lower);
-    const writer = new LayerWriter(target);
+    // A plain tar's file data is copied by the kernel from the blob on the other thread.
+    let files: FileWriter | undefined;
+    if (src.compression === "none") {
+      const started = await FileWriter.start(path);
+      files = started.writer;
+      if (started.ino !== Deno.statSync(path).ino) {
+        files.close();
+        throw new LayerRejectedError(path, [refusal({
+          rule: "blob-changed",
+          entry: "",
+          message: `${path} was replaced while it was applied`,
+        })]);
+      }
+    }
+    const writer = new LayerWriter(target, files);
     let lastProgress = 0;
     let written = 0;
     let nextCheck = opts.checkpoint ? opts.checkpointBytes ?? 0 : Infinity;
@@ -193,7 +227,7 @@ async function extract(
         try {
           await writer.apply(r.op, reader);
         } catch (err) {
-          const v = contentViolation(err, r.op, e.offset);
+          const v = contentViolation(err, r.op.path, e.offset);
           if (v) throw new LayerRejectedError(path, [v]);
           throw err;
         }
@@ -206,14 +240,35 @@ async function extract(
           opts.onProgress(src.fileBytesRead, src.fileBytes);
         }
       }
-      writer.finish();
+      try {
+        writer.finish();
+      } catch (err) {
+        const v = contentViolation(err, "");
+        if (v) throw new LayerRejectedError(path, [v]);
+        throw err;
+      }
     } catch (err) {
       if (err instanceof TarViolation) {
         throw new LayerRejectedError(path, [refusal(err.violation)]);
       }
       throw err;
+    } finally {
+      // Files already queued are finished (a few hundred at most) so that a refused layer
+      // leaves every entry before the refusal whole, as the one-thread path would.
+      try {
+        files?.drain();
+      } catch { /* the error that stopped us is the one to report */ }
+      files?.close();
     }
-    const sha256 = (await src.sha256())!;
+    const hashed = await hashing.result;
+    if (hashed.identity !== identity || blobIdentity(path) !== identity) {
+      throw new LayerRejectedError(path, [refusal({
+        rule: "blob-changed",
+        entry: "",
+        message: `${path} was modified or replaced while it was applied`,
+      })]);
+    }
+    const sha256 = hashed.sha256;
     if (reference !== undefined && sha256 !== reference) {
       throw new LayerRejectedError(path, [refusal({
         rule: "sha256-mismatch",
@@ -225,6 +280,7 @@ async function extract(
     opts.onProgress?.(src.fileBytes, src.fileBytes);
     return { compression: src.compression, blobBytes: src.fileBytes, ...rules.summary(), sha256 };
   } finally {
+    hashing.cancel();
     src.close();
   }
 }
@@ -240,14 +296,17 @@ function changed(why: Violation): Violation {
 /** Performs layer operations inside a {@linkcode TargetDir}. */
 class LayerWriter {
   readonly #t: TargetDir;
+  /** Finishes files on the other thread, from the blob (a plain tar); else done here. */
+  readonly #files?: FileWriter;
   /**
    * Directory mtimes, set at the end: creating children would change them again. One record a
    * path however often it is listed; `limits.directoryPathBytes` bounds their bytes.
    */
   readonly #dirTimes = new Map<string, number>();
 
-  constructor(target: TargetDir) {
+  constructor(target: TargetDir, files?: FileWriter) {
     this.#t = target;
+    this.#files = files;
   }
 
   async apply(op: LayerOp, reader: TarReader): Promise<void> {
@@ -256,6 +315,27 @@ class LayerWriter {
       case "file": {
         const { meta } = op;
         const fd = t.createFile(op.path, meta.mode);
+        if (this.#files) {
+          // The data stays in the blob, at the reader's position: copied there by the kernel.
+          const { chown, chmod } = t.needs(meta.uid, meta.gid, meta.mode);
+          try {
+            this.#files.push({
+              fd,
+              offset: reader.position,
+              size: op.size,
+              uid: meta.uid,
+              gid: meta.gid,
+              mode: meta.mode,
+              mtime: meta.mtime,
+              chown,
+              chmod,
+            }, op.path);
+          } catch (err) {
+            t.discard(fd);
+            throw err;
+          }
+          return;
+        }
         try {
           await reader.body((chunk) => t.write(fd, chunk));
         } catch (err) {
@@ -290,8 +370,9 @@ class LayerWriter {
     }
   }
 
-  /** Set directory mtimes (each re-resolved: it may have been replaced since). */
+  /** Wait for every file, then set directory mtimes (each re-resolved: it may have been replaced since). */
   finish(): void {
+    this.#files?.drain();
     for (const [path, mtime] of this.#dirTimes) this.#t.directoryTimes(path, mtime);
   }
 }
@@ -318,12 +399,13 @@ const CONTENT_ERRNOS: Record<string, { rule: string; why: string }> = {
 };
 
 /** A kernel error caused by `op`'s content as a violation; undefined for any other error. */
-function contentViolation(err: unknown, op: LayerOp, offset: number): Violation | undefined {
+function contentViolation(err: unknown, path: string, offset?: number): Violation | undefined {
   if (err instanceof LinkedParentsError) {
-    return { rule: "limit-linked-parents", entry: op.path, offset, message: err.message };
+    return { rule: "limit-linked-parents", entry: path, offset, message: err.message };
   }
+  if (err instanceof FileWriteError) return contentViolation(err.cause, err.path);
   if (!(err instanceof SyscallError)) return undefined;
   const c = CONTENT_ERRNOS[err.code];
   if (!c) return undefined;
-  return { rule: c.rule, entry: op.path, offset, message: `${c.why} (${err.message})` };
+  return { rule: c.rule, entry: path, offset, message: `${c.why} (${err.message})` };
 }

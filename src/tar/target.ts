@@ -65,6 +65,12 @@ export class TargetDir {
   readonly #maxLinkedParents: number;
   /** umask bits: a created mode that loses none needs no chmod. */
   readonly #umask: number;
+  /** This process's effective ids: what a new file gets, unless its parent is setgid. */
+  readonly #ids: { uid: number; gid: number };
+  /** Open directory descriptor -> the group its new files get (its own when setgid). */
+  readonly #groupOf = new Map<number, number>();
+  /** The group the last file from {@linkcode createFile} was created with. */
+  #createdGid = 0;
 
   private constructor(
     c: Libc,
@@ -79,6 +85,8 @@ export class TargetDir {
     this.#resolve = resolve;
     this.#track = track;
     this.#umask = c.umask();
+    this.#ids = c.ids();
+    this.#groupOf.set(root, this.#groupFor(root));
   }
 
   /**
@@ -118,15 +126,30 @@ export class TargetDir {
       fd = this.#c.openat(parent, name, flags, mode & 0o777);
     }
     if (this.#track) this.#created.add(this.#c.lstatat(fd, "").ino);
+    this.#createdGid = this.#groupOf.get(parent) ?? -1;
     return fd;
+  }
+
+  /**
+   * What the last file from {@linkcode createFile} still needs so that it has this owner and
+   * mode: a chown unless it was created with them, a chmod when creation could not give the
+   * mode (setuid, setgid or sticky bits, which a chown would clear anyway, or bits the umask
+   * took). Most layers are root's files made by root: neither.
+   */
+  needs(uid: number, gid: number, mode: number): { chown: boolean; chmod: boolean } {
+    return {
+      chown: uid !== this.#ids.uid || gid !== this.#createdGid,
+      chmod: (mode & 0o7000) !== 0 || (mode & this.#umask & 0o777) !== 0,
+    };
   }
 
   /** Set owner, mode and times on a file from {@linkcode createFile}, and close it. */
   finishFile(fd: number, uid: number, gid: number, mode: number, mtime: number): void {
     try {
+      const n = this.needs(uid, gid, mode);
       // chown before chmod: chown clears setuid and setgid.
-      this.#c.fchown(fd, uid, gid);
-      if ((mode & 0o7000) !== 0 || (mode & this.#umask) !== 0) this.#c.fchmod(fd, mode);
+      if (n.chown) this.#c.fchown(fd, uid, gid);
+      if (n.chmod) this.#c.fchmod(fd, mode);
       this.#c.futimes(fd, mtime);
     } finally {
       this.#c.close(fd);
@@ -161,7 +184,6 @@ export class TargetDir {
         }
       }
       fd = this.#c.openat(parent, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-      this.#cacheParent(path, fd);
     }
     this.#c.fchown(fd, uid, gid);
     this.#c.fchmod(fd, mode);
@@ -169,6 +191,11 @@ export class TargetDir {
       const ino = this.#c.lstatat(fd, "").ino;
       (mine ? this.#created : this.#listed).add(ino);
     }
+    if (fd === this.#root) this.#groupOf.set(fd, mode & 0o2000 ? gid : this.#ids.gid);
+    else this.#cacheParent(path, fd); // after chmod: the group new files get is known now
+    // A directory that was there may also be cached under another path (through a link),
+    // with the group its files got before this entry.
+    if (!mine) this.#stale = true;
   }
 
   /** Set the times of directory `path` if it is still a directory ("" is the root). */
@@ -447,11 +474,22 @@ export class TargetDir {
     const old = this.#parents.get(path);
     if (old !== undefined) this.#c.close(old);
     else if (this.#parents.size >= PARENT_CACHE) this.#dropParents();
+    if (old !== undefined) this.#groupOf.delete(old);
     this.#parents.set(path, fd);
+    this.#groupOf.set(fd, this.#groupFor(fd));
+  }
+
+  /** The group a file created in directory `fd` gets. */
+  #groupFor(fd: number): number {
+    const st = this.#c.lstatat(fd, "");
+    return st.mode & 0o2000 ? st.gid : this.#ids.gid;
   }
 
   #dropParents(): void {
-    for (const fd of this.#parents.values()) this.#c.close(fd);
+    for (const fd of this.#parents.values()) {
+      this.#c.close(fd);
+      this.#groupOf.delete(fd);
+    }
     this.#parents.clear();
     this.#stale = false;
   }

@@ -1,0 +1,187 @@
+/**
+ * Finishes the applier's regular files on another thread: copies each file's data from the
+ * blob inside the kernel (sendfile, one copy, no pass through JavaScript), then sets its owner,
+ * mode and times and closes it. The main thread meanwhile parses the next entries and makes
+ * the names (directories, links, the files themselves), whose order matters; a file's data and
+ * metadata concern only its own inode, whatever happens to its name later, so they can trail.
+ *
+ * The two threads share a ring of fixed-size records in a SharedArrayBuffer: no message per
+ * file. Descriptors are the process's, valid on both threads. The worker stops at its first
+ * error and closes every descriptor still queued; the main thread sees the error at its next
+ * {@linkcode FileWriter.push} or {@linkcode FileWriter.drain}.
+ *
+ * @example
+ * ```ts
+ * import { FileWriter } from "./file_writer.ts";
+ * const w = await FileWriter.start("layer.tar");
+ * // for each file: fd from TargetDir.createFile, data at `offset` in the blob
+ * // w.push({ fd, offset, size, uid: 0, gid: 0, mode: 0o644, mtime, chown: false, chmod: false }, path);
+ * w.drain(); // every file written and closed, or the first error thrown
+ * w.close();
+ * ```
+ * @module
+ */
+import { SyscallError } from "../host/libc.ts";
+
+/** Files queued at most (each holds a descriptor until the worker closes it). */
+const CAPACITY = 256;
+/** Float64 slots per record: fd, offset, size, uid, gid, mode, mtime, flags. */
+export const RECORD = 8;
+
+/** Control words (Int32Array indices). */
+export const CTL = {
+  /** Records pushed. */
+  HEAD: 0,
+  /** Records done. */
+  TAIL: 1,
+  /** 1 once the worker failed. */
+  STATE: 2,
+  /** The worker's errno, and the record it failed on. */
+  ERRNO: 3,
+  AT: 4,
+  /** Which call failed (an index into {@linkcode CALLS}). */
+  CALL: 5,
+  /** 1 once the main thread pushes no more: the worker finishes what is queued and exits. */
+  FINISH: 6,
+} as const;
+
+/** The calls the worker makes, by index, for error messages. */
+export const CALLS = ["sendfile", "fchown", "fchmod", "futimens", "close"] as const;
+
+export const FLAG_CHOWN = 1;
+export const FLAG_CHMOD = 2;
+
+/** One file to finish. */
+export interface FileJob {
+  fd: number;
+  /** Where its data starts in the blob (ignored when `size` is 0). */
+  offset: number;
+  /** Bytes to copy from the blob: 0 when the caller wrote the data itself. */
+  size: number;
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime: number;
+  /** The file's owner differs from the one it was created with. */
+  chown: boolean;
+  /** Its mode needs setting (creation could not give it: umask, setuid bits, a chown). */
+  chmod: boolean;
+}
+
+/** The main thread's end of the ring. */
+export class FileWriter {
+  readonly #worker: Worker;
+  readonly #ctl: Int32Array;
+  readonly #rec: Float64Array;
+  /** Names of queued files, for the message when one fails. */
+  readonly #paths: string[] = new Array(CAPACITY);
+  #head = 0;
+  #closed = false;
+
+  private constructor(worker: Worker, ctl: Int32Array, rec: Float64Array) {
+    this.#worker = worker;
+    this.#ctl = ctl;
+    this.#rec = rec;
+  }
+
+  /**
+   * Start a worker copying from `blob`. Resolves once it has the blob open, with the blob's
+   * inode as the worker saw it (the caller checks it is the file it parses).
+   */
+  static async start(blob: string): Promise<{ writer: FileWriter; ino: number }> {
+    const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
+    const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
+    const worker = new Worker(new URL("./file_writer_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    const ready = new Promise<number>((resolve, reject) => {
+      worker.onmessage = (e) =>
+        e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ino);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(e.message));
+      };
+    });
+    worker.postMessage({ blob, ctl, rec, capacity: CAPACITY });
+    try {
+      const ino = await ready;
+      return { writer: new FileWriter(worker, ctl, rec), ino };
+    } catch (err) {
+      worker.terminate();
+      throw new Error(`starting the file writer: ${(err as Error).message}`);
+    }
+  }
+
+  /** Queue `job` (waiting while the ring is full). Throws the worker's error, if any. */
+  push(job: FileJob, path: string): void {
+    const ctl = this.#ctl;
+    for (;;) {
+      this.#check();
+      const tail = Atomics.load(ctl, CTL.TAIL);
+      if (this.#head - tail < CAPACITY) break;
+      Atomics.wait(ctl, CTL.TAIL, tail, 1000);
+    }
+    const i = (this.#head % CAPACITY) * RECORD;
+    const r = this.#rec;
+    r[i] = job.fd;
+    r[i + 1] = job.offset;
+    r[i + 2] = job.size;
+    r[i + 3] = job.uid;
+    r[i + 4] = job.gid;
+    r[i + 5] = job.mode;
+    r[i + 6] = job.mtime;
+    r[i + 7] = (job.chown ? FLAG_CHOWN : 0) | (job.chmod ? FLAG_CHMOD : 0);
+    this.#paths[this.#head % CAPACITY] = path;
+    Atomics.store(ctl, CTL.HEAD, ++this.#head);
+    Atomics.notify(ctl, CTL.HEAD);
+  }
+
+  /** Wait until every queued file is finished; throws the worker's first error. */
+  drain(): void {
+    const ctl = this.#ctl;
+    for (;;) {
+      this.#check();
+      const tail = Atomics.load(ctl, CTL.TAIL);
+      if (tail >= this.#head) return;
+      Atomics.wait(ctl, CTL.TAIL, tail, 1000);
+    }
+  }
+
+  /**
+   * Stop the worker. Queued files not yet finished are closed unwritten (after a failure or an
+   * abort, whose target the caller discards); safe to call more than once.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const ctl = this.#ctl;
+    Atomics.store(ctl, CTL.FINISH, 1);
+    Atomics.notify(ctl, CTL.HEAD);
+    // The worker closes what is queued and exits its loop; wait so no descriptor outlives this.
+    for (
+      let tail = Atomics.load(ctl, CTL.TAIL);
+      tail < this.#head;
+      tail = Atomics.load(ctl, CTL.TAIL)
+    ) {
+      if (Atomics.wait(ctl, CTL.TAIL, tail, 5000) === "timed-out") break;
+    }
+    this.#worker.terminate();
+  }
+
+  #check(): void {
+    const ctl = this.#ctl;
+    if (Atomics.load(ctl, CTL.STATE) !== 1) return;
+    const at = Atomics.load(ctl, CTL.AT);
+    throw new FileWriteError(
+      this.#paths[at % CAPACITY],
+      new SyscallError(CALLS[Atomics.load(ctl, CTL.CALL)], Atomics.load(ctl, CTL.ERRNO)),
+    );
+  }
+}
+
+/** Finishing file `path` failed on the worker (`cause` is the system call's error). */
+export class FileWriteError extends Error {
+  constructor(readonly path: string, override readonly cause: SyscallError) {
+    super(`${path}: ${cause.message}`);
+  }
+}
