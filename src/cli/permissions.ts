@@ -4,12 +4,14 @@
  * {@linkcode permissionFlags}, and a test checks deno.json against it.
  *
  * Why each one:
- * - read/write: unscoped, because Deno creates a symlink only with unscoped `--allow-read` and
- *   `--allow-write` (a link's target is resolved only when it is followed), and every layer
- *   holds symlinks. What keeps writes inside an image is the applier's chroot-style path
- *   resolution (src/tar/chroot.ts), not the grant; everything else thinimage writes lives
- *   under the state directory. Commands that create no symlinks (validate, ls, history)
- *   still run with path-scoped grants, as the README shows.
+ * - read/write: the state directory (its database, blobs, locks and mount points), and the
+ *   files a command is pointed at; path-scoped grants work for every command, as the README
+ *   shows. Layers are not written through Deno's file ops at all: see ffi.
+ * - ffi: libc only (src/host/libc.ts, the one module that calls it), for the commands that
+ *   apply layers (apply, pull, activate); every other command revokes it. Writes into an image
+ *   go through `openat2(RESOLVE_IN_ROOT)` and `*at` calls on directory descriptors, so the
+ *   kernel keeps them inside the image. FFI is not sandboxed by Deno: it is granted for one
+ *   library and held by as few commands as can do without it.
  * - net: the S3 endpoint's host only.
  * - run: the device tools, by absolute path (a doctored PATH cannot swap them).
  * - env: thinimage's own variables, the AWS SDK's, and the ones it reads at import.
@@ -25,6 +27,7 @@
  * @module
  */
 import { TOOLS } from "../devmapper/tools.ts";
+import { LIBC_PATH } from "../host/libc.ts";
 
 /** Hosts of the public bucket's endpoint (path-style and virtual-hosted). */
 export const PUBLIC_S3_HOSTS = [
@@ -68,6 +71,7 @@ export function permissionFlags(opts: PermissionOptions): string[] {
     `--allow-run=${Object.values(TOOLS).join(",")}`,
     `--allow-env=${ENV_VARS.join(",")}`,
     "--allow-sys=osRelease,hostname,uid",
+    `--allow-ffi=${LIBC_PATH}`,
   ];
 }
 
