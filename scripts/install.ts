@@ -41,6 +41,9 @@ if (values.compile) {
     values.output!,
     ...flags,
     `--config=${repo}/deno.json`,
+    // Workers are loaded by URL at run time: the binary must carry their modules.
+    `--include=${repo}/src/tar/file_writer_worker.ts`,
+    `--include=${repo}/src/tar/sha256_worker.ts`,
     `${repo}/src/main.ts`,
   ];
 } else {

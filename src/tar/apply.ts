@@ -201,10 +201,13 @@ async function extract(
     const reader = new TarReader(src, limits);
     const lower: LowerLookup = (p) => target.lookup(p);
     const rules = new LayerRules(limits, lower);
-    // A plain tar's file data is copied by the kernel from the blob on the other thread.
+    // A plain tar's file data is copied by the kernel from the blob on the other thread
+    // (where no worker can start, under a path-scoped --allow-read, files are done here).
     let files: FileWriter | undefined;
-    if (src.compression === "none") {
-      const started = await FileWriter.start(path);
+    const started = src.compression === "none"
+      ? await FileWriter.start(path).catch(() => undefined)
+      : undefined;
+    if (started) {
       files = started.writer;
       if (started.ino !== Deno.statSync(path).ino) {
         files.close();

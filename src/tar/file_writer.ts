@@ -22,6 +22,7 @@
  * @module
  */
 import { SyscallError } from "../host/libc.ts";
+import { mayLoad } from "./background_hash.ts";
 
 /** Files queued at most (each holds a descriptor until the worker closes it). */
 const CAPACITY = 256;
@@ -86,14 +87,16 @@ export class FileWriter {
 
   /**
    * Start a worker copying from `blob`. Resolves once it has the blob open, with the blob's
-   * inode as the worker saw it (the caller checks it is the file it parses).
+   * inode as the worker saw it (the caller checks it is the file it parses); undefined when
+   * the worker's module cannot be read (a path-scoped `--allow-read`): the caller writes the
+   * files itself.
    */
-  static async start(blob: string): Promise<{ writer: FileWriter; ino: number }> {
+  static async start(blob: string): Promise<{ writer: FileWriter; ino: number } | undefined> {
+    const url = new URL("./file_writer_worker.ts", import.meta.url);
+    if (!mayLoad(url)) return undefined;
     const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
     const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
-    const worker = new Worker(new URL("./file_writer_worker.ts", import.meta.url), {
-      type: "module",
-    });
+    const worker = new Worker(url, { type: "module" });
     const ready = new Promise<number>((resolve, reject) => {
       worker.onmessage = (e) =>
         e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ino);

@@ -105,6 +105,19 @@ Deno.test("apply: works with no write grant at all (libc only); a 20 MiB layer t
     createHash("sha256").update(Deno.readFileSync(big)).digest("hex"),
   );
   assertEquals(Deno.statSync(`${dir}/big`).size, 20 << 20);
+  // Read scoped to the two paths: the workers' modules are unreadable, so this thread does
+  // their work; same result, and no error printed.
+  const scopedDir = `${s.base}/scoped`;
+  Deno.mkdirSync(scopedDir);
+  const scoped = await thinimage([
+    `--allow-read=${big},${scopedDir}`,
+    "--allow-env",
+    `--allow-ffi=${LIBC_PATH}`,
+  ], ["apply", big, scopedDir, "--json"]);
+  assertEquals(scoped.code, 0, scoped.stderr);
+  assertEquals(JSON.parse(scoped.stdout).sha256, JSON.parse(rb.stdout).sha256);
+  assert(!scoped.stderr.includes("rror"), scoped.stderr);
+  assertEquals(Deno.readFileSync(`${scopedDir}/big`), Deno.readFileSync(`${dir}/big`));
   assert(![...Deno.readDirSync(s.base)].some((e) => e.name.startsWith("state")));
   Deno.removeSync(s.base, { recursive: true });
 });
