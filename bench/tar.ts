@@ -12,8 +12,8 @@
  * /var/tmp (this machine's ext4). The table says which.
  *
  * `pull` applies a blob it validated when fetching in one pass (`applyLayer` with `validated`),
- * which no command exposes: this file runs itself as that contender, with the product's grants
- * (`--one-pass LAYER DIR SHA256`).
+ * which no command exposes: bench/apply_one_pass.ts is that contender, with the product's
+ * grants.
  *
  * Usage: deno run -A bench/tar.ts [--rounds N] [--layer trees|small] [--target tmpfs|disk]
  *          [--keep] [--json] [--syscalls]
@@ -23,27 +23,19 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { LIBC_PATH as LIBC } from "../src/host/libc.ts";
 
-const { values, positionals } = parseArgs({
+const { values } = parseArgs({
   args: Deno.args,
-  allowPositionals: true,
   options: {
     rounds: { type: "string", default: "5" },
     layer: { type: "string", default: "trees" },
     target: { type: "string", default: "tmpfs" },
     keep: { type: "boolean" },
     json: { type: "boolean" },
-    "one-pass": { type: "boolean" },
     syscalls: { type: "boolean" },
   },
 });
-const LIBC = (await import("../src/host/libc.ts")).LIBC_PATH;
-if (values["one-pass"]) {
-  const { applyLayer } = await import("../src/tar/apply.ts");
-  const [layer, dir, sha256] = positionals;
-  await applyLayer(layer, dir, { expectedSha256: sha256, validated: true });
-  Deno.exit(0);
-}
 const ROUNDS = Number(values.rounds);
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const TREES = [
@@ -144,13 +136,19 @@ try {
   }
   const bytes = Deno.statSync(layer).size;
   const sha = (await run("/usr/bin/sha256sum", [layer])).split(" ")[0];
-  const entries = (await run(TAR, ["-tf", layer])).trim().split("\n").length;
+  const names = (await run(TAR, ["-tf", layer])).trim().split("\n");
+  const entries = names.length;
+  const whiteouts = names.filter((n) => /(^|\/)\.wh\./.test(n)).length;
   const deno = Deno.execPath();
   const ro = ["run", "--allow-read", "--allow-env", MAIN];
   // The product's grants for apply: read, env and libc; no write grant (writes go through libc).
   const rw = ["run", "--allow-read", "--allow-env", `--allow-ffi=${LIBC}`, MAIN];
-  const onePass = ["run", "--allow-read", `--allow-ffi=${LIBC}`, new URL(import.meta.url).pathname];
-  onePass.push("--one-pass");
+  const onePass = [
+    "run",
+    "--allow-read",
+    `--allow-ffi=${LIBC}`,
+    new URL("./apply_one_pass.ts", import.meta.url).pathname,
+  ];
 
   const rows: Record<string, { s: number[]; rss: number[] }> = {};
   const add = (name: string, m: { s: number; rssKiB: number }) => {
@@ -194,7 +192,7 @@ try {
       async () =>
         add(
           "one pass (pull's apply)",
-          await measure(deno, [...onePass, layer, fresh("one"), sha]),
+          await measure(deno, [...onePass, layer, fresh("one"), sha, String(whiteouts)]),
         ),
       async () =>
         add(
@@ -234,7 +232,13 @@ try {
       "--sha256",
       sha,
     ]);
-    await traced("one pass (pull's apply)", deno, [...onePass, layer, fresh("one"), sha]);
+    await traced("one pass (pull's apply)", deno, [
+      ...onePass,
+      layer,
+      fresh("one"),
+      sha,
+      String(whiteouts),
+    ]);
   }
   const mb = bytes / 1e6;
   if (values.json) {

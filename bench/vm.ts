@@ -243,7 +243,7 @@ async function benchApply(
     const contenders: Record<string, (mnt: string) => Promise<unknown>> = {
       thinimage: (mnt) => must(Deno.execPath(), applyArgv(mnt)),
       onePass: (mnt) =>
-        must(Deno.execPath(), ["run", "--no-check", ...flags, ONE_PASS, layer, mnt, sha]),
+        must(Deno.execPath(), ["run", "--no-check", ...flags, ONE_PASS, layer, mnt, sha, "0"]),
       tar: (mnt) =>
         must(TAR, [
           "-x",

@@ -236,7 +236,10 @@ async function extract(
         }
         if (r.op.kind === "file") {
           written += r.op.size;
-          if (written >= nextCheck) nextCheck = written + await opts.checkpoint!(written);
+          if (written >= nextCheck) {
+            files?.drain(); // what the checkpoint measures must have been written
+            nextCheck = written + await opts.checkpoint!(written);
+          }
         }
         if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
