@@ -1,4 +1,4 @@
-// The libarchive corpus (../shared/corpus/libarchive beside the clone), with the contract in its
+// The libarchive corpus (vendored under corpus/libarchive with its COPYING), with the contract in its
 // README: every file is accepted or refused naming a rule, within bounded memory, never a crash
 // or a write; accepted ones applied onto an empty directory create nothing outside it.
 import { assert, assertEquals } from "../helpers/assert.ts";
@@ -7,7 +7,7 @@ import { validateLayer } from "../../src/tar/validate.ts";
 import { applyLayer } from "../../src/tar/apply.ts";
 import { LayerRejectedError } from "../../src/tar/violation.ts";
 
-const CORPUS = new URL("../../../shared/corpus/libarchive/", import.meta.url).pathname;
+const CORPUS = new URL("./corpus/libarchive/", import.meta.url).pathname;
 
 /** libarchive itself treats these as fatal. */
 const MUST_REFUSE: Record<string, string[]> = {
