@@ -1,7 +1,8 @@
 /**
  * The bytes of a layer file as a tar stream: plain or gzip (detected by magic bytes, inflated
- * as a stream), read in large chunks with bounded memory, optionally hashed (SHA-256 of the
- * blob as stored, i.e. of the compressed bytes).
+ * as a stream in bounded windows), read in large chunks with bounded memory whatever the
+ * compression ratio, optionally hashed (SHA-256 of the blob as stored, i.e. of the compressed
+ * bytes).
  *
  * @example
  * ```ts
@@ -15,6 +16,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
+import { COST_BOUNDS } from "./limits.ts";
 import { TarViolation } from "./violation.ts";
 
 /** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
@@ -136,15 +138,28 @@ class GzipSource implements LayerSource {
 
   static open(file: Deno.FsFile, size: number, hash?: Hash): Promise<GzipSource> {
     const src = new GzipSource(file, size, hash);
+    // The file is read (and hashed) in large chunks, but handed to the decompressor in small
+    // pieces: it returns everything one piece inflates to as one buffer, and deflate expands
+    // up to ~1032:1, so the piece size is what bounds a decompressed chunk (a 1 MiB piece of
+    // a gzip of zeros made one of 1 GiB). Pieces are copies: the read buffer is reused, and
+    // views of it handed to the decompressor were measured to keep its output alive (RSS grew
+    // with the stream, 660 MiB for 1 GB of zeros, against a flat ~150 MiB for copies).
+    const readBuf = new Uint8Array(CHUNK);
+    let buf = readBuf.subarray(0, 0);
+    let off = 0;
     const raw = new ReadableStream<BufferSource>({
       pull: (ctl) => {
-        const buf = new Uint8Array(CHUNK);
-        const n = file.readSync(buf);
-        if (n === null || n === 0) return ctl.close();
-        const chunk = buf.subarray(0, n);
-        src.fileBytesRead += n;
-        hash?.update(chunk);
-        ctl.enqueue(chunk);
+        if (off >= buf.length) {
+          const n = file.readSync(readBuf);
+          if (n === null || n === 0) return ctl.close();
+          buf = readBuf.subarray(0, n);
+          off = 0;
+          src.fileBytesRead += n;
+          hash?.update(buf);
+        }
+        const end = Math.min(off + COST_BOUNDS.inflateInputBytes, buf.length);
+        ctl.enqueue(buf.slice(off, end));
+        off = end;
       },
     }, { highWaterMark: 0 });
     src.#reader = raw.pipeThrough(new DecompressionStream("gzip")).getReader();
