@@ -129,6 +129,8 @@ class GzipSource implements LayerSource {
   fileBytesRead = 0;
   #closed = false;
   #reader!: ReadableStreamDefaultReader<Uint8Array>;
+  /** The chunk `next` returned last (a buffer of its own, from the decompressor). */
+  #last: Uint8Array | undefined;
 
   private constructor(
     readonly file: Deno.FsFile,
@@ -167,9 +169,16 @@ class GzipSource implements LayerSource {
   }
 
   async next(): Promise<Uint8Array | null> {
+    // The previous chunk is dead (chunks stay valid only until the next call): free its memory
+    // now rather than when the collector gets to it, which was measured to lag by tens of
+    // MiB when inflating fast.
+    release(this.#last);
+    this.#last = undefined;
     try {
       const { value, done } = await this.#reader.read();
-      return done ? null : value;
+      if (done) return null;
+      this.#last = value;
+      return value;
     } catch (err) {
       throw new TarViolation({
         rule: "gzip-corrupt",
@@ -196,6 +205,16 @@ class GzipSource implements LayerSource {
     this.#reader.cancel().catch(() => {});
     this.file.close();
   }
+}
+
+/**
+ * Free the memory of `chunk`'s buffer at once, by detaching it (`ArrayBuffer.transfer`); a no-op
+ * where that is missing. Only for a chunk that owns its whole buffer and that nothing else uses.
+ */
+function release(chunk: Uint8Array | undefined): void {
+  if (!chunk || chunk.byteOffset !== 0 || chunk.byteLength !== chunk.buffer.byteLength) return;
+  const buf = chunk.buffer as { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
+  if (buf.transfer && !buf.detached) buf.transfer(0);
 }
 
 /** Compression formats recognised only to name them in the refusal. Magic bytes -> name. */
