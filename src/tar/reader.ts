@@ -57,8 +57,6 @@ export interface TarEntry {
   devminor: number;
   /** `ustar` (POSIX magic "ustar\0") or `gnu` (magic "ustar  \0"). */
   format: "ustar" | "gnu";
-  /** Pax records in force for this entry (global then per-entry), every key as written. */
-  pax: Record<string, string>;
   /** Byte offset of the first header of this entry (its first meta header, if any). */
   offset: number;
 }
@@ -70,16 +68,32 @@ export interface TarReaderOptions {
 }
 
 /** Pax keys whose values set entry fields. */
-const HONOURED_KEYS = new Set([
-  "path",
-  "linkpath",
-  "size",
-  "uid",
-  "gid",
-  "uname",
-  "gname",
-  "mtime",
-]);
+const HONOURED_KEYS = new Set<string>(
+  [
+    "path",
+    "linkpath",
+    "size",
+    "uid",
+    "gid",
+    "uname",
+    "gname",
+    "mtime",
+  ] satisfies (keyof Honoured)[],
+);
+/** Honoured keys a global header may set (`path`, `linkpath` and `size` are refused there). */
+const GLOBAL_HONOURED = ["uid", "gid", "uname", "gname", "mtime"] as const;
+
+/** The values of honoured pax keys in force for one entry: all an entry takes from pax. */
+interface Honoured {
+  path?: string;
+  linkpath?: string;
+  size?: string;
+  uid?: string;
+  gid?: string;
+  uname?: string;
+  gname?: string;
+  mtime?: string;
+}
 /**
  * Pax keys ignored on purpose: times we do not keep, comments, charsets (names must be UTF-8
  * anyway), and vendor metadata (xattrs, ACLs, file flags, inode numbers) that a layer cannot use
@@ -101,8 +115,8 @@ const IGNORED_PREFIXES = [
 const SPARSE_PREFIXES = ["GNU.sparse.", "SCHILY.realsize", "SUN.holesdata"];
 
 const BLOCK = 512;
-/** The pax records of an entry that has none (shared, never written to). */
-const NO_PAX: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** The honoured values of an entry that has none (shared, never written to). */
+const NO_PAX: Honoured = Object.freeze({});
 const utf8Lossy = new TextDecoder("utf-8");
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
@@ -117,8 +131,16 @@ export class TarReader {
   /** Data bytes of the current entry not yet consumed, and its padding. */
   #bodyLeft = 0;
   #padLeft = 0;
-  #global: Record<string, string> = {};
+  /**
+   * Global pax records in force. An entry takes only honoured values from them, so only those
+   * are kept as values (a handful of keys: an entry costs O(1) whatever the global headers
+   * hold); every other key in force is kept as its size, for the limit on their total.
+   */
+  #global: Honoured = {};
   #hasGlobal = false;
+  /** Key -> key length + value length, of every global record in force; and their sum. */
+  readonly #globalSizes = new Map<string, number>();
+  #globalBytes = 0;
   #done = false;
   #first = true;
   readonly #hdr = new Uint8Array(BLOCK);
@@ -228,15 +250,25 @@ export class TarReader {
           );
           if (typeflag === "x") pax = records;
           else {
+            // O(records of this header): a later tiny global header does not revisit the
+            // records an earlier one left in force.
             for (const [k, v] of Object.entries(records)) {
+              this.#globalBytes -= this.#globalSizes.get(k) ?? 0;
+              if (v === null) this.#globalSizes.delete(k);
+              else {
+                this.#globalSizes.set(k, k.length + v.length);
+                this.#globalBytes += k.length + v.length;
+              }
+            }
+            for (const k of GLOBAL_HONOURED) {
+              if (!(k in records)) continue;
+              const v = records[k];
               if (v === null) delete this.#global[k];
               else this.#global[k] = v;
             }
-            this.#hasGlobal = Object.keys(this.#global).length > 0;
+            this.#hasGlobal = GLOBAL_HONOURED.some((k) => this.#global[k] !== undefined);
             // Many global headers, each within the limit, must not add up to an unbounded set.
-            let total = 0;
-            for (const [k, v] of Object.entries(this.#global)) total += k.length + v.length;
-            if (total > this.#opts.paxHeaderBytes) {
+            if (this.#globalBytes > this.#opts.paxHeaderBytes) {
               throw this.#fatal(
                 "pax-too-large",
                 shown,
@@ -291,14 +323,9 @@ export class TarReader {
           `unknown entry type ${JSON.stringify(typeflag)}`,
         );
       }
-      let merged: Record<string, string> = NO_PAX;
-      if (pax || this.#hasGlobal) {
-        merged = { ...this.#global };
-        for (const [k, v] of Object.entries(pax ?? {})) {
-          if (v === null) delete merged[k];
-          else merged[k] = v;
-        }
-      }
+      let merged: Honoured = NO_PAX;
+      if (pax) merged = mergeHonoured(this.#global, pax);
+      else if (this.#hasGlobal) merged = this.#global;
       const entry = this.#entryFrom(
         hdr,
         format,
@@ -317,9 +344,6 @@ export class TarReader {
           start,
           `a ${type} entry declares ${entry.size} bytes of data`,
         );
-      }
-      if (type === "file" && merged["GNU.sparse.major"] !== undefined) {
-        throw this.#fatal("sparse", entry.displayName, start, "pax sparse files are refused");
       }
       this.#bodyLeft = entry.size;
       this.#padLeft = padding(entry.size);
@@ -528,7 +552,7 @@ export class TarReader {
     typeflag: string,
     type: TarEntryType,
     headerSize: number,
-    pax: Record<string, string>,
+    pax: Honoured,
     longName: Uint8Array | null,
     longLink: Uint8Array | null,
     offset: number,
@@ -551,7 +575,7 @@ export class TarReader {
     const linkname = pax.linkpath !== undefined
       ? new TextEncoder().encode(pax.linkpath)
       : longLink ?? cField(hdr, 157, 100).slice();
-    const num = (field: string, off: number, len: number, paxKey?: string): number => {
+    const num = (field: string, off: number, len: number, paxKey?: keyof Honoured): number => {
       const p = paxKey ? pax[paxKey] : undefined;
       if (p !== undefined) {
         const ok = paxKey === "mtime" ? /^-?\d{1,15}(\.\d{1,9})?$/.test(p) : /^\d{1,15}$/.test(p);
@@ -623,7 +647,6 @@ export class TarReader {
       devmajor.kind === "ok" ? devmajor.value : 0,
       devminor.kind === "ok" ? devminor.value : 0,
       format,
-      pax,
       offset,
     );
   }
@@ -651,7 +674,6 @@ class Entry implements TarEntry {
     readonly devmajor: number,
     readonly devminor: number,
     readonly format: "ustar" | "gnu",
-    readonly pax: Record<string, string>,
     readonly offset: number,
   ) {}
 
@@ -659,6 +681,19 @@ class Entry implements TarEntry {
   get displayName(): string {
     return utf8Lossy.decode(this.name).slice(0, 300);
   }
+}
+
+/**
+ * The honoured values in force for an entry with its own pax header: its records over the
+ * global ones (an empty per-entry value unsets the key). O(honoured keys), never O(global keys).
+ */
+function mergeHonoured(global: Honoured, pax: Record<string, string | null>): Honoured {
+  const out: Honoured = {};
+  for (const k of HONOURED_KEYS as Set<keyof Honoured>) {
+    const v = Object.hasOwn(pax, k) ? pax[k] : global[k];
+    if (v !== null && v !== undefined) out[k] = v;
+  }
+  return out;
 }
 
 /** An entry name for messages, or a function computing it only when a message needs it. */

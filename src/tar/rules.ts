@@ -15,7 +15,8 @@
  * ```
  * @module
  */
-import type { LayerLimits } from "./limits.ts";
+import { COST_BOUNDS, DIRECTORY_ENTRY_OVERHEAD, type LayerLimits } from "./limits.ts";
+import { HashTable, PathHasher } from "./pathhash.ts";
 import type { TarEntry } from "./reader.ts";
 import type { Violation } from "./violation.ts";
 
@@ -81,12 +82,32 @@ const WH = ".wh.";
 const OPAQUE = ".wh..wh..opq";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** Stateful rule checker for one layer. */
+/**
+ * Stateful rule checker for one layer.
+ *
+ * Its memory does not grow with the bytes of the paths it sees: what it remembers of each path
+ * (for hardlink targets) is a keyed hash (`pathhash.ts`), and each entry costs O(its own
+ * bytes): no walk of everything seen before. A hash collision (~n²/2^54 for n paths) can only
+ * make a hardlink target look seen when it was not, and the kernel's link(2) then refuses the
+ * link when it is applied; or make a target look like a directory, or replaced since, and the
+ * hardlink is refused here. Neither writes anything outside the rules.
+ */
 export class LayerRules {
   readonly #limits: LayerLimits;
   readonly #lower?: LowerLookup;
-  /** Paths created by this layer so far -> whether each is a directory (for hardlinks). */
-  readonly #seen = new Map<string, boolean>();
+  readonly #hash = new PathHasher();
+  /**
+   * Paths this layer created -> sequence number of the entry that last set each x 2, + 1 for
+   * a directory. By hash.
+   */
+  readonly #seen = new HashTable();
+  /**
+   * Paths where a non-directory replaced a directory of this layer -> sequence number of the
+   * last such entry: what this layer put under it before then is gone. By hash.
+   */
+  readonly #replaced = new HashTable(16);
+  /** Bytes the applier keeps for directory entries (path + overhead each), against the limit. */
+  #directoryBytes = 0;
   readonly #s: Omit<LayerSummary, "compression" | "blobBytes"> = {
     entries: 0,
     files: 0,
@@ -213,6 +234,19 @@ export class LayerRules {
         return { op: { kind: "file", path: p, size: e.size, meta } };
       }
       case "directory":
+        // The applier keeps each directory's path until the end, to set its time last.
+        this.#directoryBytes += byteLength(p) + DIRECTORY_ENTRY_OVERHEAD;
+        if (this.#directoryBytes > L.directoryPathBytes) {
+          return {
+            violations: [
+              v(
+                "limit-directory-paths",
+                `the layer's directory paths add up to more than ${L.directoryPathBytes} bytes`,
+              ),
+            ],
+            fatal: true,
+          };
+        }
         this.#s.directories++;
         this.#see(p, true);
         return { op: { kind: "directory", path: p, meta } };
@@ -275,12 +309,8 @@ export class LayerRules {
             fatal: false,
           };
         }
-        const known = this.#seen.get(t);
-        const kind = known === undefined
-          ? this.#lower?.(t) ?? "missing"
-          : known
-          ? "directory"
-          : "file";
+        const known = this.#seenKind(t);
+        const kind = known ?? this.#lower?.(t) ?? "missing";
         if (kind === "missing") {
           return {
             violations: [
@@ -309,14 +339,29 @@ export class LayerRules {
     }
   }
 
+  /** Remember that entry number `entries` made `p`. O(length of p). */
   #see(p: string, isDir: boolean): void {
-    if (!isDir) {
-      // A non-directory replaces a directory and everything this layer put under it.
-      if (this.#seen.get(p) === true) {
-        for (const k of this.#seen.keys()) if (k.startsWith(p + "/")) this.#seen.delete(k);
-      }
+    const seq = this.#s.entries;
+    const h = this.#hash.hash(p);
+    // A non-directory replaces a directory and everything this layer put under it: noted
+    // here, checked against each hardlink target's ancestors (no walk of what was under it).
+    if (!isDir && (this.#seen.get(h) ?? 0) % 2 === 1) this.#replaced.set(h, seq);
+    this.#seen.set(h, seq * 2 + (isDir ? 1 : 0));
+  }
+
+  /**
+   * What this layer left at `t` so far: undefined when it made nothing there, or when a
+   * non-directory replaced one of its ancestors after it was made. O(length of t).
+   */
+  #seenKind(t: string): "file" | "directory" | undefined {
+    const v = this.#seen.get(this.#hash.hash(t));
+    if (v === undefined) return undefined;
+    const made = Math.floor(v / 2);
+    if (this.#replaced.size > 0) {
+      const gone = this.#hash.prefixes(t, (q) => (this.#replaced.get(q) ?? -1) > made);
+      if (gone) return undefined;
     }
-    this.#seen.set(p, isDir);
+    return v % 2 === 1 ? "directory" : "file";
   }
 }
 
@@ -332,8 +377,11 @@ export function normalizePath(
 ): string | { rule: string; message: string } {
   if (raw.length === 0) return { rule: "name-empty", message: `empty ${what}` };
   if (raw.includes(0)) return { rule: "name-nul", message: `${what} contains a NUL byte` };
-  if (raw.length > 4096) {
-    return { rule: "path-too-long", message: `${what} of ${raw.length} bytes is longer than 4096` };
+  if (raw.length > COST_BOUNDS.pathBytes) {
+    return {
+      rule: "path-too-long",
+      message: `${what} of ${raw.length} bytes is longer than ${COST_BOUNDS.pathBytes}`,
+    };
   }
   let s: string;
   try {

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { type LayerLimits, resolveLimits } from "./limits.ts";
+import { COST_BOUNDS, type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
 import { LayerRules, type LayerSummary, type LowerLookup } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
@@ -22,7 +22,7 @@ export { LayerRejectedError, type Violation } from "./violation.ts";
 export { DEFAULT_LIMITS, type LayerLimits } from "./limits.ts";
 
 /** Violations gathered before validation stops listing more. */
-const MAX_VIOLATIONS = 100;
+const MAX_VIOLATIONS = COST_BOUNDS.violations;
 
 /** Options of {@linkcode validateLayer}. */
 export interface ValidateOptions {

@@ -146,6 +146,14 @@ Deno.test("pax headers over the size limit are refused; at the limit they pass",
   const many = new Tar();
   for (let i = 0; i < 5; i++) many.pax([[`SCHILY.xattr.user.k${i}`, "v".repeat(300)]], true);
   await rejected(many.file("a").end(), "pax-too-large", { paxHeaderBytes: 1000 });
+  // Records unset by a later global header no longer count; replaced ones count once.
+  const unset = new Tar();
+  for (let i = 0; i < 5; i++) {
+    unset.pax([[`SCHILY.xattr.user.k${i}`, "v".repeat(300)]], true);
+    unset.pax([[`SCHILY.xattr.user.k${i}`, ""]], true);
+    unset.pax([["comment", "c".repeat(300 + i)]], true);
+  }
+  await accepted(unset.file("a").end(), { paxHeaderBytes: 1000 });
   const big = new Tar().header({ name: "g", typeflag: "g", size: 2 ** 32 }).end();
   await rejected(big, "pax-too-large");
   await rejected(new Tar().gnuLong("L", "a".repeat(100)).file("x").end(), "longname-too-large", {
@@ -254,6 +262,34 @@ Deno.test("hardlinks outside, to unknown targets or to directories are refused",
   await rejected(under(new Tar().file("x").hardlink("hx", "x")), "hardlink-unknown-target");
   const kept = (t: Tar) => t.dir("d").file("d/f").file("e").hardlink("h", "d/f").end();
   assertEquals((await accepted(kept(new Tar().file("x").hardlink("hx", "x")))).hardlinks, 2);
+  // Made again after the replacement: a target once more. A grandparent's replacement counts.
+  const again = new Tar().dir("d").file("d/f").file("d").dir("d").file("d/f").hardlink("h", "d/f");
+  assertEquals((await accepted(again.end())).hardlinks, 1);
+  await rejected(
+    new Tar().dir("d").dir("d/e").file("d/e/f").file("d").hardlink("h", "d/e/f").end(),
+    "hardlink-unknown-target",
+  );
+  // A directory replaced by a symlink: what was under it is gone too.
+  await rejected(
+    new Tar().dir("d").file("d/f").symlink("d", "x").hardlink("h", "d/f").end(),
+    "hardlink-unknown-target",
+  );
+  // A dir/file flip elsewhere leaves targets alone.
+  const flips = new Tar().dir("d").file("d/f");
+  for (let i = 0; i < 50; i++) i % 2 ? flips.dir("x") : flips.file("x");
+  assertEquals((await accepted(flips.hardlink("h", "d/f").end())).hardlinks, 1);
+});
+
+Deno.test("directory paths the applier keeps are limited: one byte over is refused", async () => {
+  // Each directory counts its path's UTF-8 bytes plus 64: "a" 65, "é" 66, "a/b" 67.
+  const dirs = () => new Tar().dir("a").dir("é").dir("a/b").file("a/b/f").end();
+  await accepted(dirs(), { directoryPathBytes: 198 });
+  const err = await rejected(dirs(), "limit-directory-paths", { directoryPathBytes: 197 });
+  assertEquals(err.violations.length, 1); // fatal: reading stops there
+  // The same directory twice counts twice (the applier may keep it twice).
+  await rejected(new Tar().dir("a").dir("a").end(), "limit-directory-paths", {
+    directoryPathBytes: 129,
+  });
 });
 
 Deno.test("whiteouts naming . or .. or reserved names are refused; real whiteouts pass", async () => {
