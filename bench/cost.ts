@@ -5,10 +5,8 @@
  * is flagged when its work grows more than twice as fast as its input, when its peak RSS grows
  * by more than 64 MiB or passes 256 MiB, or when the command ends other than 0 or 65.
  *
- * Families whose `apply` needs the applier rewrite of issue 12 run it only with `--applier`.
- *
  * Usage: deno run -A bench/cost.ts [--family NAME]... [--command validate|apply]
- *          [--sizes 100,400,...] [--applier] [--deadline SECONDS] [--json]
+ *          [--sizes 100,400,...] [--deadline SECONDS] [--json]
  * Exits 1 when any row is flagged.
  * @module
  */
@@ -22,7 +20,6 @@ const { values } = parseArgs({
     family: { type: "string", multiple: true },
     command: { type: "string", multiple: true },
     sizes: { type: "string" },
-    applier: { type: "boolean" },
     deadline: { type: "string", default: "300" },
     json: { type: "boolean" },
   },
@@ -42,10 +39,6 @@ try {
   for (const f of families) {
     for (const command of f.commands) {
       if (values.command && !values.command.includes(command)) continue;
-      if (command === "apply" && f.applier && !values.applier) {
-        console.error(`# ${f.name} apply: skipped (needs the applier rewrite: ${f.applier})`);
-        continue;
-      }
       const base = bases[command] ??= await baseline(command, dir);
       const sizes = values.sizes ? values.sizes.split(",").map(Number) : f.bench;
       let prev: Measurement | undefined;

@@ -5,9 +5,8 @@
  * A family's input grows about linearly with `n`; the runner (`run.ts`) checks that the time
  * and peak memory of `thinimage validate` and `thinimage apply` grow no faster than that.
  *
- * Families marked `applier` depend on the applier rewrite of issue 12 (kernel-contained,
- * openat2): against the user-space applier they take hours, blow memory or end in exit 1, so
- * the test runs their `apply` only with THINIMAGE_COST_APPLIER=1.
+ * Families marked `applier` are the shapes that took the user-space applier before the
+ * kernel-contained one (openat2) hours, gigabytes or an exit 1.
  *
  * @example
  * ```ts
@@ -34,8 +33,8 @@ export interface Family {
   /** Commands to run it through. */
   commands: CostCommand[];
   /**
-   * Why `apply` needs the applier rewrite (the family's apply runs are skipped in the test
-   * unless THINIMAGE_COST_APPLIER=1); absent when the current applier is expected to pass.
+   * What this shape did to the user-space applier that came before the kernel-contained one
+   * (why the family exists); absent when that applier already passed.
    */
   applier?: string;
   /** Sizes: the test checks `test` against `4 * test`; the benchmark runs `bench` in order. */
