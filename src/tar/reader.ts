@@ -47,14 +47,13 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
+  /** User and group names (pax or header), for information: owners are set by number. */
   uname: string;
   gname: string;
   /** Seconds since the epoch, possibly fractional (pax) or negative. */
   mtime: number;
   /** Bytes of data that follow the header. */
   size: number;
-  devmajor: number;
-  devminor: number;
   /** `ustar` (POSIX magic "ustar\0") or `gnu` (magic "ustar  \0"). */
   format: "ustar" | "gnu";
   /** Byte offset of the first header of this entry (its first meta header, if any). */
@@ -472,6 +471,8 @@ export class TarReader {
   }
 
   #parseSize(hdr: Uint8Array, shown: Shown, offset: number): number {
+    const value = numericField(hdr, 124, 12);
+    if (Number.isSafeInteger(value) && value >= 0) return value;
     const r = parseNumeric(hdr, 124, 12);
     if (r.kind === "bad") {
       throw this.#fatal(
@@ -557,81 +558,84 @@ export class TarReader {
     longLink: Uint8Array | null,
     offset: number,
   ): TarEntry {
+    // Once per entry, for every entry: no closures, no result objects, no copies of empty
+    // fields. Messages are built only on the way to a refusal.
     let name: Uint8Array;
-    if (pax.path !== undefined) name = new TextEncoder().encode(pax.path);
+    if (pax.path !== undefined) name = encoder.encode(pax.path);
     else if (longName) name = longName;
     else {
-      const base = cField(hdr, 0, 100);
-      const prefix = format === "ustar" ? cField(hdr, 345, 155) : new Uint8Array(0);
-      if (prefix.length > 0) {
-        name = new Uint8Array(prefix.length + 1 + base.length);
-        name.set(prefix);
-        name[prefix.length] = 0x2f;
-        name.set(base, prefix.length + 1);
-      } else name = base.slice();
+      const baseEnd = fieldEnd(hdr, 0, 100);
+      const prefixEnd = format === "ustar" ? fieldEnd(hdr, 345, 155) : 345;
+      if (prefixEnd > 345) {
+        const plen = prefixEnd - 345;
+        name = new Uint8Array(plen + 1 + baseEnd);
+        name.set(hdr.subarray(345, prefixEnd));
+        name[plen] = 0x2f;
+        name.set(hdr.subarray(0, baseEnd), plen + 1);
+      } else name = hdr.slice(0, baseEnd);
     }
-    // Decoded only for messages: most entries never need it.
-    const shown = () => utf8Lossy.decode(name).slice(0, 300);
-    const linkname = pax.linkpath !== undefined
-      ? new TextEncoder().encode(pax.linkpath)
-      : longLink ?? cField(hdr, 157, 100).slice();
-    const num = (field: string, off: number, len: number, paxKey?: keyof Honoured): number => {
-      const p = paxKey ? pax[paxKey] : undefined;
-      if (p !== undefined) {
-        const ok = paxKey === "mtime" ? /^-?\d{1,15}(\.\d{1,9})?$/.test(p) : /^\d{1,15}$/.test(p);
-        if (!ok) {
-          throw this.#fatal(
-            paxKey === "size" ? "size-unparseable" : "field-unparseable",
-            shown(),
-            offset,
-            `pax ${paxKey} ${JSON.stringify(p.slice(0, 40))} is not a valid number`,
-          );
-        }
-        return Number(p);
-      }
-      const r = parseNumeric(hdr, off, len);
-      if (r.kind !== "ok") {
-        throw this.#fatal(
-          "field-unparseable",
-          shown(),
-          offset,
-          `the ${field} field is not a number`,
-        );
-      }
-      return r.value;
-    };
-    const mode = num("mode", 100, 8);
-    const uid = num("uid", 108, 8, "uid");
-    const gid = num("gid", 116, 8, "gid");
-    const mtime = num("mtime", 136, 12, "mtime");
-    for (const [what, v] of [["uid", uid], ["gid", gid]] as const) {
-      if (v < 0 || v > 0xfffffffe) {
-        throw this.#fatal("owner-range", shown(), offset, `${what} ${v} is out of range`);
-      }
+    let linkname: Uint8Array;
+    if (pax.linkpath !== undefined) linkname = encoder.encode(pax.linkpath);
+    else if (longLink) linkname = longLink;
+    else {
+      const end = fieldEnd(hdr, 157, 100);
+      linkname = end === 157 ? NO_BYTES : hdr.slice(157, end);
+    }
+    const mode = numericField(hdr, 100, 8);
+    const uid = pax.uid !== undefined
+      ? this.#paxNumber(pax.uid, "uid", name, offset)
+      : numericField(hdr, 108, 8);
+    const gid = pax.gid !== undefined
+      ? this.#paxNumber(pax.gid, "gid", name, offset)
+      : numericField(hdr, 116, 8);
+    const mtime = pax.mtime !== undefined
+      ? this.#paxNumber(pax.mtime, "mtime", name, offset)
+      : numericField(hdr, 136, 12);
+    if (
+      !Number.isFinite(mode) || !Number.isFinite(uid) || !Number.isFinite(gid) ||
+      !Number.isFinite(mtime)
+    ) {
+      const what = !Number.isFinite(mode)
+        ? "mode"
+        : !Number.isFinite(uid)
+        ? "uid"
+        : !Number.isFinite(gid)
+        ? "gid"
+        : "mtime";
+      throw this.#fatal(
+        "field-unparseable",
+        shownOf(name),
+        offset,
+        `the ${what} field is not a number`,
+      );
+    }
+    if (uid < 0 || uid > 0xfffffffe) {
+      throw this.#fatal("owner-range", shownOf(name), offset, `uid ${uid} is out of range`);
+    }
+    if (gid < 0 || gid > 0xfffffffe) {
+      throw this.#fatal("owner-range", shownOf(name), offset, `gid ${gid} is out of range`);
     }
     if (mode < 0) {
-      throw this.#fatal("field-unparseable", shown(), offset, "the mode field is negative");
+      throw this.#fatal("field-unparseable", shownOf(name), offset, "the mode field is negative");
     }
     if (Math.abs(mtime) > 2 ** 40) {
-      throw this.#fatal("mtime-range", shown(), offset, `mtime ${mtime} is out of range`);
+      throw this.#fatal("mtime-range", shownOf(name), offset, `mtime ${mtime} is out of range`);
     }
     let size = headerSize;
     if (pax.size !== undefined) {
       if (!/^\d+$/.test(pax.size)) {
         throw this.#fatal(
           pax.size.startsWith("-") ? "size-negative" : "size-unparseable",
-          shown(),
+          shownOf(name),
           offset,
           `pax size ${JSON.stringify(pax.size.slice(0, 40))} is not a valid size`,
         );
       }
       size = Number(pax.size);
       if (!Number.isSafeInteger(size)) {
-        throw this.#fatal("size-overflow", shown(), offset, "pax size overflows");
+        throw this.#fatal("size-overflow", shownOf(name), offset, "pax size overflows");
       }
     }
-    const devmajor = parseNumeric(hdr, 329, 8);
-    const devminor = parseNumeric(hdr, 337, 8);
     return new Entry(
       type,
       typeflag,
@@ -644,11 +648,23 @@ export class TarReader {
       pax.gname ?? latin(hdr, 297, 32),
       mtime,
       size,
-      devmajor.kind === "ok" ? devmajor.value : 0,
-      devminor.kind === "ok" ? devminor.value : 0,
       format,
       offset,
     );
+  }
+
+  /** A pax number (uid, gid: whole; mtime: may be negative and fractional), strictly. */
+  #paxNumber(p: string, key: "uid" | "gid" | "mtime", name: Uint8Array, offset: number): number {
+    const ok = key === "mtime" ? /^-?\d{1,15}(\.\d{1,9})?$/.test(p) : /^\d{1,15}$/.test(p);
+    if (!ok) {
+      throw this.#fatal(
+        "field-unparseable",
+        shownOf(name),
+        offset,
+        `pax ${key} ${JSON.stringify(p.slice(0, 40))} is not a valid number`,
+      );
+    }
+    return Number(p);
   }
 
   #fatal(rule: string, entry: Shown, offset: number, message: string): TarViolation {
@@ -671,8 +687,6 @@ class Entry implements TarEntry {
     readonly gname: string,
     readonly mtime: number,
     readonly size: number,
-    readonly devmajor: number,
-    readonly devminor: number,
     readonly format: "ustar" | "gnu",
     readonly offset: number,
   ) {}
@@ -726,18 +740,18 @@ function isZeroBlock(b: Uint8Array): boolean {
 
 /** Unsigned sum with the checksum field as spaces; old writers used a signed sum, also accepted. */
 function checksumOk(h: Uint8Array): boolean {
-  const r = parseNumeric(h, 148, 8);
-  if (r.kind !== "ok") return false;
+  const value = numericField(h, 148, 8);
+  if (!Number.isFinite(value)) return false;
   let unsigned = 0;
   for (let i = 0; i < BLOCK; i++) unsigned += h[i];
   for (let i = 148; i < 156; i++) unsigned += 0x20 - h[i];
-  if (r.value === unsigned) return true;
+  if (value === unsigned) return true;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
     const b = i >= 148 && i < 156 ? 0x20 : h[i];
     signed += b >= 0x80 ? b - 256 : b;
   }
-  return r.value === signed;
+  return value === signed;
 }
 
 function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
@@ -752,9 +766,47 @@ function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
 
 /** An ASCII-ish NUL-terminated field as a string (user and group names, shown only). */
 function latin(h: Uint8Array, off: number, len: number): string {
-  let s = "";
-  for (let i = off; i < off + len && h[i] !== 0; i++) s += String.fromCharCode(h[i]);
-  return s;
+  const end = fieldEnd(h, off, len);
+  return end === off
+    ? ""
+    : String.fromCharCode.apply(null, h.subarray(off, end) as unknown as number[]);
+}
+
+const encoder = new TextEncoder();
+const NO_BYTES = new Uint8Array(0);
+
+/** Where a NUL-terminated field ends (its first NUL, or its end). */
+function fieldEnd(h: Uint8Array, off: number, len: number): number {
+  const end = off + len;
+  for (let i = off; i < end; i++) if (h[i] === 0) return i;
+  return end;
+}
+
+/** An entry's name for a message, decoded lossily. */
+function shownOf(name: Uint8Array): string {
+  return utf8Lossy.decode(name).slice(0, 300);
+}
+
+/**
+ * {@linkcode parseNumeric} without a result object, for the fields every entry has: the value,
+ * NaN when the field is not a number, Infinity when it overflows.
+ */
+export function numericField(h: Uint8Array, off: number, len: number): number {
+  const first = h[off];
+  if (first === 0x80 || first === 0xff) {
+    const r = parseNumeric(h, off, len);
+    return r.kind === "ok" ? r.value : r.kind === "overflow" ? Infinity : NaN;
+  }
+  let i = off;
+  const end = off + len;
+  while (i < end && h[i] === 0x20) i++;
+  let v = 0;
+  const digits = i;
+  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) v = v * 8 + (h[i++] - 0x30);
+  if (i === digits) return NaN;
+  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
+  if (i !== end) return NaN;
+  return Number.isSafeInteger(v) ? v : Infinity;
 }
 
 type NumResult = { kind: "ok"; value: number } | { kind: "bad" } | { kind: "overflow" };
