@@ -28,7 +28,7 @@ import { openLayerSource } from "./source.ts";
 import { FileWriteError, FileWriter } from "./file_writer.ts";
 import { fileIdentity } from "../host/file_identity.ts";
 import { hashInBackground } from "./background_hash.ts";
-import { LinkedParentsError, TargetDir } from "./target.ts";
+import { LinkedParentsError, NEEDS_CHMOD, NEEDS_CHOWN, TargetDir } from "./target.ts";
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
@@ -323,7 +323,7 @@ class LayerWriter {
         const fd = t.createFile(op.path, meta.mode);
         if (this.#files) {
           // The data stays in the blob, at the reader's position: copied there by the kernel.
-          const { chown, chmod } = t.needs(meta.uid, meta.gid, meta.mode);
+          const needs = t.needs(meta.uid, meta.gid, meta.mode);
           try {
             this.#files.push({
               fd,
@@ -333,8 +333,8 @@ class LayerWriter {
               gid: meta.gid,
               mode: meta.mode,
               mtime: meta.mtime,
-              chown,
-              chmod,
+              chown: (needs & NEEDS_CHOWN) !== 0,
+              chmod: (needs & NEEDS_CHMOD) !== 0,
             }, op.path);
           } catch (err) {
             t.discard(fd);

@@ -44,6 +44,9 @@ export const CTL = {
   CALL: 5,
   /** 1 once the main thread pushes no more: the worker finishes what is queued and exits. */
   FINISH: 6,
+  /** 1 while the worker waits for records, 1 while the main thread waits for room: notify. */
+  WORKER_WAITS: 7,
+  MAIN_WAITS: 8,
 } as const;
 
 /** The calls the worker makes, by index, for error messages. */
@@ -94,7 +97,7 @@ export class FileWriter {
   static async start(blob: string): Promise<{ writer: FileWriter; ino: number } | undefined> {
     const url = new URL("./file_writer_worker.ts", import.meta.url);
     if (!mayLoad(url)) return undefined;
-    const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
+    const ctl = new Int32Array(new SharedArrayBuffer(16 * 4));
     const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
     const worker = new Worker(url, { type: "module" });
     const ready = new Promise<number>((resolve, reject) => {
@@ -122,7 +125,7 @@ export class FileWriter {
       this.#check();
       const tail = Atomics.load(ctl, CTL.TAIL);
       if (this.#head - tail < CAPACITY) break;
-      Atomics.wait(ctl, CTL.TAIL, tail, 1000);
+      this.#waitForTail(tail);
     }
     const i = (this.#head % CAPACITY) * RECORD;
     const r = this.#rec;
@@ -136,7 +139,9 @@ export class FileWriter {
     r[i + 7] = (job.chown ? FLAG_CHOWN : 0) | (job.chmod ? FLAG_CHMOD : 0);
     this.#paths[this.#head % CAPACITY] = path;
     Atomics.store(ctl, CTL.HEAD, ++this.#head);
-    Atomics.notify(ctl, CTL.HEAD);
+    // A wake-up only when the worker sleeps: it waits on HEAD's old value, so a record stored
+    // between its last look and its wait makes the wait return at once (nothing is missed).
+    if (Atomics.load(ctl, CTL.WORKER_WAITS)) Atomics.notify(ctl, CTL.HEAD);
   }
 
   /** Wait until every queued file is finished; throws the worker's first error. */
@@ -146,8 +151,16 @@ export class FileWriter {
       this.#check();
       const tail = Atomics.load(ctl, CTL.TAIL);
       if (tail >= this.#head) return;
-      Atomics.wait(ctl, CTL.TAIL, tail, 1000);
+      this.#waitForTail(tail);
     }
+  }
+
+  /** Sleep until the worker moves TAIL past `tail` (or a second passes). */
+  #waitForTail(tail: number): void {
+    const ctl = this.#ctl;
+    Atomics.store(ctl, CTL.MAIN_WAITS, 1);
+    Atomics.wait(ctl, CTL.TAIL, tail, 1000);
+    Atomics.store(ctl, CTL.MAIN_WAITS, 0);
   }
 
   /**
@@ -166,7 +179,10 @@ export class FileWriter {
       tail < this.#head;
       tail = Atomics.load(ctl, CTL.TAIL)
     ) {
-      if (Atomics.wait(ctl, CTL.TAIL, tail, 5000) === "timed-out") break;
+      Atomics.store(ctl, CTL.MAIN_WAITS, 1);
+      const r = Atomics.wait(ctl, CTL.TAIL, tail, 5000);
+      Atomics.store(ctl, CTL.MAIN_WAITS, 0);
+      if (r === "timed-out") break;
     }
     this.#worker.terminate();
   }

@@ -61,10 +61,13 @@ self.onmessage = (e: MessageEvent) => {
         }
       }
       Atomics.store(ctl, CTL.TAIL, ++tail);
-      Atomics.notify(ctl, CTL.TAIL);
+      // As on the other side: the main thread waits on TAIL's old value, nothing is missed.
+      if (Atomics.load(ctl, CTL.MAIN_WAITS)) Atomics.notify(ctl, CTL.TAIL);
     }
     if (Atomics.load(ctl, CTL.FINISH) !== 0 && tail === Atomics.load(ctl, CTL.HEAD)) break;
+    Atomics.store(ctl, CTL.WORKER_WAITS, 1);
     Atomics.wait(ctl, CTL.HEAD, head, 1000);
+    Atomics.store(ctl, CTL.WORKER_WAITS, 0);
   }
   c.close(src);
 };

@@ -33,6 +33,10 @@ import {
   SyscallError,
 } from "../host/libc.ts";
 
+/** Bits of {@linkcode TargetDir.needs}: the same as the file writer's record flags. */
+export const NEEDS_CHOWN = 1;
+export const NEEDS_CHMOD = 2;
+
 /** Parent descriptors kept open at once. */
 const PARENT_CACHE = 16;
 
@@ -136,11 +140,9 @@ export class TargetDir {
    * mode (setuid, setgid or sticky bits, which a chown would clear anyway, or bits the umask
    * took). Most layers are root's files made by root: neither.
    */
-  needs(uid: number, gid: number, mode: number): { chown: boolean; chmod: boolean } {
-    return {
-      chown: uid !== this.#ids.uid || gid !== this.#createdGid,
-      chmod: (mode & 0o7000) !== 0 || (mode & this.#umask & 0o777) !== 0,
-    };
+  needs(uid: number, gid: number, mode: number): number {
+    return (uid !== this.#ids.uid || gid !== this.#createdGid ? NEEDS_CHOWN : 0) |
+      ((mode & 0o7000) !== 0 || (mode & this.#umask & 0o777) !== 0 ? NEEDS_CHMOD : 0);
   }
 
   /** Set owner, mode and times on a file from {@linkcode createFile}, and close it. */
@@ -148,8 +150,8 @@ export class TargetDir {
     try {
       const n = this.needs(uid, gid, mode);
       // chown before chmod: chown clears setuid and setgid.
-      if (n.chown) this.#c.fchown(fd, uid, gid);
-      if (n.chmod) this.#c.fchmod(fd, mode);
+      if (n & NEEDS_CHOWN) this.#c.fchown(fd, uid, gid);
+      if (n & NEEDS_CHMOD) this.#c.fchmod(fd, mode);
       this.#c.futimes(fd, mtime);
     } finally {
       this.#c.close(fd);
