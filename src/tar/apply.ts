@@ -114,17 +114,44 @@ export async function applyLayer(
       trackCreated,
       linkedParents: base.linkedParents,
     });
-  if (opts.validated) {
-    const target = open(opts.whiteouts !== 0);
-    try {
-      const limits = fitting(base, target);
-      return await extract(path, target, limits, expected!, opts, (v) => v);
-    } finally {
-      target.close();
+  // The digest is computed on the other core from the same file, from now on (the validation
+  // pass leaves that core idle); the identity it saw, still the file's at the end, says it
+  // hashed the bytes the passes parsed. A blob that still has the identity it had when its
+  // digest was verified is not hashed again.
+  const verified = opts.validated && expected !== undefined && opts.verifiedIdentity === identity;
+  const hashing = verified
+    ? { result: Promise.resolve({ sha256: expected!, identity }), cancel() {} }
+    : hashInBackground(path);
+  try {
+    if (opts.validated) {
+      const target = open(opts.whiteouts !== 0);
+      try {
+        const limits = fitting(base, target);
+        return await extract(path, target, limits, expected!, hashing.result, opts, (v) => v);
+      } finally {
+        target.close();
+      }
     }
+    return await validateThenExtract(path, open, base, expected, identity, hashing.result, opts);
+  } finally {
+    hashing.cancel();
   }
-  // The validation pass only parses (it seeks over file data): the extraction pass hashes,
-  // and a blob that changed in between is caught by its identity (inode, size, times).
+}
+
+/**
+ * The two passes of {@linkcode applyLayer} for a blob not validated yet. The validation pass
+ * only parses (it seeks over file data); a blob that changed before the extraction pass is
+ * caught by its identity (inode, size, times).
+ */
+async function validateThenExtract(
+  path: string,
+  open: (trackCreated: boolean) => TargetDir,
+  base: LayerLimits,
+  expected: string | undefined,
+  identity: string,
+  hashed: Promise<{ sha256: string; identity: string }>,
+  opts: ApplyOptions,
+): Promise<LayerSummary & { sha256: string }> {
   const probe = open(false);
   let checked: LayerSummary;
   let limits: LayerLimits;
@@ -145,6 +172,7 @@ export async function applyLayer(
       target,
       limits,
       expected,
+      hashed,
       opts,
       // Validation passed, so a refusal now means the bytes differ from the ones validated.
       (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v),
@@ -181,6 +209,7 @@ async function extract(
   target: TargetDir,
   limits: LayerLimits,
   reference: string | undefined,
+  hashing: Promise<{ sha256: string; identity: string }>,
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
@@ -189,14 +218,7 @@ async function extract(
       ? new LayerRejectedError(path, [refusal(err.violation)])
       : err;
   });
-  // The digest is computed on the other core from the same file; the identity it saw, still
-  // the file's at the end, says it hashed the bytes this pass parsed. A blob that still has
-  // the identity it had when its digest was verified is not hashed again.
   const identity = blobIdentity(path);
-  const verified = reference !== undefined && opts.verifiedIdentity === identity;
-  const hashing = verified
-    ? { result: Promise.resolve({ sha256: reference, identity }), cancel() {} }
-    : hashInBackground(path);
   try {
     const reader = new TarReader(src, limits);
     const lower: LowerLookup = (p) => target.lookup(p);
@@ -266,7 +288,7 @@ async function extract(
       } catch { /* the error that stopped us is the one to report */ }
       files?.close();
     }
-    const hashed = await hashing.result;
+    const hashed = await hashing;
     if (hashed.identity !== identity || blobIdentity(path) !== identity) {
       throw new LayerRejectedError(path, [refusal({
         rule: "blob-changed",
@@ -286,7 +308,6 @@ async function extract(
     opts.onProgress?.(src.fileBytes, src.fileBytes);
     return { compression: src.compression, blobBytes: src.fileBytes, ...rules.summary(), sha256 };
   } finally {
-    hashing.cancel();
     src.close();
   }
 }
