@@ -3,6 +3,7 @@
  * root inside the test VM, where the S3 server runs too (the guest has no network):
  *
  *   bash scripts/vm.sh -- deno run -A bench/vm.ts [--rounds N] [--quick] [--json] [--diagnose]
+ *     [--apply-only]
  *
  * (a) apply: `thinimage apply` of one layer onto a fresh, mounted ext4 thin volume vs GNU
  *     `tar -x` of the same layer onto the same kind of volume; each timed up to `sync -f`.
@@ -15,6 +16,7 @@
  *     server.
  * (d) pool metadata used after the three images, both ways.
  *
+ * --apply-only: row (a) alone, without the S3 server (a few minutes).
  * --diagnose adds where the time goes: readlink(2) cost per file system, the syscall counts of
  * one apply, the programs one warm activate starts.
  *
@@ -625,6 +627,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean" },
       json: { type: "boolean" },
       diagnose: { type: "boolean" },
+      "apply-only": { type: "boolean" },
     },
   });
   const diag: Partial<Diagnosis> | undefined = values.diagnose ? {} : undefined;
@@ -635,6 +638,26 @@ async function main(): Promise<void> {
   const trees = ["usr/share/perl", "usr/share/zoneinfo"];
   const t0 = performance.now();
   await installLocally();
+  if (values["apply-only"]) {
+    const a = await benchApply(rounds, trees, diag);
+    if (values.json) return console.log(JSON.stringify({ apply: a }));
+    const mb = a.layerBytes / 1e6;
+    console.log(
+      `Layer: ${
+        mb.toFixed(1)
+      } MB, ${a.entries} entries; ${rounds} rounds, medians (min-max) in s\n`,
+    );
+    console.log("| contender | s | vs GNU tar -x |\n|---|---|---|");
+    for (
+      const [name, st] of [["GNU tar -x", a.tarS], ["thinimage apply", a.thinimageS], [
+        "one pass (pull's apply)",
+        a.onePassS,
+      ]] as const
+    ) {
+      console.log(`| ${name} | ${fmtStat(st, 2)} | ${(a.tarS.median / st.median).toFixed(2)}x |`);
+    }
+    return;
+  }
   console.error("bench/vm: starting the S3 server in the VM");
   const s3 = await startS3();
   console.error(`bench/vm: S3 ready after ${((performance.now() - t0) / 1000).toFixed(0)} s`);
