@@ -32,6 +32,12 @@ import { LinkedParentsError, NEEDS_CHMOD, NEEDS_CHOWN, TargetDir } from "./targe
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
+/**
+ * Blobs smaller than this are applied and hashed on one thread: starting a worker (an isolate,
+ * its modules) costs about what applying this many bytes does, many times more under emulation.
+ */
+const WORKER_MIN_BYTES = 16 << 20;
+
 /** Options of {@linkcode applyLayer}. */
 export interface ApplyOptions {
   /** Refuse the blob unless its SHA-256 is this (hex). */
@@ -121,7 +127,7 @@ export async function applyLayer(
   const verified = opts.validated && expected !== undefined && opts.verifiedIdentity === identity;
   const hashing = verified
     ? { result: Promise.resolve({ sha256: expected!, identity }), cancel() {} }
-    : hashInBackground(path);
+    : hashInBackground(path, { inline: Deno.statSync(path).size < WORKER_MIN_BYTES });
   try {
     if (opts.validated) {
       const target = open(opts.whiteouts !== 0);
@@ -227,7 +233,9 @@ async function extract(
     // (where no worker can start, under a path-scoped --allow-read, files are done here).
     let files: FileWriter | undefined;
     const started = src.compression === "none"
-      ? await FileWriter.start(path).catch(() => undefined)
+      ? src.fileBytes < WORKER_MIN_BYTES
+        ? undefined
+        : await FileWriter.start(path).catch(() => undefined)
       : undefined;
     if (started) {
       files = started.writer;

@@ -17,14 +17,15 @@ import { fileIdentity } from "../host/file_identity.ts";
 /**
  * SHA-256 of the file at `path`, computed on another thread; `cancel` stops it. Where no worker
  * can start (its module unreadable under a path-scoped `--allow-read`), the digest is computed
- * on this thread when `result` is awaited: slower, the same answer.
+ * on this thread when `result` is awaited: slower, the same answer. So it is with `inline`
+ * (for a blob too small to be worth a thread).
  */
-export function hashInBackground(path: string): {
+export function hashInBackground(path: string, opts: { inline?: boolean } = {}): {
   result: Promise<{ sha256: string; identity: string }>;
   cancel(): void;
 } {
   const url = new URL("./sha256_worker.ts", import.meta.url);
-  if (!mayLoad(url)) {
+  if (opts.inline || !mayLoad(url)) {
     const result = hashHere(path);
     result.catch(() => {});
     return { result, cancel() {} };

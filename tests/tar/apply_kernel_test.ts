@@ -129,6 +129,10 @@ Deno.test({
     const unmount2 = await tmpfs(pages, "size=1m");
     try {
       const t2 = new Tar();
+      // 17 MiB of pax comments first: a blob that size is applied with the worker, whatever
+      // little its files hold.
+      const comment = "c".repeat(1_000_000);
+      for (let i = 0; i < 17; i++) t2.pax([["comment", comment]]).file(`pad${i}`, "");
       for (let i = 0; i < 200; i++) t2.file(`g${i}`, new Uint8Array(4097).fill(1));
       const blocks = await assertRejects(() => applyLayer(s.layer(t2.end()), pages));
       assertEquals(rejection(blocks), ["too-large-for-target"]);
