@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { DB_FILE, openStore } from "../store/db.ts";
+import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
@@ -40,12 +40,9 @@ export async function liveActivation(
   name: string,
   dm: Dmsetup = new Dmsetup(),
 ): Promise<LiveActivation | undefined> {
-  try {
-    await Deno.stat(`${stateDir}/${DB_FILE}`);
-  } catch {
-    return undefined;
-  }
-  const store = openStore(`${stateDir}/${DB_FILE}`);
+  const dir = new StateDir(stateDir);
+  if (!dir.hasDatabase()) return undefined;
+  const store = dir.openStore();
   try {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.

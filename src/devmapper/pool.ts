@@ -10,7 +10,7 @@
  * import { openStore } from "../store/db.ts";
  * import { initPool, poolStatus } from "./pool.ts";
  * const store = openStore("/var/lib/thinimage/thinimage.db");
- * const pool = await initPool("/var/lib/thinimage", store, { dataSize: 2 * 2 ** 30 });
+ * const pool = await initPool("/var/lib/thinimage/pool", store, { dataSize: 2 * 2 ** 30 });
  * const st = await poolStatus(pool.name); // st.usedDataBlocks, st.healthy, ...
  * ```
  * @module
@@ -84,13 +84,14 @@ const MIN_META = 2 * 2 ** 20;
 const MAX_META = 16 * 2 ** 30; // the kernel uses at most ~16 GiB of metadata
 
 /**
- * Make (or find again) the loop-backed pool `name` over `STATE/pool/NAME.{meta,data}`.
+ * Make (or find again) the loop-backed pool `name` over `POOLDIR/NAME.{meta,data}` (the state
+ * directory's `pool/`).
  * Idempotent: reuses the files and their loop devices and accepts a live pool whose table is
  * the one it would create; refuses (InvalidInputError, exit 65) a same-named device whose
  * table differs, or existing files of another size than asked for.
  */
 export async function initPool(
-  stateDir: string,
+  poolDir: string,
   store: Store,
   opts: InitPoolOptions = {},
   dm: Dmsetup = new Dmsetup(),
@@ -103,10 +104,9 @@ export async function initPool(
       `block size ${blockSize} must be a multiple of 64 KiB between 64 KiB and 1 GiB`,
     );
   }
-  const dir = join(stateDir, "pool");
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const dataFile = join(dir, `${name}.data`);
-  const metaFile = join(dir, `${name}.meta`);
+  await Deno.mkdir(poolDir, { recursive: true, mode: 0o700 });
+  const dataFile = join(poolDir, `${name}.data`);
+  const metaFile = join(poolDir, `${name}.meta`);
   const dataSize = await sizeFile(dataFile, opts.dataSize, 2 * 2 ** 30, "data");
   if (dataSize < blockSize) {
     throw new InvalidInputError(`data size ${dataSize} is smaller than one block (${blockSize})`);
@@ -455,7 +455,7 @@ export function choosePool(store: Store, asked?: string): string {
  * devices and re-creates the pool from its files, whose metadata kept every thin device).
  */
 export async function ensurePool(
-  stateDir: string,
+  poolDir: string,
   store: Store,
   name: string,
   dm: Dmsetup = new Dmsetup(),
@@ -470,5 +470,5 @@ export async function ensurePool(
     const info = await describeLive(name, live, dm, false, true);
     return { ...info, metaFile: row.metaFile, dataFile: row.dataFile };
   }
-  return await initPool(stateDir, store, { name }, dm);
+  return await initPool(poolDir, store, { name }, dm);
 }

@@ -8,11 +8,12 @@
  *
  * @example
  * ```ts
- * import { openStore } from "../store/db.ts";
+ * import { StateDir } from "../state_dir.ts";
  * import { openPool } from "./pool.ts";
  * import { ThinPool } from "./thin.ts";
- * const store = openStore("/var/lib/thinimage/thinimage.db");
- * const pool = new ThinPool(store, await openPool(store, "thinimage-pool"));
+ * const dir = new StateDir("/var/lib/thinimage");
+ * const store = dir.openStore();
+ * const pool = new ThinPool(store, await openPool(store, "thinimage-pool"), dir.deviceHost());
  * await pool.reconcile();
  * await pool.createThin("thinimage-base", 1 << 30);
  * await pool.createSnapshot("thinimage-layer-1", "thinimage-base");
@@ -30,8 +31,7 @@ import {
   Dmsetup,
 } from "./dmsetup.ts";
 import { mkfsExt4, syncFilesystem } from "./fs.ts";
-import { dirname, join } from "node:path";
-import { LockLiveness, OwnerLock } from "../host/process.ts";
+import { join } from "node:path";
 import { parseThinPoolTable, parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus, type PoolStatusReport } from "./pool.ts";
 import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
@@ -47,8 +47,10 @@ export interface IntentOwners {
 
 /** Options of {@linkcode ThinPool}. */
 export interface ThinPoolOptions {
-  /** Intent owners (default: the owner locks in `owners/` beside the database). */
-  owners?: IntentOwners;
+  /** This process and its peers: the owner stamped on intents (the engine's own owner id). */
+  owners: IntentOwners;
+  /** Where the per-pool lock files live (`STATE/locks`), created when first needed. */
+  locksDir: string;
   /** Refuse new devices below this share of free data space, in percent (default 10). */
   minFreeDataPercent?: number;
   /** Refuse new devices below this share of free metadata space, in percent (default 10). */
@@ -101,11 +103,9 @@ const STATUS_REUSE_MS = 2000;
 /** The thin devices of one pool. */
 export class ThinPool {
   readonly records: DeviceRecords;
-  readonly #store: Store;
   readonly #pool: PoolInfo;
   readonly #dm: Dmsetup;
   readonly #opts: ThinPoolOptions;
-  #ownersCache?: IntentOwners;
   #poolDevCache?: Promise<string>;
   /** Devices this object made live and has not deactivated since: known to be ours. */
   readonly #madeLive = new Set<string>();
@@ -115,10 +115,9 @@ export class ThinPool {
   constructor(
     store: Store,
     pool: PoolInfo,
+    opts: ThinPoolOptions,
     dm: Dmsetup = new Dmsetup(),
-    opts: ThinPoolOptions = {},
   ) {
-    this.#store = store;
     this.#pool = pool;
     this.#dm = dm;
     this.#opts = opts;
@@ -629,25 +628,16 @@ export class ThinPool {
     if (!d.intentOwner || d.intentOwner === (await this.#me())) return false;
     // "unknown" (another host's id) is not in flight: only this host's processes can be
     // touching this kernel's devices.
-    return this.#owners().liveness.status(d.intentOwner) === "alive";
+    return this.#opts.owners.liveness.status(d.intentOwner) === "alive";
   }
 
   async #me(): Promise<string> {
-    return await Promise.resolve(this.#owners().owner);
+    return await Promise.resolve(this.#opts.owners.owner);
   }
 
-  #owners(): IntentOwners {
-    // Default: the engine's per-process owner locks beside the database (STATE/owners), so a
-    // run's owner and a device intent's owner are one id.
-    return this.#ownersCache ??= this.#opts.owners ?? (() => {
-      const dir = join(dirname(this.#store.path), "owners");
-      return { owner: OwnerLock.acquire(dir).owner, liveness: new LockLiveness(dir) };
-    })();
-  }
-
-  /** Run `fn` holding this pool's lock file (`STATE/locks/POOL.lock`, an flock). */
+  /** Run `fn` holding this pool's lock file (`LOCKS/POOL.lock`, an flock). */
   async #withPoolLock<T>(fn: () => Promise<T>): Promise<T> {
-    const dir = join(dirname(this.#store.path), "locks");
+    const dir = this.#opts.locksDir;
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     const file = await Deno.open(join(dir, `${this.#pool.name}.lock`), {
       read: true,

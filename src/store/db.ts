@@ -20,9 +20,6 @@ import { DatabaseSync } from "node:sqlite";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 import { TemporaryError, ThinimageError } from "../errors.ts";
 
-/** Name of the database file inside the state directory. */
-export const DB_FILE = "thinimage.db";
-
 /** Options for {@linkcode openStore}. */
 export interface OpenOptions {
   /** How long one statement waits for another process's lock, in ms (default 10 s). */

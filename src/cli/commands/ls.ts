@@ -3,10 +3,9 @@
  * their devices. Reads the state directory only: no network, no device tools.
  * @module
  */
-import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../log.ts";
-import { DB_FILE, openStore } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { Catalog } from "../../store/catalog.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
 import { imageUsage } from "../../image/plan.ts";
@@ -109,11 +108,11 @@ const ls: Command = {
   options: {},
   // write: SQLite needs the WAL's shared-memory file even to read.
   keeps: ["read", "write", "env"],
-  async run(ctx) {
-    const path = join(ctx.stateDir, DB_FILE);
+  run(ctx) {
+    const dir = new StateDir(ctx.stateDir);
     let doc: LsResult = { images: [], activations: [] };
-    if (await exists(path)) {
-      const store = openStore(path);
+    if (dir.hasDatabase()) {
+      const store = dir.openStore();
       try {
         doc = listing(new Catalog(store), new DeviceRecords(store));
       } finally {
@@ -124,13 +123,3 @@ const ls: Command = {
   },
 };
 export default ls;
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
