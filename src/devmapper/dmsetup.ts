@@ -20,6 +20,7 @@
  * @module
  */
 import { ExitCode, ThinimageError } from "../errors.ts";
+import { type RetryPolicy, withRetries } from "../retry.ts";
 import {
   classifyDmStderr,
   parseDmsetupLs,
@@ -90,14 +91,19 @@ export interface BusyRetry {
   delayMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** `dmsetup`, one method per operation this project uses. */
 export class Dmsetup {
-  readonly #retry: Required<BusyRetry>;
+  readonly #retry: RetryPolicy;
 
   constructor(retry: BusyRetry = {}) {
-    this.#retry = { attempts: retry.attempts ?? 10, delayMs: retry.delayMs ?? 50 };
+    this.#retry = {
+      maxAttempts: retry.attempts ?? 10,
+      maxElapsedMs: Infinity,
+      initialDelayMs: retry.delayMs ?? 50,
+      maxDelayMs: 1000,
+      factor: 2,
+      jitter: 0,
+    };
   }
 
   /** Run `dmsetup ARGS`, returning stdout or throwing a typed {@linkcode DmError}. */
@@ -197,16 +203,9 @@ export class Dmsetup {
   }
 
   async #whileBusy(op: () => Promise<unknown>): Promise<void> {
-    let delay = this.#retry.delayMs;
-    for (let attempt = 1;; attempt++) {
-      try {
-        await op();
-        return;
-      } catch (err) {
-        if (!(err instanceof DmBusyError) || attempt >= this.#retry.attempts) throw err;
-        await sleep(delay);
-        delay = Math.min(1000, delay * 2);
-      }
-    }
+    await withRetries(op, {
+      policy: this.#retry,
+      isRetryable: (err) => err instanceof DmBusyError,
+    });
   }
 }

@@ -25,7 +25,7 @@
  * ```
  * @module
  */
-import { backoffDelay } from "./backoff.ts";
+import { nextRetry, sleep } from "../retry.ts";
 import { decodeJson, encodeJson } from "./codec.ts";
 import {
   CorruptRunError,
@@ -50,7 +50,6 @@ import {
   SILENT_LOG,
 } from "./types.ts";
 import { ThinimageError } from "../errors.ts";
-import { sleep } from "../sleep.ts";
 
 /** Options of an {@linkcode Engine}. */
 export interface EngineOptions {
@@ -549,18 +548,15 @@ export class Engine {
           error: info.message,
         });
         if (isPermanent) return { kind: "halt", info, error: unwrapPermanent(err) };
-        const delay = backoffDelay(attempt, t.retry, this.#random);
-        const elapsed = this.#now() - firstAt;
-        if (attempt >= t.retry.maxAttempts || elapsed + delay > t.retry.maxElapsedMs) {
-          const why = attempt >= t.retry.maxAttempts
-            ? `gave up after ${attempt} attempts`
-            : `gave up after ${elapsed} ms (limit ${t.retry.maxElapsedMs} ms)`;
+        const next = nextRetry(attempt, this.#now() - firstAt, t.retry, this.#random);
+        if ("giveUp" in next) {
           return {
             kind: "halt",
-            info: { ...info, message: `${why}: ${info.message}` },
+            info: { ...info, message: `${next.giveUp}: ${info.message}` },
             error: err,
           };
         }
+        const delay = next.delayMs;
         await this.#record(run.id, {}, {
           kind: "retry",
           state: t.name,
