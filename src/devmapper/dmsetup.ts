@@ -49,7 +49,11 @@ export class DmError extends ThinimageError {
 export class DmExistsError extends DmError {}
 /** No device of that name, or the pool device is gone. */
 export class DmNoSuchDeviceError extends DmError {}
-/** The device is open (mounted, held by a process, or the origin of an active table). */
+/**
+ * The device is open (mounted, held by a process, or the origin of an active table). Retried:
+ * a few times within the call ({@linkcode BusyRetry}), then, when it escapes a transition, by
+ * the engine with backoff (it is not `permanent`); a run that gives up ends with exit 75.
+ */
 export class DmBusyError extends DmError {
   override readonly exitCode = ExitCode.TempFail;
 }
