@@ -15,7 +15,7 @@ import type { ThinPool } from "../devmapper/thin.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { Machine } from "../engine/machine.ts";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../log.ts";
 import { TemporaryError } from "../errors.ts";
 
 /** Least file data written between two looks at the pool's free space while unpacking. */

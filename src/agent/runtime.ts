@@ -24,7 +24,7 @@ import { DEFAULT_DEVICE_SIZE } from "./defaults.ts";
 import { activateMachine, deactivateMachine } from "../machines/activate.ts";
 import { blobMachine, chainMachine, pullMachine } from "../machines/pull.ts";
 import type { SourceConfig } from "../retrieve/source.ts";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../log.ts";
 import type { ThinPool } from "../devmapper/thin.ts";
 
 /** What {@linkcode openAgent} needs. */
