@@ -14,6 +14,8 @@
  */
 import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
+import { SqliteRunStore } from "../store/runs.ts";
+import { MACHINE } from "../machines/names.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
 import { parseThinTable } from "../devmapper/parse.ts";
@@ -46,10 +48,8 @@ export async function liveActivation(
   try {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.
-    const inFlight = store.db.prepare(
-      "SELECT 1 FROM runs WHERE status = 'active' AND resource_id = ? AND machine IN ('activate', 'deactivate') LIMIT 1",
-    ).get(name);
-    if (inFlight) return undefined;
+    const runs = new SqliteRunStore(store);
+    if (runs.hasActive(name, [MACHINE.activate, MACHINE.deactivate])) return undefined;
     const a = new Catalog(store).getActivation(name);
     if (!a || a.image !== image) return undefined;
     const live = await liveDevice(new DeviceRecords(store), a.device, dm);

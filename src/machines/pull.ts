@@ -33,6 +33,7 @@ import type { ImageRecord } from "../store/catalog.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
 import { SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { MACHINE } from "./names.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {
@@ -107,7 +108,7 @@ export const ORCHESTRATION_RETRY = { retry: { maxAttempts: 1000 } } as const;
 
 /** The `blob` machine: one download per object, whoever asks. */
 export function blobMachine(fx: ImageEffects) {
-  return machine<BlobRequest, BlobResponse>("blob", { retry: IMAGE_RETRY })
+  return machine<BlobRequest, BlobResponse>(MACHINE.blob, { retry: IMAGE_RETRY })
     .start("download", async ({ request, signal }) => {
       const label = fx.progress(`fetch ${request.layer.key}`);
       const b = await fx.fetchBlob(request.layer, signal, label);
@@ -135,7 +136,7 @@ export function chainMachine(fx: ImageEffects) {
     }
     return device;
   };
-  return machine<ChainRequest, ChainResponse>("chain", { retry: IMAGE_RETRY })
+  return machine<ChainRequest, ChainResponse>(MACHINE.chain, { retry: IMAGE_RETRY })
     .start("snapshot", async ({ request }) => {
       const c = fx.catalog.beginChain({
         chainId: request.chainId,
@@ -218,7 +219,7 @@ export function pullMachine(
   blob: ReturnType<typeof blobMachine>,
   chain: ReturnType<typeof chainMachine>,
 ) {
-  return machine<PullRequest, PullResponse>("pull", { retry: IMAGE_RETRY })
+  return machine<PullRequest, PullResponse>(MACHINE.pull, { retry: IMAGE_RETRY })
     .start("resolve", async ({ request, signal }) => {
       const known = fx.catalog.getImage(request.image);
       let manifest: Manifest | undefined;
