@@ -62,7 +62,7 @@ export function errorInfo(err: unknown): ErrorInfo {
 }
 
 /**
- * A run ended without its result: failed (a permanent error, retries used up) or aborted.
+ * A run ended without its result: it failed (a permanent error, or retries used up).
  * Carries the exit code of the error that stopped it, so `--json`/cron see e.g. 65 for
  * hostile input whichever process ran the transition.
  */

@@ -14,8 +14,11 @@
  */
 import type { Log } from "../log.ts";
 
-/** Where a run is in its life: `active` until it finishes one way or another. */
-export type RunStatus = "active" | "done" | "failed" | "aborted";
+/**
+ * Where a run is in its life: `active` until it finishes, `done` with its response, or
+ * `failed` (a permanent error, or retries used up). The schema allows these three only.
+ */
+export type RunStatus = "active" | "done" | "failed";
 
 /**
  * What an event records. `start`: the run was created; `resume`: a process took over a run
