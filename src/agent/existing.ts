@@ -18,7 +18,7 @@ import { SqliteRunStore } from "../store/runs.ts";
 import { MACHINE } from "../machines/names.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
-import { parseThinTable } from "../devmapper/parse.ts";
+import { isThinTableOf } from "../devmapper/parse.ts";
 
 /** An activation found live. */
 export interface LiveActivation {
@@ -71,7 +71,6 @@ export async function liveDevice(
 ): Promise<{ device: string; thinId: number; path: string } | undefined> {
   const d = records.device(device);
   if (d?.state !== "active") return undefined;
-  const table = await dm.table(device);
-  if (table === undefined || parseThinTable(table)?.thinId !== d.thinId) return undefined;
+  if (!isThinTableOf(await dm.table(device), { thinId: d.thinId })) return undefined;
   return { device, thinId: d.thinId, path: d.path };
 }

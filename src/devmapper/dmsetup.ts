@@ -23,9 +23,11 @@ import { ExitCode, ThinimageError } from "../errors.ts";
 import { type RetryPolicy, withRetries } from "../retry.ts";
 import {
   classifyDmStderr,
+  formatThinTable,
   parseDmsetupLs,
   parseDmsetupTables,
   parseSuspendedNames,
+  type ThinTable,
 } from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
 
@@ -85,6 +87,11 @@ export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): 
     default:
       return new DmError(out);
   }
+}
+
+/** The node of the device-mapper device `name`: the one place this path is built. */
+export function mapperPath(name: string): string {
+  return `/dev/mapper/${name}`;
 }
 
 /** Retry policy for operations that meet an open device. */
@@ -162,6 +169,26 @@ export class Dmsetup {
   /** Send a target message (sector 0), such as `create_thin 7`, to the pool `pool`. */
   async message(pool: string, msg: string): Promise<void> {
     await this.run(["message", pool, "0", msg]);
+  }
+
+  /** Make the empty thin device `thinId` in `pool` (thin-provisioning.rst, `create_thin`). */
+  async createThin(pool: string, thinId: number): Promise<void> {
+    await this.message(pool, `create_thin ${thinId}`);
+  }
+
+  /** Make `thinId` a snapshot of `originId` in `pool`; a live origin must be suspended. */
+  async createSnap(pool: string, thinId: number, originId: number): Promise<void> {
+    await this.message(pool, `create_snap ${thinId} ${originId}`);
+  }
+
+  /** Delete the thin device `thinId` from `pool` (its blocks go back to the pool). */
+  async deleteThin(pool: string, thinId: number): Promise<void> {
+    await this.message(pool, `delete ${thinId}`);
+  }
+
+  /** Make `name` live as thin device `t.thinId` of the pool device `t.poolDev`. */
+  async createThinDevice(name: string, t: ThinTable): Promise<void> {
+    await this.create(name, formatThinTable(t));
   }
 
   /** The live table of `name` (one line per target), or undefined when there is no such device. */

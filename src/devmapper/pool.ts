@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
-import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
+import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";
 import {
   attachLoop,
   detachLoop,
@@ -162,7 +162,7 @@ export async function initPool(
   });
   return {
     name,
-    path: `/dev/mapper/${name}`,
+    path: mapperPath(name),
     metaDev,
     dataDev,
     blockSectors,
@@ -383,7 +383,7 @@ async function describeLive(
     : await devicePaths([t.metaDev, t.dataDev]);
   return {
     name,
-    path: `/dev/mapper/${name}`,
+    path: mapperPath(name),
     metaDev,
     dataDev,
     blockSectors: t.blockSectors,

@@ -13,6 +13,7 @@
  */
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { mapperPath } from "./dmsetup.ts";
 
 /** Thin ids are 24-bit (thin-provisioning.rst). */
 export const MAX_THIN_ID = 0xffffff;
@@ -89,7 +90,7 @@ function toDevice(r: DeviceSqlRow): ThinDevice {
     origin: r.origin ?? undefined,
     state: r.state,
     formatted: r.formatted === 1,
-    path: `/dev/mapper/${r.name}`,
+    path: mapperPath(r.name),
     lastError: r.last_error ?? undefined,
     intentOwner: r.intent_owner ?? undefined,
   };

@@ -8,6 +8,7 @@ import { formatBytes } from "../log.ts";
 import { StateDir } from "../../state_dir.ts";
 import { Catalog } from "../../store/catalog.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
+import { mapperPath } from "../../devmapper/dmsetup.ts";
 import { imageUsage } from "../../image/plan.ts";
 
 /** The `--json` document of `ls`. */
@@ -68,7 +69,7 @@ export function listing(catalog: Catalog, devices: DeviceRecords): LsResult {
         image: a.image,
         manifest: a.manifestDigest,
         device: a.device,
-        path: `/dev/mapper/${a.device}`,
+        path: mapperPath(a.device),
         thinId: d?.thinId ?? null,
         state: d?.state ?? null,
       };
