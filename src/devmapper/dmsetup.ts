@@ -171,7 +171,11 @@ export class Dmsetup {
     await this.run(["message", pool, "0", msg]);
   }
 
-  /** Make the empty thin device `thinId` in `pool` (thin-provisioning.rst, `create_thin`). */
+  /**
+   * Make the empty thin device `thinId` in `pool`. The pool's messages (`create_thin`,
+   * `create_snap`, `delete`) are those of
+   * https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html.
+   */
   async createThin(pool: string, thinId: number): Promise<void> {
     await this.message(pool, `create_thin ${thinId}`);
   }

@@ -3,7 +3,8 @@
  * pool adopted by name; and its status, read as figures and flags.
  *
  * A pool this module makes sets `error_if_no_space`: without it a full pool queues I/O and
- * hangs every writer; with it the writer gets an error at once (thin-provisioning.rst).
+ * hangs every writer; with it the writer gets an error at once, as the kernel's document says:
+ * https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html.
  *
  * @example
  * ```ts

@@ -15,7 +15,7 @@ import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
 import { mapperPath } from "./dmsetup.ts";
 
-/** Thin ids are 24-bit (thin-provisioning.rst). */
+/** Thin ids are 24-bit (the kernel's thin-provisioning document, linked from dmsetup.ts). */
 export const MAX_THIN_ID = 0xffffff;
 
 /** Every kernel object this project creates carries this prefix. */

@@ -183,8 +183,8 @@ export class ThinPool {
 
   /**
    * Create `name` as a snapshot of `origin` (same size), inactive. An active origin is
-   * suspended around the message, as thin-provisioning.rst requires, and resumed even when
-   * the message fails. Returns the existing record when `name` was made from `origin` before.
+   * suspended around the message, as the kernel's thin-provisioning document requires, and
+   * resumed even when the message fails. Returns the existing record when `name` was made from `origin` before.
    */
   async createSnapshot(name: string, origin: string): Promise<ThinDevice> {
     checkDeviceName(name);
@@ -238,8 +238,9 @@ export class ThinPool {
       poolDev: await this.#poolDev(),
       thinId: d.thinId,
     };
-    // Every dmsetup run is a process (seconds under emulation): a device recorded inactive is
-    // created straight away, and its live table is read only if the name turns out taken.
+    // Every dmsetup run is a process (a fork, an exec and a udev wait): a device recorded
+    // inactive is created straight away, and its live table is read only if the name turns
+    // out taken.
     if (d.state !== "active" || !(await this.#isLive(d))) {
       try {
         await this.#dm.createThinDevice(name, want);
@@ -610,8 +611,9 @@ export class ThinPool {
   }
 
   /**
-   * Run `fn` with `origin` suspended when it is live (thin-provisioning.rst: a snapshot of an
-   * active origin needs it suspended), resuming it even when `fn` fails.
+   * Run `fn` with `origin` suspended when it is live, resuming it even when `fn` fails: the
+   * kernel's thin-provisioning document requires an active origin to be suspended while it is
+   * snapshotted (https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html).
    */
   async #withOriginSuspended<T>(origin: string | undefined, fn: () => Promise<T>): Promise<T> {
     // Only a live origin needs suspending, and only one recorded active can be live: a
