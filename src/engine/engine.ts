@@ -107,6 +107,15 @@ interface AttemptSignals {
   lost: AbortSignal;
 }
 
+/** One transition of one run, with what it is given. */
+interface TransitionCall<Req, Res> {
+  m: Machine<Req, Res, string, string>;
+  t: TransitionSpec<Req, Res>;
+  run: RunRecord;
+  request: Req;
+  response: Res | undefined;
+}
+
 /** A transition that ended its run: why, as stored, and the error to hand the waiter. */
 type Halted = { kind: "halt"; info: ErrorInfo; error: unknown };
 
@@ -410,7 +419,8 @@ export class Engine {
           if (loaded.completed.has(t.name)) continue;
           state = t.name;
           const prior = run.state === t.name ? run.attempts : 0;
-          const r = await this.#transition(m, t, run, loaded.request, response, prior, {
+          const call = { m, t, run, request: loaded.request, response };
+          const r = await this.#transition(call, prior, {
             restarted: loaded.begun.has(t.name),
             ext,
             lost: lost.signal,
@@ -469,14 +479,11 @@ export class Engine {
    * halts the run or waits out its backoff.
    */
   async #transition<Req, Res>(
-    m: Machine<Req, Res, string, string>,
-    t: TransitionSpec<Req, Res>,
-    run: RunRecord,
-    request: Req,
-    response: Res | undefined,
+    call: TransitionCall<Req, Res>,
     prior: number,
     opts: AttemptSignals & { restarted: boolean },
   ): Promise<{ kind: "complete"; response: Res } | Halted> {
+    const { t, run } = call;
     let restarted = opts.restarted;
     const firstAt = this.#now();
     for (let attempt = prior + 1;; attempt++) {
@@ -499,12 +506,12 @@ export class Engine {
         data: restarted ? JSON.stringify({ restarted: true }) : undefined,
       });
       try {
-        const result = await this.#attempt(m, t, run, request, response, attempt, restarted, opts);
+        const result = await this.#attempt(call, attempt, restarted, opts);
         return { kind: "complete", response: result };
       } catch (err) {
         if (err instanceof LostOwnership || opts.lost.aborted) throw new LostOwnership();
         if (opts.ext?.aborted) throw new Interrupt(t.name, opts.ext.reason);
-        const halted = await this.#failed(m, t, run, attempt, firstAt, err, opts);
+        const halted = await this.#failed(call, attempt, firstAt, err, opts);
         if (halted) return halted;
         restarted = false;
       }
@@ -517,11 +524,7 @@ export class Engine {
    * awaited); its response is encoded and recorded as the transition's completion.
    */
   async #attempt<Req, Res>(
-    m: Machine<Req, Res, string, string>,
-    t: TransitionSpec<Req, Res>,
-    run: RunRecord,
-    request: Req,
-    response: Res | undefined,
+    { m, t, run, request, response }: TransitionCall<Req, Res>,
     attempt: number,
     restarted: boolean,
     opts: AttemptSignals,
@@ -579,9 +582,7 @@ export class Engine {
    * halts the run; otherwise the retry is recorded and its backoff waited out (undefined).
    */
   async #failed<Req, Res>(
-    m: Machine<Req, Res, string, string>,
-    t: TransitionSpec<Req, Res>,
-    run: RunRecord,
+    { m, t, run }: TransitionCall<Req, Res>,
     attempt: number,
     firstAt: number,
     err: unknown,
