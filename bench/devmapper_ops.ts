@@ -9,6 +9,7 @@ import { openStore } from "../src/store/db.ts";
 import { initPool, listThinIds, removePool } from "../src/devmapper/pool.ts";
 import { Dmsetup } from "../src/devmapper/dmsetup.ts";
 import { ThinPool } from "../src/devmapper/thin.ts";
+import { StateDir } from "../src/state_dir.ts";
 import { mkfsExt4 } from "../src/devmapper/fs.ts";
 import { runTool, TOOLS } from "../src/devmapper/tools.ts";
 
@@ -25,9 +26,15 @@ async function time<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 const pool = await time(
   "initPool",
-  () => initPool(dir, store, { name: "thinimage-bench", dataSize: 256 * 2 ** 20 }, dm),
+  () =>
+    initPool(
+      new StateDir(dir).pool,
+      store,
+      { name: "thinimage-bench", dataSize: 256 * 2 ** 20 },
+      dm,
+    ),
 );
-const thin = new ThinPool(store, pool, dm);
+const thin = new ThinPool(store, pool, new StateDir(dir).deviceHost(), dm);
 for (let i = 0; i < rounds; i++) {
   await time("spawn dmsetup version", () => runTool(TOOLS.dmsetup, ["version"]));
   await time("createThin", () => thin.createThin("thinimage-bench-a", 64 * 2 ** 20));

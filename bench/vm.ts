@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { openStore, type Store } from "../src/store/db.ts";
 import { initPool, poolStatus, removePool } from "../src/devmapper/pool.ts";
 import { ThinPool } from "../src/devmapper/thin.ts";
+import { StateDir } from "../src/state_dir.ts";
 import { mkfsExt4, mountPrivate, unmount } from "../src/devmapper/fs.ts";
 import { permissionFlags } from "../src/cli/permissions.ts";
 import { DEFAULT_DEVICE_SIZE } from "../src/agent/defaults.ts";
@@ -190,8 +191,9 @@ async function execCounts(cmd: string, args: string[], env: Record<string, strin
 /** A loop-backed pool of our own in `dir`, with the device API the product uses. */
 async function ownPool(dir: string, name: string): Promise<{ store: Store; thin: ThinPool }> {
   const store = openStore(join(dir, "thinimage.db"));
-  const info = await initPool(dir, store, { name, dataSize: 2 * 1024 ** 3 });
-  return { store, thin: new ThinPool(store, info) };
+  const state = new StateDir(dir);
+  const info = await initPool(state.pool, store, { name, dataSize: 2 * 1024 ** 3 });
+  return { store, thin: new ThinPool(store, info, state.deviceHost()) };
 }
 
 /** Remove every device of the pool, the pool, its files and `dir`. */
@@ -379,7 +381,8 @@ function unpackedBytes(dir: string): {
 async function dropCliState(dir: string, pool: string): Promise<void> {
   const store = openStore(join(dir, "thinimage.db"));
   const { ensurePool } = await import("../src/devmapper/pool.ts");
-  const thin = new ThinPool(store, await ensurePool(dir, store, pool));
+  const state = new StateDir(dir);
+  const thin = new ThinPool(store, await ensurePool(state.pool, store, pool), state.deviceHost());
   await dropPool(dir, store, thin);
 }
 

@@ -32,45 +32,79 @@ export const ExitCode = {
 /** One of {@linkcode ExitCode}'s values. */
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
 
+/** What every {@linkcode ThinimageError} may be given besides its message. */
+export interface ErrorOptions {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+  /** Overrides the class's {@linkcode ThinimageError.permanent}. */
+  permanent?: boolean;
+}
+
 /** Base class: an error with an exit code and, optionally, structured details for `--json`. */
 export class ThinimageError extends Error {
   /** The process exit code this error maps to. */
   readonly exitCode: ExitCode = ExitCode.Failure;
   /** Machine-readable details, printed under `error.details` with `--json`. */
   readonly details?: Record<string, unknown>;
+  /** The class's answer for {@linkcode ThinimageError.permanent}: false, retried. */
+  protected readonly permanentByDefault: boolean = false;
+  readonly #permanent?: boolean;
 
-  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.details = options?.details;
+    this.#permanent = options?.permanent;
+  }
+
+  /**
+   * True when running the failed step again within the same run cannot help, so the run halts
+   * at once: the one retry decision, read by the engine and the image machines alike. False
+   * (retried with backoff) for unclassified failures; each class below says why it is, or not.
+   */
+  get permanent(): boolean {
+    return this.#permanent ?? this.permanentByDefault;
   }
 }
 
-/** The command line is wrong (exit 2). */
+/** The command line is wrong (exit 2). Permanent: the same arguments fail the same way. */
 export class UsageError extends ThinimageError {
   override readonly exitCode = ExitCode.Usage;
+  protected override readonly permanentByDefault = true;
 }
 
-/** Invalid or hostile input (exit 65). Never retried: the same bytes fail the same way. */
+/** Invalid or hostile input (exit 65). Permanent: the same bytes fail the same way. */
 export class InvalidInputError extends ThinimageError {
   override readonly exitCode = ExitCode.DataErr;
+  protected override readonly permanentByDefault = true;
 }
 
-/** The source cannot be reached or refuses (exit 69). */
+/**
+ * The source cannot be reached or refuses (exit 69). Permanent within a run: the S3 client
+ * and the downloads have already retried what was worth retrying.
+ */
 export class SourceUnavailableError extends ThinimageError {
   override readonly exitCode = ExitCode.Unavailable;
+  protected override readonly permanentByDefault = true;
 }
 
-/** Temporary: busy, cancelled, or short of space; safe to retry later (exit 75). */
+/**
+ * Temporary: another process holds it, the run was cancelled, or the pool is short of space;
+ * safe to retry later (exit 75). Permanent within a run: what it waits for is not this run's
+ * to change, so the command ends and its caller (cron) tries again.
+ */
 export class TemporaryError extends ThinimageError {
   override readonly exitCode = ExitCode.TempFail;
+  protected override readonly permanentByDefault = true;
 }
 
 /**
  * Something on the host that is not this project's holds what it needs, such as a live device
- * under one of its device names (exit 1). Never retried: waiting does not remove it.
+ * under one of its device names (exit 1). Permanent: waiting does not remove it.
  */
-export class ConflictError extends ThinimageError {}
+export class ConflictError extends ThinimageError {
+  protected override readonly permanentByDefault = true;
+}
 
 /** A Deno permission the command needs was not granted (exit 1, with the flag to add). */
 export class MissingPermissionError extends ThinimageError {

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { ImageEffects, Progress, StoredBlob } from "../machines/effects.ts";
 import type { Catalog } from "../store/catalog.ts";
+import type { StateDir } from "../state_dir.ts";
 import type { BlobStore } from "../blobs/store.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
@@ -15,7 +15,7 @@ import type { ThinPool } from "../devmapper/thin.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { Machine } from "../engine/machine.ts";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../log.ts";
 import { TemporaryError } from "../errors.ts";
 
 /** Least file data written between two looks at the pool's free space while unpacking. */
@@ -23,7 +23,7 @@ const MIN_CHECKPOINT_BYTES = 16 << 20;
 
 /** Knobs of the real effects. */
 export interface AgentEffectsOptions {
-  stateDir: string;
+  stateDir: StateDir;
   catalog: Catalog;
   blobs: BlobStore;
   engine: Engine;
@@ -112,8 +112,8 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
     async removeDevice(device: string): Promise<void> {
       // A process killed while applying a layer leaves the device mounted: let go of it first.
       const { unmount } = await import("../devmapper/fs.ts");
-      await unmount(join(o.stateDir, "mnt", device));
-      await Deno.remove(join(o.stateDir, "mnt", device)).catch(() => {});
+      await unmount(o.stateDir.mountPoint(device));
+      await Deno.remove(o.stateDir.mountPoint(device)).catch(() => {});
       await (await getPool()).remove(device);
     },
     async activateDevice(device: string): Promise<string> {
@@ -131,7 +131,7 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       const p = await getPool();
       const fs = await import("../devmapper/fs.ts");
       const { applyLayer } = await import("../tar/apply.ts");
-      const dir = join(o.stateDir, "mnt", device);
+      const dir = o.stateDir.mountPoint(device);
       const dev = await p.activate(device);
       let mounted = false;
       try {

@@ -12,11 +12,13 @@
  * ```
  * @module
  */
-import { DB_FILE, openStore } from "../store/db.ts";
+import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
+import { SqliteRunStore } from "../store/runs.ts";
+import { MACHINE } from "../machines/names.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
-import { parseThinTable } from "../devmapper/parse.ts";
+import { isThinTableOf } from "../devmapper/parse.ts";
 
 /** An activation found live. */
 export interface LiveActivation {
@@ -40,19 +42,14 @@ export async function liveActivation(
   name: string,
   dm: Dmsetup = new Dmsetup(),
 ): Promise<LiveActivation | undefined> {
-  try {
-    await Deno.stat(`${stateDir}/${DB_FILE}`);
-  } catch {
-    return undefined;
-  }
-  const store = openStore(`${stateDir}/${DB_FILE}`);
+  const dir = new StateDir(stateDir);
+  if (!dir.hasDatabase()) return undefined;
+  const store = dir.openStore();
   try {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.
-    const inFlight = store.db.prepare(
-      "SELECT 1 FROM runs WHERE status = 'active' AND resource_id = ? AND machine IN ('activate', 'deactivate') LIMIT 1",
-    ).get(name);
-    if (inFlight) return undefined;
+    const runs = new SqliteRunStore(store);
+    if (runs.hasActive(name, [MACHINE.activate, MACHINE.deactivate])) return undefined;
     const a = new Catalog(store).getActivation(name);
     if (!a || a.image !== image) return undefined;
     const live = await liveDevice(new DeviceRecords(store), a.device, dm);
@@ -74,7 +71,6 @@ export async function liveDevice(
 ): Promise<{ device: string; thinId: number; path: string } | undefined> {
   const d = records.device(device);
   if (d?.state !== "active") return undefined;
-  const table = await dm.table(device);
-  if (table === undefined || parseThinTable(table)?.thinId !== d.thinId) return undefined;
+  if (!isThinTableOf(await dm.table(device), { thinId: d.thinId })) return undefined;
   return { device, thinId: d.thinId, path: d.path };
 }

@@ -11,6 +11,7 @@ import type { Agent } from "./runtime.ts";
 import { planGc } from "../image/plan.ts";
 import { TemporaryError } from "../errors.ts";
 import { SqliteRunStore } from "../store/runs.ts";
+import { MACHINE } from "../machines/names.ts";
 
 /** Finished runs older than this many days are forgotten by default (`gc --history-days`). */
 export const DEFAULT_HISTORY_DAYS = 7;
@@ -32,7 +33,9 @@ export async function collectGarbage(
   agent: Agent,
   opts: { dryRun: boolean; historyDays?: number; now?: number },
 ): Promise<GcResult> {
-  const busy = ["pull", "blob", "chain", "activate"].flatMap((m) => agent.engine.store.active(m));
+  const busy = [MACHINE.pull, MACHINE.blob, MACHINE.chain, MACHINE.activate].flatMap((m) =>
+    agent.engine.store.active(m)
+  );
   if (busy.length > 0 && !opts.dryRun) {
     throw new TemporaryError(
       `gc: ${busy.length} run(s) in progress (${

@@ -12,20 +12,19 @@
  * ```
  * @module
  */
-import { join } from "node:path";
-import { DB_FILE, openStore, type Store } from "../store/db.ts";
+import type { Store } from "../store/db.ts";
+import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
 import { SqliteRunStore } from "../store/runs.ts";
 import { BlobStore } from "../blobs/store.ts";
 import { Engine } from "../engine/engine.ts";
 import type { NewEvent } from "../engine/types.ts";
-import { LockLiveness, OwnerLock } from "../host/process.ts";
 import { agentEffects } from "./effects.ts";
 import { DEFAULT_DEVICE_SIZE } from "./defaults.ts";
 import { activateMachine, deactivateMachine } from "../machines/activate.ts";
 import { blobMachine, chainMachine, pullMachine } from "../machines/pull.ts";
 import type { SourceConfig } from "../retrieve/source.ts";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../log.ts";
 import type { ThinPool } from "../devmapper/thin.ts";
 
 /** What {@linkcode openAgent} needs. */
@@ -62,16 +61,17 @@ export interface Agent {
 
 /** Open the agent of `stateDir` (created if missing). */
 export async function openAgent(o: AgentOptions): Promise<Agent> {
-  await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
-  const store = openStore(join(o.stateDir, DB_FILE));
+  const dir = new StateDir(o.stateDir);
+  await dir.ensure();
+  const store = dir.openStore();
   const catalog = new Catalog(store);
   const blobs = new BlobStore(o.stateDir, store);
-  const owners = join(o.stateDir, "owners");
+  const me = dir.processOwner();
   const machineOf = (runId: string) => engine.store.get(runId)?.machine;
   const crash = crashHooks(machineOf);
   const engine: Engine = new Engine(new SqliteRunStore(store), {
-    owner: OwnerLock.acquire(owners).owner,
-    liveness: new LockLiveness(owners),
+    owner: me.owner,
+    liveness: me.liveness,
     log: {
       debug: (msg, f) => o.log.debug(msg, f),
       info: (msg, f) => o.log.debug(msg, f),
@@ -85,8 +85,8 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
     pool ??= (async () => {
       const { choosePool, ensurePool } = await import("../devmapper/pool.ts");
       const { ThinPool } = await import("../devmapper/thin.ts");
-      const info = await ensurePool(o.stateDir, store, choosePool(store, o.pool));
-      const tp = new ThinPool(store, info);
+      const info = await ensurePool(dir.pool, store, choosePool(store, o.pool));
+      const tp = new ThinPool(store, info, { owners: me, locksDir: dir.locks });
       if (tp.list().some((d) => d.state === "creating" || d.state === "removing")) {
         const report = await tp.reconcile();
         for (const f of report.findings) {
@@ -98,7 +98,7 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
       return tp;
     })();
   const effects = agentEffects({
-    stateDir: o.stateDir,
+    stateDir: dir,
     catalog,
     blobs,
     engine,

@@ -21,6 +21,7 @@ import type { Store } from "../store/db.ts";
 import type { LayerFormat } from "../image/format.ts";
 import { ThinimageError } from "../errors.ts";
 import { fileIdentity } from "../host/file_identity.ts";
+import { StateDir } from "../state_dir.ts";
 
 /** A stored blob, as its row says. */
 export interface BlobRecord {
@@ -67,7 +68,7 @@ export class BlobStore {
   readonly #store: Store;
 
   constructor(readonly stateDir: string, store: Store) {
-    this.root = `${stateDir}/blobs`;
+    this.root = new StateDir(stateDir).blobs;
     this.#store = store;
   }
 

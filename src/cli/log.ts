@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import type * as log from "../log.ts";
 
 /** Verbosity: `--quiet` is "warn", default "info", `--verbose` "debug". */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -19,7 +20,7 @@ export type LogFormat = "text" | "json";
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** Writes log lines to stderr (or a given sink, for tests). */
-export class Logger {
+export class Logger implements log.Logger {
   readonly level: LogLevel;
   readonly format: LogFormat;
   readonly #write: (line: string) => void;

@@ -20,11 +20,14 @@
  * @module
  */
 import { ExitCode, ThinimageError } from "../errors.ts";
+import { type RetryPolicy, withRetries } from "../retry.ts";
 import {
   classifyDmStderr,
+  formatThinTable,
   parseDmsetupLs,
   parseDmsetupTables,
   parseSuspendedNames,
+  type ThinTable,
 } from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
 
@@ -48,7 +51,11 @@ export class DmError extends ThinimageError {
 export class DmExistsError extends DmError {}
 /** No device of that name, or the pool device is gone. */
 export class DmNoSuchDeviceError extends DmError {}
-/** The device is open (mounted, held by a process, or the origin of an active table). */
+/**
+ * The device is open (mounted, held by a process, or the origin of an active table). Retried:
+ * a few times within the call ({@linkcode BusyRetry}), then, when it escapes a transition, by
+ * the engine with backoff (it is not `permanent`); a run that gives up ends with exit 75.
+ */
 export class DmBusyError extends DmError {
   override readonly exitCode = ExitCode.TempFail;
 }
@@ -82,6 +89,11 @@ export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): 
   }
 }
 
+/** The node of the device-mapper device `name`: the one place this path is built. */
+export function mapperPath(name: string): string {
+  return `/dev/mapper/${name}`;
+}
+
 /** Retry policy for operations that meet an open device. */
 export interface BusyRetry {
   /** Attempts in all (default 10). */
@@ -90,14 +102,19 @@ export interface BusyRetry {
   delayMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** `dmsetup`, one method per operation this project uses. */
 export class Dmsetup {
-  readonly #retry: Required<BusyRetry>;
+  readonly #retry: RetryPolicy;
 
   constructor(retry: BusyRetry = {}) {
-    this.#retry = { attempts: retry.attempts ?? 10, delayMs: retry.delayMs ?? 50 };
+    this.#retry = {
+      maxAttempts: retry.attempts ?? 10,
+      maxElapsedMs: Infinity,
+      initialDelayMs: retry.delayMs ?? 50,
+      maxDelayMs: 1000,
+      factor: 2,
+      jitter: 0,
+    };
   }
 
   /** Run `dmsetup ARGS`, returning stdout or throwing a typed {@linkcode DmError}. */
@@ -154,6 +171,30 @@ export class Dmsetup {
     await this.run(["message", pool, "0", msg]);
   }
 
+  /**
+   * Make the empty thin device `thinId` in `pool`. The pool's messages (`create_thin`,
+   * `create_snap`, `delete`) are those of
+   * https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html.
+   */
+  async createThin(pool: string, thinId: number): Promise<void> {
+    await this.message(pool, `create_thin ${thinId}`);
+  }
+
+  /** Make `thinId` a snapshot of `originId` in `pool`; a live origin must be suspended. */
+  async createSnap(pool: string, thinId: number, originId: number): Promise<void> {
+    await this.message(pool, `create_snap ${thinId} ${originId}`);
+  }
+
+  /** Delete the thin device `thinId` from `pool` (its blocks go back to the pool). */
+  async deleteThin(pool: string, thinId: number): Promise<void> {
+    await this.message(pool, `delete ${thinId}`);
+  }
+
+  /** Make `name` live as thin device `t.thinId` of the pool device `t.poolDev`. */
+  async createThinDevice(name: string, t: ThinTable): Promise<void> {
+    await this.create(name, formatThinTable(t));
+  }
+
   /** The live table of `name` (one line per target), or undefined when there is no such device. */
   async table(name: string): Promise<string | undefined> {
     try {
@@ -197,16 +238,9 @@ export class Dmsetup {
   }
 
   async #whileBusy(op: () => Promise<unknown>): Promise<void> {
-    let delay = this.#retry.delayMs;
-    for (let attempt = 1;; attempt++) {
-      try {
-        await op();
-        return;
-      } catch (err) {
-        if (!(err instanceof DmBusyError) || attempt >= this.#retry.attempts) throw err;
-        await sleep(delay);
-        delay = Math.min(1000, delay * 2);
-      }
-    }
+    await withRetries(op, {
+      policy: this.#retry,
+      isRetryable: (err) => err instanceof DmBusyError,
+    });
   }
 }

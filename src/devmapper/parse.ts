@@ -189,6 +189,41 @@ export function parseThinTable(line: string): ThinTable | undefined {
 }
 
 /**
+ * Whether the live table `table` is thin device `want.thinId` (on the pool device
+ * `want.poolDev` and of `want.sectors`, where given): the one test of "live as this device".
+ * No table, or another target's, does not match.
+ *
+ * @example
+ * ```ts
+ * import { isThinTableOf } from "./parse.ts";
+ * isThinTableOf("0 8192 thin 253:0 1", { thinId: 1, poolDev: "253:0" }); // true
+ * isThinTableOf("0 8192 thin 253:4 1", { thinId: 1, poolDev: "253:0" }); // false
+ * ```
+ */
+export function isThinTableOf(
+  table: string | undefined,
+  want: { thinId: number; poolDev?: string; sectors?: number },
+): boolean {
+  const t = table === undefined ? undefined : parseThinTable(table);
+  return t !== undefined && t.thinId === want.thinId &&
+    (want.poolDev === undefined || t.poolDev === want.poolDev) &&
+    (want.sectors === undefined || t.sectors === want.sectors);
+}
+
+/**
+ * The one-line table of a thin device, the inverse of {@linkcode parseThinTable}.
+ *
+ * @example
+ * ```ts
+ * import { formatThinTable } from "./parse.ts";
+ * formatThinTable({ sectors: 8192, poolDev: "253:0", thinId: 1 }); // "0 8192 thin 253:0 1"
+ * ```
+ */
+export function formatThinTable(t: ThinTable): string {
+  return `0 ${t.sectors} thin ${t.poolDev} ${t.thinId}`;
+}
+
+/**
  * Parse `dmsetup ls`: one `NAME\t(MAJOR:MINOR)` a line, or "No devices found".
  *
  * @example

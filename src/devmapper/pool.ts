@@ -3,14 +3,15 @@
  * pool adopted by name; and its status, read as figures and flags.
  *
  * A pool this module makes sets `error_if_no_space`: without it a full pool queues I/O and
- * hangs every writer; with it the writer gets an error at once (thin-provisioning.rst).
+ * hangs every writer; with it the writer gets an error at once, as the kernel's document says:
+ * https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html.
  *
  * @example
  * ```ts
  * import { openStore } from "../store/db.ts";
  * import { initPool, poolStatus } from "./pool.ts";
  * const store = openStore("/var/lib/thinimage/thinimage.db");
- * const pool = await initPool("/var/lib/thinimage", store, { dataSize: 2 * 2 ** 30 });
+ * const pool = await initPool("/var/lib/thinimage/pool", store, { dataSize: 2 * 2 ** 30 });
  * const st = await poolStatus(pool.name); // st.usedDataBlocks, st.healthy, ...
  * ```
  * @module
@@ -18,7 +19,7 @@
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
-import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
+import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";
 import {
   attachLoop,
   detachLoop,
@@ -84,13 +85,14 @@ const MIN_META = 2 * 2 ** 20;
 const MAX_META = 16 * 2 ** 30; // the kernel uses at most ~16 GiB of metadata
 
 /**
- * Make (or find again) the loop-backed pool `name` over `STATE/pool/NAME.{meta,data}`.
+ * Make (or find again) the loop-backed pool `name` over `POOLDIR/NAME.{meta,data}` (the state
+ * directory's `pool/`).
  * Idempotent: reuses the files and their loop devices and accepts a live pool whose table is
  * the one it would create; refuses (InvalidInputError, exit 65) a same-named device whose
  * table differs, or existing files of another size than asked for.
  */
 export async function initPool(
-  stateDir: string,
+  poolDir: string,
   store: Store,
   opts: InitPoolOptions = {},
   dm: Dmsetup = new Dmsetup(),
@@ -103,10 +105,9 @@ export async function initPool(
       `block size ${blockSize} must be a multiple of 64 KiB between 64 KiB and 1 GiB`,
     );
   }
-  const dir = join(stateDir, "pool");
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const dataFile = join(dir, `${name}.data`);
-  const metaFile = join(dir, `${name}.meta`);
+  await Deno.mkdir(poolDir, { recursive: true, mode: 0o700 });
+  const dataFile = join(poolDir, `${name}.data`);
+  const metaFile = join(poolDir, `${name}.meta`);
   const dataSize = await sizeFile(dataFile, opts.dataSize, 2 * 2 ** 30, "data");
   if (dataSize < blockSize) {
     throw new InvalidInputError(`data size ${dataSize} is smaller than one block (${blockSize})`);
@@ -162,7 +163,7 @@ export async function initPool(
   });
   return {
     name,
-    path: `/dev/mapper/${name}`,
+    path: mapperPath(name),
     metaDev,
     dataDev,
     blockSectors,
@@ -383,7 +384,7 @@ async function describeLive(
     : await devicePaths([t.metaDev, t.dataDev]);
   return {
     name,
-    path: `/dev/mapper/${name}`,
+    path: mapperPath(name),
     metaDev,
     dataDev,
     blockSectors: t.blockSectors,
@@ -455,7 +456,7 @@ export function choosePool(store: Store, asked?: string): string {
  * devices and re-creates the pool from its files, whose metadata kept every thin device).
  */
 export async function ensurePool(
-  stateDir: string,
+  poolDir: string,
   store: Store,
   name: string,
   dm: Dmsetup = new Dmsetup(),
@@ -470,5 +471,5 @@ export async function ensurePool(
     const info = await describeLive(name, live, dm, false, true);
     return { ...info, metaFile: row.metaFile, dataFile: row.dataFile };
   }
-  return await initPool(stateDir, store, { name }, dm);
+  return await initPool(poolDir, store, { name }, dm);
 }

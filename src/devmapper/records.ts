@@ -13,8 +13,9 @@
  */
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { mapperPath } from "./dmsetup.ts";
 
-/** Thin ids are 24-bit (thin-provisioning.rst). */
+/** Thin ids are 24-bit (the kernel's thin-provisioning document, linked from dmsetup.ts). */
 export const MAX_THIN_ID = 0xffffff;
 
 /** Every kernel object this project creates carries this prefix. */
@@ -89,7 +90,7 @@ function toDevice(r: DeviceSqlRow): ThinDevice {
     origin: r.origin ?? undefined,
     state: r.state,
     formatted: r.formatted === 1,
-    path: `/dev/mapper/${r.name}`,
+    path: mapperPath(r.name),
     lastError: r.last_error ?? undefined,
     intentOwner: r.intent_owner ?? undefined,
   };

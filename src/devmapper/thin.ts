@@ -8,11 +8,12 @@
  *
  * @example
  * ```ts
- * import { openStore } from "../store/db.ts";
+ * import { StateDir } from "../state_dir.ts";
  * import { openPool } from "./pool.ts";
  * import { ThinPool } from "./thin.ts";
- * const store = openStore("/var/lib/thinimage/thinimage.db");
- * const pool = new ThinPool(store, await openPool(store, "thinimage-pool"));
+ * const dir = new StateDir("/var/lib/thinimage");
+ * const store = dir.openStore();
+ * const pool = new ThinPool(store, await openPool(store, "thinimage-pool"), dir.deviceHost());
  * await pool.reconcile();
  * await pool.createThin("thinimage-base", 1 << 30);
  * await pool.createSnapshot("thinimage-layer-1", "thinimage-base");
@@ -30,9 +31,8 @@ import {
   Dmsetup,
 } from "./dmsetup.ts";
 import { mkfsExt4, syncFilesystem } from "./fs.ts";
-import { dirname, join } from "node:path";
-import { LockLiveness, OwnerLock } from "../host/process.ts";
-import { parseThinPoolTable, parseThinTable } from "./parse.ts";
+import { join } from "node:path";
+import { isThinTableOf, parseThinPoolTable, parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus, type PoolStatusReport } from "./pool.ts";
 import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
 
@@ -47,8 +47,10 @@ export interface IntentOwners {
 
 /** Options of {@linkcode ThinPool}. */
 export interface ThinPoolOptions {
-  /** Intent owners (default: the owner locks in `owners/` beside the database). */
-  owners?: IntentOwners;
+  /** This process and its peers: the owner stamped on intents (the engine's own owner id). */
+  owners: IntentOwners;
+  /** Where the per-pool lock files live (`STATE/locks`), created when first needed. */
+  locksDir: string;
   /** Refuse new devices below this share of free data space, in percent (default 10). */
   minFreeDataPercent?: number;
   /** Refuse new devices below this share of free metadata space, in percent (default 10). */
@@ -94,6 +96,17 @@ export interface ReconcileReport {
   findings: Finding[];
 }
 
+/** What one inspection read of the kernel, and whether it repairs. */
+interface KernelView {
+  /** The thin ids in the pool. */
+  inPool: Set<number>;
+  /** Live tables of our devices (other than the pool), by name. */
+  live: Map<string, string>;
+  /** The pool's `MAJOR:MINOR`. */
+  poolDev: string;
+  apply: boolean;
+}
+
 const SECTOR = 512;
 /** How long a pool status read after a sync stands in for a fresh one, in ms. */
 const STATUS_REUSE_MS = 2000;
@@ -101,11 +114,9 @@ const STATUS_REUSE_MS = 2000;
 /** The thin devices of one pool. */
 export class ThinPool {
   readonly records: DeviceRecords;
-  readonly #store: Store;
   readonly #pool: PoolInfo;
   readonly #dm: Dmsetup;
   readonly #opts: ThinPoolOptions;
-  #ownersCache?: IntentOwners;
   #poolDevCache?: Promise<string>;
   /** Devices this object made live and has not deactivated since: known to be ours. */
   readonly #madeLive = new Set<string>();
@@ -115,10 +126,9 @@ export class ThinPool {
   constructor(
     store: Store,
     pool: PoolInfo,
+    opts: ThinPoolOptions,
     dm: Dmsetup = new Dmsetup(),
-    opts: ThinPoolOptions = {},
   ) {
-    this.#store = store;
     this.#pool = pool;
     this.#dm = dm;
     this.#opts = opts;
@@ -168,13 +178,13 @@ export class ThinPool {
       await this.#beforeCreate();
       d = this.records.beginCreate(this.#pool.name, name, sizeBytes, undefined, await this.#me());
     }
-    return await this.#create(d, "create_thin", (id) => `create_thin ${id}`);
+    return await this.#create(d, "create_thin", (id) => this.#dm.createThin(this.#pool.name, id));
   }
 
   /**
    * Create `name` as a snapshot of `origin` (same size), inactive. An active origin is
-   * suspended around the message, as thin-provisioning.rst requires, and resumed even when
-   * the message fails. Returns the existing record when `name` was made from `origin` before.
+   * suspended around the message, as the kernel's thin-provisioning document requires, and
+   * resumed even when the message fails. Returns the existing record when `name` was made from `origin` before.
    */
   async createSnapshot(name: string, origin: string): Promise<ThinDevice> {
     checkDeviceName(name);
@@ -207,7 +217,12 @@ export class ThinPool {
         o.formatted,
       );
     }
-    return await this.#create(d, "create_snap", (id) => `create_snap ${id} ${o.thinId}`, origin);
+    return await this.#create(
+      d,
+      "create_snap",
+      (id) => this.#dm.createSnap(this.#pool.name, id, o.thinId),
+      origin,
+    );
   }
 
   /** Activate `name` and return its node, `/dev/mapper/NAME`. Idempotent. */
@@ -218,12 +233,17 @@ export class ThinPool {
         `cannot activate ${name}: it is ${d.state}${d.lastError ? ` (${d.lastError})` : ""}`,
       );
     }
-    const want = `0 ${d.sizeBytes / SECTOR} thin ${await this.#poolDev()} ${d.thinId}`;
-    // Every dmsetup run is a process (seconds under emulation): a device recorded inactive is
-    // created straight away, and its live table is read only if the name turns out taken.
+    const want = {
+      sectors: d.sizeBytes / SECTOR,
+      poolDev: await this.#poolDev(),
+      thinId: d.thinId,
+    };
+    // Every dmsetup run is a process (a fork, an exec and a udev wait): a device recorded
+    // inactive is created straight away, and its live table is read only if the name turns
+    // out taken.
     if (d.state !== "active" || !(await this.#isLive(d))) {
       try {
-        await this.#dm.create(name, want);
+        await this.#dm.createThinDevice(name, want);
       } catch (err) {
         if (!(err instanceof DmExistsError) || !(await this.#isLive(d))) {
           throw new ThinimageError(
@@ -268,10 +288,10 @@ export class ThinPool {
     }
     if (before === "active") this.records.setState(name, "created");
     this.records.setState(name, "removing", { owner: await this.#me() });
-    await this.#opts.crashPoints?.afterIntent?.("delete", this.get(name)!);
-    await this.#deleteId(d);
-    await this.#opts.crashPoints?.afterMessage?.("delete", this.get(name)!);
-    this.records.drop(name);
+    await this.#withIntent("delete", this.get(name)!, async (sent) => {
+      await this.#deleteId(d);
+      await sent();
+    }, () => this.records.drop(name));
   }
 
   /** mkfs.ext4 on base device `name` unless it (or its origin chain) has a filesystem. */
@@ -368,18 +388,7 @@ export class ThinPool {
 
   async #inspect(apply: boolean): Promise<Finding[]> {
     const findings: Finding[] = [];
-    const note = (f: Finding) => findings.push(f);
-    // Under the pool lock nobody is between suspend and resume: a suspended device of ours
-    // was left so by a process that died there, and everything on it hangs until resumed.
-    const inPool = await this.#withPoolLock(async () => {
-      const ids = new Set(await listThinIds(this.#pool, this.#dm));
-      for (const name of await this.#dm.suspendedNames()) {
-        if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
-        note({ device: name, problem: "left suspended by a process that died", action: "resumed" });
-        if (apply) await this.#dm.resume(name);
-      }
-      return ids;
-    });
+    const inPool = await this.#idsResumingLeftSuspended(apply, findings);
     const live = new Map<string, string>();
     for (const [name, table] of await this.#dm.tables()) {
       if (name.startsWith(NAME_PREFIX) && name !== this.#pool.name) live.set(name, table);
@@ -387,95 +396,135 @@ export class ThinPool {
     const poolDev = await this.#poolDev();
     const rows = this.list();
     for (const d of rows) {
-      const base = { device: d.name, thinId: d.thinId };
-      const t = live.has(d.name) ? parseThinTable(live.get(d.name)!) : undefined;
-      const tableOk = t !== undefined && t.poolDev === poolDev && t.thinId === d.thinId &&
-        t.sectors * SECTOR === d.sizeBytes;
-      if ((d.state === "creating" || d.state === "removing") && (await this.#inFlight(d))) {
-        note({ ...base, problem: `${d.state} now, by process ${d.intentOwner}`, action: "none" });
-        continue;
+      const f = await this.#inspectDevice(d, { inPool, live, poolDev, apply });
+      if (f) findings.push(f);
+    }
+    findings.push(...this.#unrecordedIds(rows, inPool, apply));
+    findings.push(...this.#unrecordedLive(rows, live, poolDev));
+    return findings;
+  }
+
+  /**
+   * The thin ids in the pool, read under the pool lock, where nobody is between suspend and
+   * resume: a suspended device of ours was left so by a process that died there, and
+   * everything on it hangs until it is resumed.
+   */
+  async #idsResumingLeftSuspended(apply: boolean, findings: Finding[]): Promise<Set<number>> {
+    return await this.#withPoolLock(async () => {
+      const ids = new Set(await listThinIds(this.#pool, this.#dm));
+      for (const name of await this.#dm.suspendedNames()) {
+        if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
+        findings.push({
+          device: name,
+          problem: "left suspended by a process that died",
+          action: "resumed",
+        });
+        if (apply) await this.#dm.resume(name);
       }
-      if (d.state === "creating") {
-        if (inPool.has(d.thinId)) {
-          note({
-            ...base,
-            problem: "a create intent without an outcome; the id is in the pool",
-            action: "rolled-back",
-          });
-          if (apply) {
-            await this.#deactivate(d);
-            await this.#deleteId(d);
-            this.records.drop(d.name);
-          }
-        } else {
-          note({
+      return ids;
+    });
+  }
+
+  /** One device row against the pool's ids and the kernel; repaired when `k.apply`. */
+  async #inspectDevice(d: ThinDevice, k: KernelView): Promise<Finding | undefined> {
+    const { inPool, apply } = k;
+    const base = { device: d.name, thinId: d.thinId };
+    if ((d.state === "creating" || d.state === "removing") && (await this.#inFlight(d))) {
+      return { ...base, problem: `${d.state} now, by process ${d.intentOwner}`, action: "none" };
+    }
+    switch (d.state) {
+      case "creating":
+        if (!inPool.has(d.thinId)) {
+          if (apply) this.records.drop(d.name);
+          return {
             ...base,
             problem: "a create intent without an outcome; the message never reached the pool",
             action: "dropped-intent",
-          });
-          if (apply) this.records.drop(d.name);
+          };
         }
-      } else if (d.state === "removing") {
-        note({
+        if (apply) await this.#destroy(d);
+        return {
+          ...base,
+          problem: "a create intent without an outcome; the id is in the pool",
+          action: "rolled-back",
+        };
+      case "removing":
+        if (apply) await this.#destroy(d);
+        return {
           ...base,
           problem: "a removal intent without an outcome",
           action: "finished-removal",
-        });
-        if (apply) {
-          await this.#deactivate(d);
-          await this.#deleteId(d);
-          this.records.drop(d.name);
-        }
-      } else if (d.state === "created" || d.state === "active") {
-        if (!inPool.has(d.thinId)) {
-          note({
-            ...base,
-            problem: `thin id ${d.thinId} is missing from the pool`,
-            action: "marked-faulty",
-          });
-          if (apply) {
-            this.records.setState(d.name, "faulty", {
-              error: `thin id ${d.thinId} missing from pool ${this.#pool.name}`,
-            });
-          }
-        } else if (live.has(d.name) && !tableOk) {
-          note({
-            ...base,
-            problem: `live table '${live.get(d.name)}' is not this device's`,
-            action: "marked-faulty",
-          });
-          if (apply) {
-            this.records.setState(d.name, "faulty", {
-              error: `live table differs: ${live.get(d.name)}`,
-            });
-          }
-        } else if (d.state === "active" && !live.has(d.name)) {
-          note({ ...base, problem: "recorded active but not live", action: "reactivated" });
-          if (apply) await this.activate(d.name);
-        } else if (d.state === "created" && live.has(d.name)) {
-          note({ ...base, problem: "recorded inactive but live", action: "recorded-active" });
-          if (apply) this.records.setState(d.name, "active");
-        }
-      } else if (d.state === "faulty") {
-        note({ ...base, problem: `faulty: ${d.lastError ?? "unknown"}`, action: "none" });
-      }
+        };
+      case "created":
+      case "active":
+        return await this.#inspectRecorded(d, k);
+      case "faulty":
+        return { ...base, problem: `faulty: ${d.lastError ?? "unknown"}`, action: "none" };
     }
+  }
+
+  /** A device recorded as made (created or active) against the pool and the kernel. */
+  async #inspectRecorded(d: ThinDevice, k: KernelView): Promise<Finding | undefined> {
+    const { inPool, poolDev, apply } = k;
+    const table = k.live.get(d.name);
+    const base = { device: d.name, thinId: d.thinId };
+    if (!inPool.has(d.thinId)) {
+      if (apply) {
+        this.records.setState(d.name, "faulty", {
+          error: `thin id ${d.thinId} missing from pool ${this.#pool.name}`,
+        });
+      }
+      return {
+        ...base,
+        problem: `thin id ${d.thinId} is missing from the pool`,
+        action: "marked-faulty",
+      };
+    }
+    const ours = { thinId: d.thinId, poolDev, sectors: d.sizeBytes / SECTOR };
+    if (table !== undefined && !isThinTableOf(table, ours)) {
+      if (apply) this.records.setState(d.name, "faulty", { error: `live table differs: ${table}` });
+      return {
+        ...base,
+        problem: `live table '${table}' is not this device's`,
+        action: "marked-faulty",
+      };
+    }
+    if (d.state === "active" && table === undefined) {
+      if (apply) await this.activate(d.name);
+      return { ...base, problem: "recorded active but not live", action: "reactivated" };
+    }
+    if (d.state === "created" && table !== undefined) {
+      if (apply) this.records.setState(d.name, "active");
+      return { ...base, problem: "recorded inactive but live", action: "recorded-active" };
+    }
+    return undefined;
+  }
+
+  /** Ids in the pool that no row and no reservation knows: reserved, never handed out. */
+  #unrecordedIds(rows: ThinDevice[], inPool: Set<number>, apply: boolean): Finding[] {
     const known = new Set(rows.map((d) => d.thinId));
     const reserved = new Set(this.records.faultyIds(this.#pool.name).map((f) => f.thinId));
+    const findings: Finding[] = [];
     for (const id of inPool) {
       if (known.has(id) || reserved.has(id)) continue;
-      note({
+      findings.push({
         thinId: id,
         problem: `thin id ${id} is in the pool but in no record`,
         action: "reserved-id",
       });
       if (apply) this.records.reserveId(this.#pool.name, id, "found in the pool without a record");
     }
+    return findings;
+  }
+
+  /** Live devices of this pool under our prefix that no row names (reported, left alone). */
+  #unrecordedLive(rows: ThinDevice[], live: Map<string, string>, poolDev: string): Finding[] {
     const names = new Set(rows.map((d) => d.name));
+    const findings: Finding[] = [];
     for (const [name, table] of live) {
       const t = parseThinTable(table);
       if (!names.has(name) && t?.poolDev === poolDev) {
-        note({
+        findings.push({
           device: name,
           thinId: t.thinId,
           problem: `live device ${name} on this pool has no record`,
@@ -486,54 +535,98 @@ export class ThinPool {
     return findings;
   }
 
+  /** Deactivate `d`, delete its thin id and drop its row: what an unfinished intent comes to. */
+  async #destroy(d: ThinDevice): Promise<void> {
+    await this.#deactivate(d);
+    await this.#deleteId(d);
+    this.records.drop(d.name);
+  }
+
+  /**
+   * One pool-changing message under its write-ahead intent, as containerd's `transition`:
+   * `d`'s intent row is already committed (state `creating` or `removing`, owned by this
+   * process); `send` sends the message, inside whatever it must hold (the pool lock, an
+   * origin's suspension), and calls `sent()` as soon as the message succeeded; `done` then
+   * records the outcome. The crash points sit on either side of the message. When `send`
+   * throws, the intent stays for a rerun or for reconcile to finish or roll back.
+   */
+  async #withIntent<T>(
+    op: DmOp,
+    d: ThinDevice,
+    send: (sent: () => Promise<void>) => Promise<T>,
+    done: (result: T) => void,
+  ): Promise<T> {
+    const points = this.#opts.crashPoints;
+    await points?.afterIntent?.(op, d);
+    const result = await send(async () => {
+      await points?.afterMessage?.(op, d);
+    });
+    done(result);
+    return result;
+  }
+
   /** Send the create message for `d` (in state 'creating'), moving on from ids already taken. */
   async #create(
     d: ThinDevice,
     op: DmOp,
-    msg: (id: number) => string,
+    message: (thinId: number) => Promise<void>,
     origin?: string,
   ): Promise<ThinDevice> {
     for (let attempt = 0;; attempt++) {
-      await this.#opts.crashPoints?.afterIntent?.(op, d);
       const dev = d;
       // The pool lock keeps a second process from resuming the origin while this one still
       // needs it suspended, and lets reconcile tell a suspension left by a dead process.
-      const taken = await this.#withPoolLock(async () => {
-        // Only a live origin needs suspending, and only one recorded active can be live: a
-        // device goes live only through activate(), which records it, and one left live
-        // behind its record (a crash between the two) is never a snapshot origin, since chains
-        // are snapshotted only once sealed and sealed only after their device is deactivated.
-        const suspend = origin !== undefined && this.get(origin)?.state === "active" &&
-          (await this.#dm.table(origin)) !== undefined;
-        if (suspend) await this.#dm.suspend(origin!);
-        try {
-          try {
-            await this.#dm.message(this.#pool.name, msg(dev.thinId));
-          } catch (err) {
-            if (err instanceof DmExistsError && attempt < 64) return true;
-            this.records.setState(dev.name, "creating", { error: (err as Error).message });
-            throw new ThinimageError(
-              `cannot create ${dev.name} (thin id ${dev.thinId})${
-                origin ? ` from ${origin}` : ""
-              }: ${(err as Error).message}`,
-              { cause: err },
-            );
-          }
-          await this.#opts.crashPoints?.afterMessage?.(op, dev);
-          return false;
-        } finally {
-          if (suspend) await this.#dm.resume(origin!);
-        }
-      });
-      if (taken) {
-        d = this.records.moveToNextId(
-          d.name,
-          `taken in the pool by an unknown owner (seen creating ${d.name})`,
-        );
-        continue;
-      }
-      this.records.setState(d.name, "created");
-      return this.get(d.name)!;
+      const taken = await this.#withIntent(
+        op,
+        dev,
+        (sent) =>
+          this.#withPoolLock(() =>
+            this.#withOriginSuspended(origin, async () => {
+              try {
+                await message(dev.thinId);
+              } catch (err) {
+                if (err instanceof DmExistsError && attempt < 64) return true;
+                this.records.setState(dev.name, "creating", { error: (err as Error).message });
+                throw new ThinimageError(
+                  `cannot create ${dev.name} (thin id ${dev.thinId})${
+                    origin ? ` from ${origin}` : ""
+                  }: ${(err as Error).message}`,
+                  { cause: err },
+                );
+              }
+              await sent();
+              return false;
+            })
+          ),
+        (taken) => {
+          if (!taken) this.records.setState(dev.name, "created");
+        },
+      );
+      if (!taken) return this.get(d.name)!;
+      d = this.records.moveToNextId(
+        d.name,
+        `taken in the pool by an unknown owner (seen creating ${d.name})`,
+      );
+    }
+  }
+
+  /**
+   * Run `fn` with `origin` suspended when it is live, resuming it even when `fn` fails: the
+   * kernel's thin-provisioning document requires an active origin to be suspended while it is
+   * snapshotted (https://docs.kernel.org/admin-guide/device-mapper/thin-provisioning.html).
+   */
+  async #withOriginSuspended<T>(origin: string | undefined, fn: () => Promise<T>): Promise<T> {
+    // Only a live origin needs suspending, and only one recorded active can be live: a
+    // device goes live only through activate(), which records it, and one left live behind
+    // its record (a crash between the two) is never a snapshot origin, since chains are
+    // snapshotted only once sealed and sealed only after their device is deactivated.
+    const suspend = origin !== undefined && this.get(origin)?.state === "active" &&
+      (await this.#dm.table(origin)) !== undefined;
+    if (suspend) await this.#dm.suspend(origin);
+    try {
+      return await fn();
+    } finally {
+      if (suspend) await this.#dm.resume(origin);
     }
   }
 
@@ -563,7 +656,7 @@ export class ThinPool {
 
   async #deleteId(d: ThinDevice): Promise<void> {
     try {
-      await this.#dm.message(this.#pool.name, `delete ${d.thinId}`);
+      await this.#dm.deleteThin(this.#pool.name, d.thinId);
     } catch (err) {
       if (err instanceof DmNoDataError) return; // already deleted
       throw new ThinimageError(
@@ -588,8 +681,7 @@ export class ThinPool {
   async #isLive(d: ThinDevice): Promise<boolean> {
     const table = await this.#dm.table(d.name);
     if (table === undefined) return false;
-    const t = parseThinTable(table);
-    if (!t || t.thinId !== d.thinId || t.poolDev !== (await this.#poolDev())) {
+    if (!isThinTableOf(table, { thinId: d.thinId, poolDev: await this.#poolDev() })) {
       throw new ConflictError(
         `a device named ${d.name} is live with table '${table}', which is not thin id ${d.thinId} of ${this.#pool.name}: another pool's or not this project's; remove it, or use another name`,
         { details: { device: d.name, table, thinId: d.thinId, pool: this.#pool.name } },
@@ -629,25 +721,16 @@ export class ThinPool {
     if (!d.intentOwner || d.intentOwner === (await this.#me())) return false;
     // "unknown" (another host's id) is not in flight: only this host's processes can be
     // touching this kernel's devices.
-    return this.#owners().liveness.status(d.intentOwner) === "alive";
+    return this.#opts.owners.liveness.status(d.intentOwner) === "alive";
   }
 
   async #me(): Promise<string> {
-    return await Promise.resolve(this.#owners().owner);
+    return await Promise.resolve(this.#opts.owners.owner);
   }
 
-  #owners(): IntentOwners {
-    // Default: the engine's per-process owner locks beside the database (STATE/owners), so a
-    // run's owner and a device intent's owner are one id.
-    return this.#ownersCache ??= this.#opts.owners ?? (() => {
-      const dir = join(dirname(this.#store.path), "owners");
-      return { owner: OwnerLock.acquire(dir).owner, liveness: new LockLiveness(dir) };
-    })();
-  }
-
-  /** Run `fn` holding this pool's lock file (`STATE/locks/POOL.lock`, an flock). */
+  /** Run `fn` holding this pool's lock file (`LOCKS/POOL.lock`, an flock). */
   async #withPoolLock<T>(fn: () => Promise<T>): Promise<T> {
-    const dir = join(dirname(this.#store.path), "locks");
+    const dir = this.#opts.locksDir;
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     const file = await Deno.open(join(dir, `${this.#pool.name}.lock`), {
       read: true,

@@ -25,7 +25,7 @@
  * ```
  * @module
  */
-import { backoffDelay } from "./backoff.ts";
+import { nextRetry, sleep } from "../retry.ts";
 import { decodeJson, encodeJson } from "./codec.ts";
 import {
   CorruptRunError,
@@ -50,7 +50,6 @@ import {
   SILENT_LOG,
 } from "./types.ts";
 import { ThinimageError } from "../errors.ts";
-import { sleep } from "../sleep.ts";
 
 /** Options of an {@linkcode Engine}. */
 export interface EngineOptions {
@@ -102,6 +101,24 @@ type Outcome<Res> =
   | { kind: "crashed"; error: unknown };
 
 /** Thrown inside the driver when the run's signal aborts. */
+/** The signals an attempt answers to: the caller's (`ext`) and the loss of the run (`lost`). */
+interface AttemptSignals {
+  ext?: AbortSignal;
+  lost: AbortSignal;
+}
+
+/** One transition of one run, with what it is given. */
+interface TransitionCall<Req, Res> {
+  m: Machine<Req, Res, string, string>;
+  t: TransitionSpec<Req, Res>;
+  run: RunRecord;
+  request: Req;
+  response: Res | undefined;
+}
+
+/** A transition that ended its run: why, as stored, and the error to hand the waiter. */
+type Halted = { kind: "halt"; info: ErrorInfo; error: unknown };
+
 class Interrupt {
   constructor(readonly state: string, readonly reason: unknown) {}
 }
@@ -402,7 +419,8 @@ export class Engine {
           if (loaded.completed.has(t.name)) continue;
           state = t.name;
           const prior = run.state === t.name ? run.attempts : 0;
-          const r = await this.#transition(m, t, run, loaded.request, response, prior, {
+          const call = { m, t, run, request: loaded.request, response };
+          const r = await this.#transition(call, prior, {
             restarted: loaded.begun.has(t.name),
             ext,
             lost: lost.signal,
@@ -455,17 +473,17 @@ export class Engine {
     }
   }
 
+  /**
+   * Run transition `t` until it completes or halts: each attempt is recorded before it begins
+   * (so attempts cut short by a crash count too), and each failure is recorded, then either
+   * halts the run or waits out its backoff.
+   */
   async #transition<Req, Res>(
-    m: Machine<Req, Res, string, string>,
-    t: TransitionSpec<Req, Res>,
-    run: RunRecord,
-    request: Req,
-    response: Res | undefined,
+    call: TransitionCall<Req, Res>,
     prior: number,
-    opts: { restarted: boolean; ext?: AbortSignal; lost: AbortSignal },
-  ): Promise<
-    { kind: "complete"; response: Res } | { kind: "halt"; info: ErrorInfo; error: unknown }
-  > {
+    opts: AttemptSignals & { restarted: boolean },
+  ): Promise<{ kind: "complete"; response: Res } | Halted> {
+    const { t, run } = call;
     let restarted = opts.restarted;
     const firstAt = this.#now();
     for (let attempt = prior + 1;; attempt++) {
@@ -487,97 +505,126 @@ export class Engine {
         attempt,
         data: restarted ? JSON.stringify({ restarted: true }) : undefined,
       });
-      const timeout = new AbortController();
-      const signal = AbortSignal.any(
-        opts.ext ? [timeout.signal, opts.lost, opts.ext] : [timeout.signal, opts.lost],
-      );
-      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const result = await new Promise<Res>((resolve, reject) => {
-          if (t.timeoutMs !== undefined) {
-            const ms = t.timeoutMs;
-            timer = setTimeout(() => timeout.abort(new TransitionTimeoutError(t.name, ms)), ms);
-          }
-          // A transition that ignores its signal is abandoned, not awaited: the run moves on.
-          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-          Promise.resolve()
-            .then(() =>
-              (t.fn as Transition<Req, Res, string>)({
-                request,
-                response,
-                runId: run.id,
-                machine: m.name,
-                resourceId: run.resourceId,
-                state: t.name,
-                attempt,
-                restarted,
-                signal,
-                log: this.#log,
-              })
-            )
-            .then(resolve, reject);
-        });
-        let encoded: string;
-        try {
-          encoded = encodeJson(result, `response of '${t.name}'`);
-        } catch (err) {
-          throw permanent(err);
-        }
-        await this.#record(run.id, { response: encoded, lastError: null }, {
-          kind: "complete",
-          state: t.name,
-          attempt,
-          data: encoded,
-        });
+        const result = await this.#attempt(call, attempt, restarted, opts);
         return { kind: "complete", response: result };
       } catch (err) {
         if (err instanceof LostOwnership || opts.lost.aborted) throw new LostOwnership();
         if (opts.ext?.aborted) throw new Interrupt(t.name, opts.ext.reason);
-        const timedOut = err instanceof TransitionTimeoutError;
-        const isPermanent = err instanceof PermanentError || (!timedOut && m.isPermanent(err));
-        const info = errorInfo(err);
-        await this.#record(run.id, { lastError: JSON.stringify(info) }, {
-          kind: "error",
-          state: t.name,
-          attempt,
-          data: JSON.stringify({ ...info, permanent: isPermanent, timedOut }),
-        });
-        this.#log.debug("transition failed", {
-          run: run.id,
-          state: t.name,
-          attempt,
-          error: info.message,
-        });
-        if (isPermanent) return { kind: "halt", info, error: unwrapPermanent(err) };
-        const delay = backoffDelay(attempt, t.retry, this.#random);
-        const elapsed = this.#now() - firstAt;
-        if (attempt >= t.retry.maxAttempts || elapsed + delay > t.retry.maxElapsedMs) {
-          const why = attempt >= t.retry.maxAttempts
-            ? `gave up after ${attempt} attempts`
-            : `gave up after ${elapsed} ms (limit ${t.retry.maxElapsedMs} ms)`;
-          return {
-            kind: "halt",
-            info: { ...info, message: `${why}: ${info.message}` },
-            error: err,
-          };
-        }
-        await this.#record(run.id, {}, {
-          kind: "retry",
-          state: t.name,
-          attempt,
-          data: JSON.stringify({ delayMs: delay }),
-        });
-        try {
-          await sleep(delay, opts.ext ? AbortSignal.any([opts.ext, opts.lost]) : opts.lost);
-        } catch {
-          if (opts.lost.aborted) throw new LostOwnership();
-          throw new Interrupt(t.name, opts.ext?.reason);
-        }
+        const halted = await this.#failed(call, attempt, firstAt, err, opts);
+        if (halted) return halted;
         restarted = false;
-      } finally {
-        clearTimeout(timer);
       }
     }
+  }
+
+  /**
+   * One attempt at `t`: the transition runs with a signal that aborts on its timeout, on lost
+   * ownership and on the caller's signal (a transition that ignores it is abandoned, not
+   * awaited); its response is encoded and recorded as the transition's completion.
+   */
+  async #attempt<Req, Res>(
+    { m, t, run, request, response }: TransitionCall<Req, Res>,
+    attempt: number,
+    restarted: boolean,
+    opts: AttemptSignals,
+  ): Promise<Res> {
+    const timeout = new AbortController();
+    const signal = AbortSignal.any(
+      opts.ext ? [timeout.signal, opts.lost, opts.ext] : [timeout.signal, opts.lost],
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const result = await new Promise<Res>((resolve, reject) => {
+        if (t.timeoutMs !== undefined) {
+          const ms = t.timeoutMs;
+          timer = setTimeout(() => timeout.abort(new TransitionTimeoutError(t.name, ms)), ms);
+        }
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        Promise.resolve()
+          .then(() =>
+            (t.fn as Transition<Req, Res, string>)({
+              request,
+              response,
+              runId: run.id,
+              machine: m.name,
+              resourceId: run.resourceId,
+              state: t.name,
+              attempt,
+              restarted,
+              signal,
+              log: this.#log,
+            })
+          )
+          .then(resolve, reject);
+      });
+      let encoded: string;
+      try {
+        encoded = encodeJson(result, `response of '${t.name}'`);
+      } catch (err) {
+        throw permanent(err);
+      }
+      await this.#record(run.id, { response: encoded, lastError: null }, {
+        kind: "complete",
+        state: t.name,
+        attempt,
+        data: encoded,
+      });
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Record attempt `attempt`'s failure, then decide: a permanent error (the error's own
+   * answer, or the machine's `isPermanent`; never a timeout) or a retry the policy refuses
+   * halts the run; otherwise the retry is recorded and its backoff waited out (undefined).
+   */
+  async #failed<Req, Res>(
+    { m, t, run }: TransitionCall<Req, Res>,
+    attempt: number,
+    firstAt: number,
+    err: unknown,
+    opts: AttemptSignals,
+  ): Promise<Halted | undefined> {
+    const timedOut = err instanceof TransitionTimeoutError;
+    const isPermanent = err instanceof PermanentError || (!timedOut && m.isPermanent(err));
+    const info = errorInfo(err);
+    await this.#record(run.id, { lastError: JSON.stringify(info) }, {
+      kind: "error",
+      state: t.name,
+      attempt,
+      data: JSON.stringify({ ...info, permanent: isPermanent, timedOut }),
+    });
+    this.#log.debug("transition failed", {
+      run: run.id,
+      state: t.name,
+      attempt,
+      error: info.message,
+    });
+    if (isPermanent) return { kind: "halt", info, error: unwrapPermanent(err) };
+    const next = nextRetry(attempt, this.#now() - firstAt, t.retry, this.#random);
+    if ("giveUp" in next) {
+      return {
+        kind: "halt",
+        info: { ...info, message: `${next.giveUp}: ${info.message}` },
+        error: err,
+      };
+    }
+    await this.#record(run.id, {}, {
+      kind: "retry",
+      state: t.name,
+      attempt,
+      data: JSON.stringify({ delayMs: next.delayMs }),
+    });
+    try {
+      await sleep(next.delayMs, opts.ext ? AbortSignal.any([opts.ext, opts.lost]) : opts.lost);
+    } catch {
+      if (opts.lost.aborted) throw new LostOwnership();
+      throw new Interrupt(t.name, opts.ext?.reason);
+    }
+    return undefined;
   }
 
   /** Write the halt (if any), run the finalizers, then the final status. */

@@ -9,14 +9,7 @@
  * ```
  * @module
  */
-import {
-  type ExitCode,
-  exitCodeOf,
-  InvalidInputError,
-  TemporaryError,
-  ThinimageError,
-  UsageError,
-} from "../errors.ts";
+import { ExitCode, exitCodeOf, TemporaryError, ThinimageError } from "../errors.ts";
 
 /** Thrown by a transition to halt its run at once, without retrying. Wraps the real error. */
 export class PermanentError extends Error {
@@ -37,12 +30,13 @@ export function unwrapPermanent(err: unknown): unknown {
 }
 
 /**
- * The default split: {@linkcode PermanentError}, and the errors that the same input always
- * repeats (invalid input, usage), are permanent; everything else may pass and is retried.
+ * The default split: {@linkcode PermanentError}, and a {@linkcode ThinimageError} that says
+ * it is `permanent` (invalid input, usage, an unreachable source, a temporary refusal, a
+ * conflict), halt the run; everything else (a busy device, a plain Error) may pass and is
+ * retried.
  */
 export function isPermanentByDefault(err: unknown): boolean {
-  return err instanceof PermanentError || err instanceof InvalidInputError ||
-    err instanceof UsageError;
+  return err instanceof PermanentError || (err instanceof ThinimageError && err.permanent);
 }
 
 /** A transition ran longer than its `timeoutMs` (retryable). */
@@ -68,12 +62,13 @@ export function errorInfo(err: unknown): ErrorInfo {
 }
 
 /**
- * A run ended without its result: failed (a permanent error, retries used up) or aborted.
+ * A run ended without its result: it failed (a permanent error, or retries used up).
  * Carries the exit code of the error that stopped it, so `--json`/cron see e.g. 65 for
  * hostile input whichever process ran the transition.
  */
 export class RunFailedError extends ThinimageError {
   override readonly exitCode: ExitCode;
+  protected override readonly permanentByDefault: boolean;
   constructor(
     readonly runId: string,
     readonly state: string,
@@ -85,6 +80,9 @@ export class RunFailedError extends ThinimageError {
       details: { runId, state, error: info },
     });
     this.exitCode = info.exitCode;
+    // Only the stored record is at hand (the run may have failed in another process): a
+    // classified failure (any exit code but 1) would meet a fresh run again.
+    this.permanentByDefault = info.exitCode !== ExitCode.Failure;
   }
 }
 

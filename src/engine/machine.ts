@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { checkPolicy, DEFAULT_RETRY, type RetryPolicy } from "./backoff.ts";
+import { checkPolicy, DEFAULT_RETRY, type RetryPolicy } from "../retry.ts";
 import { isPermanentByDefault } from "./errors.ts";
 import type { EngineLog } from "./types.ts";
 

@@ -12,9 +12,13 @@
  * ```
  * @module
  */
+import type { Log } from "../log.ts";
 
-/** Where a run is in its life: `active` until it finishes one way or another. */
-export type RunStatus = "active" | "done" | "failed" | "aborted";
+/**
+ * Where a run is in its life: `active` until it finishes, `done` with its response, or
+ * `failed` (a permanent error, or retries used up). The schema allows these three only.
+ */
+export type RunStatus = "active" | "done" | "failed";
 
 /**
  * What an event records. `start`: the run was created; `resume`: a process took over a run
@@ -146,13 +150,8 @@ export interface Liveness {
   status(owner: string): "alive" | "dead" | "unknown";
 }
 
-/** Where the engine writes what it does (the CLI's Logger fits). */
-export interface EngineLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** Where the engine writes what it does (any {@linkcode Log}, such as the CLI's Logger). */
+export type EngineLog = Log;
 
 /** A log that drops everything. */
 export const SILENT_LOG: EngineLog = {

@@ -16,7 +16,8 @@
  */
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
-import { IMAGE_RETRY, isPermanent, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
+import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
+import { MACHINE } from "./names.ts";
 import { activationDeviceName } from "../image/chain.ts";
 import { InvalidInputError, ThinimageError } from "../errors.ts";
 
@@ -53,7 +54,7 @@ export interface DeactivateResponse {
 
 /** The `activate` machine; `pull` must be the one registered with the engine that runs it. */
 export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMachine>) {
-  return machine<ActivateRequest, ActivateResponse>("activate", { isPermanent, retry: IMAGE_RETRY })
+  return machine<ActivateRequest, ActivateResponse>(MACHINE.activate, { retry: IMAGE_RETRY })
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);
       if (existing && existing.image !== request.image) {
@@ -110,8 +111,7 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
 
 /** The `deactivate` machine. */
 export function deactivateMachine(fx: ImageEffects) {
-  return machine<DeactivateRequest, DeactivateResponse>("deactivate", {
-    isPermanent,
+  return machine<DeactivateRequest, DeactivateResponse>(MACHINE.deactivate, {
     retry: IMAGE_RETRY,
   })
     .start("remove", async ({ request }) => {

@@ -32,7 +32,8 @@ import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
-import { ConflictError, ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { MACHINE } from "./names.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {
@@ -94,16 +95,6 @@ export interface ChainResponse {
 }
 
 /**
- * Classified errors (hostile input, unreachable source, low space, a conflicting device) halt
- * at once: retrying cannot change their outcome within a run. Unclassified ones (a busy
- * device) are retried.
- */
-export function isPermanent(err: unknown): boolean {
-  return err instanceof ConflictError ||
-    (err instanceof ThinimageError && err.exitCode !== ExitCode.Failure);
-}
-
-/**
  * Retries of the image machines: attempts are counted across processes, and a download or an
  * apply may take minutes, so the engine's one-minute bound is too tight.
  */
@@ -117,7 +108,7 @@ export const ORCHESTRATION_RETRY = { retry: { maxAttempts: 1000 } } as const;
 
 /** The `blob` machine: one download per object, whoever asks. */
 export function blobMachine(fx: ImageEffects) {
-  return machine<BlobRequest, BlobResponse>("blob", { isPermanent, retry: IMAGE_RETRY })
+  return machine<BlobRequest, BlobResponse>(MACHINE.blob, { retry: IMAGE_RETRY })
     .start("download", async ({ request, signal }) => {
       const label = fx.progress(`fetch ${request.layer.key}`);
       const b = await fx.fetchBlob(request.layer, signal, label);
@@ -145,7 +136,7 @@ export function chainMachine(fx: ImageEffects) {
     }
     return device;
   };
-  return machine<ChainRequest, ChainResponse>("chain", { isPermanent, retry: IMAGE_RETRY })
+  return machine<ChainRequest, ChainResponse>(MACHINE.chain, { retry: IMAGE_RETRY })
     .start("snapshot", async ({ request }) => {
       const c = fx.catalog.beginChain({
         chainId: request.chainId,
@@ -228,7 +219,7 @@ export function pullMachine(
   blob: ReturnType<typeof blobMachine>,
   chain: ReturnType<typeof chainMachine>,
 ) {
-  return machine<PullRequest, PullResponse>("pull", { isPermanent, retry: IMAGE_RETRY })
+  return machine<PullRequest, PullResponse>(MACHINE.pull, { retry: IMAGE_RETRY })
     .start("resolve", async ({ request, signal }) => {
       const known = fx.catalog.getImage(request.image);
       let manifest: Manifest | undefined;

@@ -19,9 +19,21 @@
 import { DatabaseSync } from "node:sqlite";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 import { TemporaryError, ThinimageError } from "../errors.ts";
+import { backoffDelay, type RetryPolicy, sleepSync } from "../retry.ts";
 
-/** Name of the database file inside the state directory. */
-export const DB_FILE = "thinimage.db";
+/**
+ * Waits between attempts at a transaction that met another process's lock: 5 to 10 ms at
+ * first, doubling to 200 to 400 ms. Transactions are synchronous, so these waits block
+ * ({@linkcode sleepSync}); attempts are bounded by `txRetryMs`, not by count.
+ */
+const BUSY_RETRY: RetryPolicy = {
+  maxAttempts: Infinity,
+  maxElapsedMs: Infinity,
+  initialDelayMs: 10,
+  maxDelayMs: 400,
+  factor: 2,
+  jitter: 0.5,
+};
 
 /** Options for {@linkcode openStore}. */
 export interface OpenOptions {
@@ -62,7 +74,7 @@ export class Store {
         this.db.exec("BEGIN IMMEDIATE");
       } catch (err) {
         if (isBusy(err) && Date.now() < deadline) {
-          sleepSync(Math.min(200, 5 * 2 ** attempt));
+          sleepSync(backoffDelay(attempt + 1, BUSY_RETRY));
           continue;
         }
         throw wrapSqliteError(err, "begin transaction");
@@ -77,7 +89,7 @@ export class Store {
           this.db.exec("ROLLBACK");
         } catch { /* already rolled back by SQLite */ }
         if (isBusy(err) && Date.now() < deadline) {
-          sleepSync(Math.min(200, 5 * 2 ** attempt));
+          sleepSync(backoffDelay(attempt + 1, BUSY_RETRY));
           continue;
         }
         throw err;
@@ -157,7 +169,7 @@ function retryBusy(fn: () => void, ms: number): void {
       return fn();
     } catch (err) {
       if (!isBusy(err) || Date.now() >= deadline) throw wrapSqliteError(err, "set up database");
-      sleepSync(Math.min(200, 5 * 2 ** attempt));
+      sleepSync(backoffDelay(attempt + 1, BUSY_RETRY));
     }
   }
 }
@@ -173,10 +185,4 @@ function wrapSqliteError(err: unknown, what: string): Error {
   if (isBusy(err)) return new TemporaryError(`${what}: the database stayed busy`, { cause: err });
   if (err instanceof Deno.errors.NotCapable) return err;
   return new ThinimageError(`${what}: ${(err as Error)?.message ?? err}`, { cause: err });
-}
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-/** Block the thread for `ms`: transactions are synchronous, so their retries are too. */
-function sleepSync(ms: number): void {
-  Atomics.wait(sleepCell, 0, 0, ms + Math.random() * ms);
 }

@@ -136,6 +136,18 @@ export class SqliteRunStore implements RunStore {
     return rows.map(toRecord);
   }
 
+  /**
+   * True when a run of one of `machines` is active on `resourceId`: one lookup, for callers
+   * that answer from the rows only when no run is in flight.
+   */
+  hasActive(resourceId: string, machines: readonly string[]): boolean {
+    return this.store.db.prepare(
+      `SELECT 1 FROM runs WHERE status = 'active' AND resource_id = ? AND machine IN (${
+        machines.map(() => "?").join(", ")
+      }) LIMIT 1`,
+    ).get(resourceId, ...machines) !== undefined;
+  }
+
   claim(
     id: string,
     expectedOwner: string | null,

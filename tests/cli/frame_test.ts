@@ -4,7 +4,8 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { runCli } from "../../src/cli/frame.ts";
-import { DB_FILE, openStore } from "../../src/store/db.ts";
+import { openStore } from "../../src/store/db.ts";
+import { DB_FILE } from "../../src/state_dir.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 const SPIN = new URL("./fixtures/spin.ts", import.meta.url).pathname;

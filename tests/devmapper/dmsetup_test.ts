@@ -8,7 +8,14 @@ import {
   DmNoSuchDeviceError,
   DmUnavailableError,
 } from "../../src/devmapper/dmsetup.ts";
-import { exitCodeOf } from "../../src/errors.ts";
+import {
+  ConflictError,
+  exitCodeOf,
+  InvalidInputError,
+  TemporaryError,
+  ThinimageError,
+} from "../../src/errors.ts";
+import { isPermanentByDefault } from "../../src/engine/errors.ts";
 
 const argv = ["/usr/sbin/dmsetup", "message", "thinimage-pool", "0", "create_thin 7"];
 
@@ -43,4 +50,21 @@ Deno.test("dmErrorFrom: one class per kind; busy is temporary (75)", () => {
   assertEquals(other.constructor, DmError);
   assertEquals(exitCodeOf(other), 1);
   assertEquals(of("").message, "message thinimage-pool 0 create_thin 7: exit status 1");
+});
+
+Deno.test("a busy device is retried by the engine and the machines; classified refusals are not", () => {
+  const busy = dmErrorFrom({ argv, code: 1, stderr: "failed: Device or resource busy" });
+  assertEquals([busy.permanent, isPermanentByDefault(busy)], [false, false]);
+  for (
+    const err of [
+      new InvalidInputError("bad"),
+      new TemporaryError("low space"),
+      new ConflictError("not ours"),
+      new ThinimageError("refused", { permanent: true }),
+    ]
+  ) {
+    assert(isPermanentByDefault(err), err.message);
+  }
+  assert(!isPermanentByDefault(new ThinimageError("unclassified")));
+  assert(!isPermanentByDefault(new Error("plain")));
 });

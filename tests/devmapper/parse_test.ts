@@ -4,6 +4,8 @@ import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import {
   classifyDmStderr,
   formatThinPoolTable,
+  formatThinTable,
+  isThinTableOf,
   parseDmsetupLs,
   parseDmsetupTables,
   parseLosetupJ,
@@ -171,4 +173,16 @@ Deno.test("dmsetup table of every device: by name, multi-target lines kept toget
   assertEquals(t.get("t1"), "0 8192 thin 253:0 1");
   assertEquals(t.get("lv"), "0 8 linear 7:2 0\n8 8 linear 7:3 0");
   assertEquals(parseDmsetupTables("No devices found\n").size, 0);
+});
+
+Deno.test("thin tables: formatted as parsed, and one test of 'live as this device'", () => {
+  const t = { sectors: 8192, poolDev: "253:0", thinId: 1 };
+  assertEquals(parseThinTable(formatThinTable(t)), t);
+  assert(isThinTableOf("0 8192 thin 253:0 1", { thinId: 1 }));
+  assert(isThinTableOf("0 8192 thin 253:0 1", { ...t }));
+  assert(!isThinTableOf("0 8192 thin 253:4 1", { thinId: 1, poolDev: "253:0" }));
+  assert(!isThinTableOf("0 4096 thin 253:0 1", { ...t }));
+  assert(!isThinTableOf("0 8192 thin 253:0 2", { thinId: 1 }));
+  assert(!isThinTableOf("0 8192 error", { thinId: 1 }));
+  assert(!isThinTableOf(undefined, { thinId: 1 }));
 });

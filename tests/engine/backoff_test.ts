@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
-import { backoffDelay, checkPolicy, DEFAULT_RETRY } from "../../src/engine/backoff.ts";
+import { backoffDelay, checkPolicy, DEFAULT_RETRY } from "../../src/retry.ts";
 
 Deno.test("delays double from the initial delay up to the cap", () => {
   const p = { ...DEFAULT_RETRY, jitter: 0 };

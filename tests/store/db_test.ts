@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
-import { DB_FILE, openStore } from "../../src/store/db.ts";
+import { openStore } from "../../src/store/db.ts";
+import { DB_FILE } from "../../src/state_dir.ts";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
 import { SqliteRunStore } from "../../src/store/runs.ts";
 import { ThinimageError } from "../../src/errors.ts";

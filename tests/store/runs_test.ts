@@ -144,3 +144,19 @@ Deno.test("prune forgets old finished runs and their events, keeps the newest pe
     t.done();
   }
 });
+
+Deno.test("hasActive: an active run of one of the machines on the resource, and no other", () => {
+  const t = fresh();
+  try {
+    assert(!t.runs.hasActive("web", ["activate", "deactivate"]));
+    t.runs.createOrGetActive(run("1", "web", "pull"), { kind: "start" }, 1);
+    t.runs.createOrGetActive(run("2", "other", "activate"), { kind: "start" }, 1);
+    assert(!t.runs.hasActive("web", ["activate", "deactivate"]));
+    t.runs.createOrGetActive(run("3", "web", "deactivate"), { kind: "start" }, 2);
+    assert(t.runs.hasActive("web", ["activate", "deactivate"]));
+    t.runs.record("3", "me", { status: "done", owner: null }, { kind: "finish" }, 3);
+    assert(!t.runs.hasActive("web", ["activate", "deactivate"]));
+  } finally {
+    t.done();
+  }
+});

@@ -6,7 +6,7 @@ import type { Command } from "../command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceFromArgs } from "../s3_options.ts";
 import { formatBytes } from "../log.ts";
 import { BlobStore } from "../../blobs/store.ts";
-import { DB_FILE, openStore } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { fetchImage } from "../../retrieve/fetch_image.ts";
 import { DEFAULT_MAX_BLOB_BYTES } from "../../retrieve/fetch_layer.ts";
 import { DEFAULT_MAX_LAYERS } from "../../image/manifest.ts";
@@ -37,8 +37,9 @@ const fetch: Command = {
     const maxLayers = positiveInt(values["max-layers"], "--max-layers");
     const maxBytes = positiveInt(values["max-blob-bytes"], "--max-blob-bytes");
     const source = await sourceFromArgs(values);
-    await Deno.mkdir(ctx.stateDir, { recursive: true });
-    const store = openStore(`${ctx.stateDir}/${DB_FILE}`);
+    const dir = new StateDir(ctx.stateDir);
+    await dir.ensure();
+    const store = dir.openStore();
     try {
       const blobs = new BlobStore(ctx.stateDir, store);
       const done = new Map<string, number>();

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { DB_FILE, openStore } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { SqliteRunStore } from "../../store/runs.ts";
 import type { RunEvent, RunRecord } from "../../engine/types.ts";
 import { isRunId } from "../../engine/id.ts";
@@ -72,9 +72,10 @@ const history: Command = {
       throw new UsageError("history: the run id or resource is empty");
     }
     const limit = parseLimit(values.limit, target === undefined ? 20 : 5);
-    const path = `${ctx.stateDir}/${DB_FILE}`;
+    const dir = new StateDir(ctx.stateDir);
+    const path = dir.database;
     const doc: HistoryDoc = { stateDir: ctx.stateDir, query: { limit }, runs: [] };
-    if (!exists(path)) {
+    if (!dir.hasDatabase()) {
       if (target !== undefined && isRunId(target)) {
         throw new InvalidInputError(
           `history: no run ${target} (nothing recorded in ${ctx.stateDir})`,
@@ -83,7 +84,7 @@ const history: Command = {
       ctx.result(doc, render);
       return;
     }
-    const store = openStore(path);
+    const store = dir.openStore();
     try {
       const runs = new SqliteRunStore(store);
       const one = target !== undefined ? runs.get(target) : undefined;
@@ -112,16 +113,6 @@ function parseLimit(v: unknown, fallback: number): number {
     throw new UsageError(`history: --limit must be a whole number from 1 to 10000, not '${v}'`);
   }
   return n;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** Decode stored JSON; a corrupt record shows as its raw text instead of stopping the listing. */

@@ -3,12 +3,12 @@
  * their devices. Reads the state directory only: no network, no device tools.
  * @module
  */
-import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../log.ts";
-import { DB_FILE, openStore } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { Catalog } from "../../store/catalog.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
+import { mapperPath } from "../../devmapper/dmsetup.ts";
 import { imageUsage } from "../../image/plan.ts";
 
 /** The `--json` document of `ls`. */
@@ -69,7 +69,7 @@ export function listing(catalog: Catalog, devices: DeviceRecords): LsResult {
         image: a.image,
         manifest: a.manifestDigest,
         device: a.device,
-        path: `/dev/mapper/${a.device}`,
+        path: mapperPath(a.device),
         thinId: d?.thinId ?? null,
         state: d?.state ?? null,
       };
@@ -109,11 +109,11 @@ const ls: Command = {
   options: {},
   // write: SQLite needs the WAL's shared-memory file even to read.
   keeps: ["read", "write", "env"],
-  async run(ctx) {
-    const path = join(ctx.stateDir, DB_FILE);
+  run(ctx) {
+    const dir = new StateDir(ctx.stateDir);
     let doc: LsResult = { images: [], activations: [] };
-    if (await exists(path)) {
-      const store = openStore(path);
+    if (dir.hasDatabase()) {
+      const store = dir.openStore();
       try {
         doc = listing(new Catalog(store), new DeviceRecords(store));
       } finally {
@@ -124,13 +124,3 @@ const ls: Command = {
   },
 };
 export default ls;
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}

@@ -2,11 +2,9 @@
  * `thinimage pool init|status`: make, adopt, or inspect the thin pool.
  * @module
  */
-import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../log.ts";
-import { openStore } from "../../store/db.ts";
-import { DB_FILE } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
 import { parseSize } from "../../devmapper/parse.ts";
 import {
@@ -95,8 +93,9 @@ const pool: Command = {
         `pool init --pool adopts a pool as it is: no --name or sizes\nusage: ${USAGE}`,
       );
     }
-    await Deno.mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
-    const store = openStore(join(ctx.stateDir, DB_FILE));
+    const dir = new StateDir(ctx.stateDir);
+    await dir.ensure();
+    const store = dir.openStore();
     try {
       if (sub === "status") {
         const s = await poolStatus(choosePool(store, adopt));
@@ -105,7 +104,7 @@ const pool: Command = {
       }
       const info = adopt
         ? await adoptPool(store, adopt)
-        : await initPool(ctx.stateDir, store, { name, ...sizes });
+        : await initPool(dir.pool, store, { name, ...sizes });
       const doc: PoolInitResult = { pool: info, status: await poolStatus(info.name) };
       ctx.result(
         doc,

@@ -3,9 +3,8 @@
  * what SQLite records and what the kernel has (which `reconcile` would repair).
  * @module
  */
-import { join } from "node:path";
 import type { Command } from "../command.ts";
-import { DB_FILE, openStore } from "../../store/db.ts";
+import { StateDir } from "../../state_dir.ts";
 import { describeError, ExitCode } from "../../errors.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
 import { openPool, poolStatus, type PoolStatusReport } from "../../devmapper/pool.ts";
@@ -39,8 +38,9 @@ const status: Command = {
   options: {},
   keeps: ["read", "write", "run", "sys"],
   async run(ctx) {
-    await Deno.mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
-    const store = openStore(join(ctx.stateDir, DB_FILE));
+    const dir = new StateDir(ctx.stateDir);
+    await dir.ensure();
+    const store = dir.openStore();
     try {
       const records = new DeviceRecords(store);
       const pools: PoolReport[] = [];
@@ -55,7 +55,11 @@ const status: Command = {
         };
         try {
           report.status = await poolStatus(name);
-          report.differences = await new ThinPool(store, await openPool(store, name)).survey();
+          report.differences = await new ThinPool(
+            store,
+            await openPool(store, name),
+            dir.deviceHost(),
+          ).survey();
         } catch (err) {
           report.error = describeError(err);
         }

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../helpers/assert.ts";
 import { runCli } from "../../../src/cli/frame.ts";
-import { DB_FILE, openStore } from "../../../src/store/db.ts";
+import { openStore } from "../../../src/store/db.ts";
+import { DB_FILE } from "../../../src/state_dir.ts";
 import { SqliteRunStore } from "../../../src/store/runs.ts";
 import { Engine } from "../../../src/engine/engine.ts";
 import { machine } from "../../../src/engine/machine.ts";

@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { join } from "node:path";
 import { openStore } from "../../../src/store/db.ts";
+import { StateDir } from "../../../src/state_dir.ts";
 import { openPool, removePool } from "../../../src/devmapper/pool.ts";
 import { ThinPool } from "../../../src/devmapper/thin.ts";
 import { Dmsetup } from "../../../src/devmapper/dmsetup.ts";
@@ -36,7 +37,7 @@ Deno.test("pool init, pool status and status, through the CLI; status reports a 
     const clean = await thinimage(dir, "status");
     assertEquals([clean.code, clean.doc.ok, clean.doc.pools[0].differences], [0, true, []]);
 
-    const thin = new ThinPool(store, await openPool(store, name));
+    const thin = new ThinPool(store, await openPool(store, name), new StateDir(dir).deviceHost());
     await thin.createThin(`${name}-x`, 2 ** 20);
     await thin.activate(`${name}-x`);
     await new Dmsetup().remove(`${name}-x`); // behind thinimage's back

@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { openStore } from "../../../src/store/db.ts";
+import { StateDir } from "../../../src/state_dir.ts";
 import { openPool } from "../../../src/devmapper/pool.ts";
 import { type DmOp, ThinPool } from "../../../src/devmapper/thin.ts";
 
@@ -15,7 +16,8 @@ const store = openStore(join(dir, "thinimage.db"));
 const die = (at: DmOp) => {
   if (at === op) Deno.kill(Deno.pid, "SIGKILL");
 };
-const thin = new ThinPool(store, await openPool(store, poolName), undefined, {
+const thin = new ThinPool(store, await openPool(store, poolName), {
+  ...new StateDir(dir).deviceHost(),
   crashPoints: point === "afterIntent" ? { afterIntent: die } : { afterMessage: die },
 });
 if (op === "create_thin") await thin.createThin(name, 16 * 2 ** 20);

@@ -6,6 +6,7 @@
 import { assertEquals } from "../../helpers/assert.ts";
 import { join } from "node:path";
 import { openStore, type Store } from "../../../src/store/db.ts";
+import { StateDir } from "../../../src/state_dir.ts";
 import {
   initPool,
   type InitPoolOptions,
@@ -33,14 +34,15 @@ let counter = 0;
 /** A pool `thinimage-tN` in a fresh state directory under /var/tmp (fallocate works there). */
 export async function withPool(
   opts: InitPoolOptions = {},
-  thinOpts: ThinPoolOptions = {},
+  thinOpts: Partial<ThinPoolOptions> = {},
   dm = new Dmsetup({ attempts: 5, delayMs: 20 }),
 ): Promise<PoolFixture> {
   const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "thinimage-test-" });
   const store = openStore(join(dir, "thinimage.db"));
   const name = opts.name ?? `thinimage-t${Deno.pid}-${counter++}`;
-  const pool = await initPool(dir, store, { dataSize: 256 * 2 ** 20, ...opts, name }, dm);
-  const thin = new ThinPool(store, pool, dm, thinOpts);
+  const state = new StateDir(dir);
+  const pool = await initPool(state.pool, store, { dataSize: 256 * 2 ** 20, ...opts, name }, dm);
+  const thin = new ThinPool(store, pool, { ...state.deviceHost(), ...thinOpts }, dm);
   return {
     dir,
     store,

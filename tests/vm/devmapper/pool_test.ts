@@ -6,6 +6,7 @@ import { Dmsetup } from "../../../src/devmapper/dmsetup.ts";
 import { ThinPool } from "../../../src/devmapper/thin.ts";
 import { mountPrivate, syncFilesystem, unmount } from "../../../src/devmapper/fs.ts";
 import { openStore } from "../../../src/store/db.ts";
+import { StateDir } from "../../../src/state_dir.ts";
 import { InvalidInputError } from "../../../src/errors.ts";
 import { sh, withPool } from "./helpers.ts";
 
@@ -14,7 +15,7 @@ const MiB = 2 ** 20;
 Deno.test("pool init is idempotent: same loop devices, same table, error_if_no_space set", async () => {
   const f = await withPool();
   try {
-    const again = await initPool(f.dir, f.store, { name: f.pool.name }, f.dm);
+    const again = await initPool(new StateDir(f.dir).pool, f.store, { name: f.pool.name }, f.dm);
     assertEquals([again.metaDev, again.dataDev], [f.pool.metaDev, f.pool.dataDev]);
     assertEquals((await findLoops(f.pool.metaFile!)).length, 1);
     assertEquals((await findLoops(f.pool.dataFile!)).length, 1);
@@ -26,7 +27,13 @@ Deno.test("pool init is idempotent: same loop devices, same table, error_if_no_s
     assertEquals(await listThinIds(f.pool, f.dm), []);
     assertEquals((await poolStatus(f.pool.name, f.dm)).heldMetadataRoot, undefined);
     await assertRejects(
-      () => initPool(f.dir, f.store, { name: f.pool.name, dataSize: 512 * MiB }, f.dm),
+      () =>
+        initPool(
+          new StateDir(f.dir).pool,
+          f.store,
+          { name: f.pool.name, dataSize: 512 * MiB },
+          f.dm,
+        ),
       InvalidInputError,
       "exists with",
     );
@@ -43,7 +50,7 @@ Deno.test("pool init refuses (65) a same-named device with another table, leakin
   await dm.create(name, "0 2048 error");
   try {
     const err = await assertRejects(
-      () => initPool(dir, store, { name, dataSize: 64 * MiB }, dm),
+      () => initPool(new StateDir(dir).pool, store, { name, dataSize: 64 * MiB }, dm),
       InvalidInputError,
     );
     assertEquals(err.exitCode, 65);
@@ -83,7 +90,7 @@ Deno.test("adopting a pool made by the reference commands: its ids are left alon
       true,
     ]);
     assertEquals((await adoptPool(store, "pool", dm)).name, "pool", "adopting again is fine");
-    const thin = new ThinPool(store, pool, dm);
+    const thin = new ThinPool(store, pool, new StateDir(dir).deviceHost(), dm);
     const name = `thinimage-adopted-${Deno.pid}`;
     const d = await thin.createThin(name, 64 * MiB);
     assertNotEquals(d.thinId, 1);

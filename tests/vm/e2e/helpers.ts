@@ -192,13 +192,14 @@ export class Scenario {
    * mount is left.
    */
   async teardown(): Promise<void> {
-    const { openStore } = await import("../../../src/store/db.ts");
     const { ensurePool, listThinIds, removePool } = await import("../../../src/devmapper/pool.ts");
     const { ThinPool } = await import("../../../src/devmapper/thin.ts");
-    const store = openStore(join(this.dir, "thinimage.db"));
+    const { StateDir } = await import("../../../src/state_dir.ts");
+    const state = new StateDir(this.dir);
+    const store = state.openStore();
     try {
-      const info = await ensurePool(this.dir, store, this.pool);
-      const thin = new ThinPool(store, info);
+      const info = await ensurePool(state.pool, store, this.pool);
+      const thin = new ThinPool(store, info, state.deviceHost());
       for (const d of thin.list()) await thin.remove(d.name);
       assertEquals(await listThinIds(info), [], "thin ids left in the pool");
       await removePool(store, this.pool, { deleteFiles: true });
