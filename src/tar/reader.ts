@@ -541,7 +541,9 @@ export class TarReader {
       if (!IGNORED_KEYS.has(key) && !IGNORED_PREFIXES.some((p) => key.startsWith(p))) {
         throw this.#fatal("pax-unknown-key", shown, offset, `unknown pax key '${key}'`);
       }
-      out[key] = raw === null ? null : utf8Lossy.decode(raw.subarray(0, 256));
+      // An ignored value sets nothing; a global one is decoded only for its share of the limit
+      // on global records in force.
+      out[key] = raw === null ? null : global ? utf8Lossy.decode(raw.subarray(0, 256)) : "";
     }
     return out;
   }
@@ -850,7 +852,7 @@ export function parsePax(
     if (eq <= 0) throw bad(`record at byte ${off} has no 'key='`);
     let key: string;
     try {
-      key = utf8Strict.decode(rec.subarray(0, eq));
+      key = asciiKey(rec.subarray(0, eq)) ?? utf8Strict.decode(rec.subarray(0, eq));
     } catch {
       throw bad(`key of the record at byte ${off} is not valid UTF-8`);
     }
@@ -869,4 +871,11 @@ export function parsePax(
     off += len;
   }
   return out;
+}
+
+/** A short pure-ASCII key without a call into the runtime (most keys); undefined otherwise. */
+function asciiKey(b: Uint8Array): string | undefined {
+  if (b.length > 64) return undefined;
+  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
+  return String.fromCharCode.apply(null, b as unknown as number[]);
 }
