@@ -454,15 +454,14 @@ export class TarReader {
       );
     }
     for (;;) {
-      for (let i = this.#off; i < this.#chunk.length; i++) {
-        if (this.#chunk[i] !== 0) {
-          throw this.#fatal(
-            "trailing-data",
-            "",
-            this.#pos + i - this.#off,
-            "data follows the end-of-archive marker (a concatenated archive?)",
-          );
-        }
+      const i = firstNonZero(this.#chunk, this.#off);
+      if (i >= 0) {
+        throw this.#fatal(
+          "trailing-data",
+          "",
+          this.#pos + i - this.#off,
+          "data follows the end-of-archive marker (a concatenated archive?)",
+        );
       }
       this.#pos += this.#chunk.length - this.#off;
       this.#off = this.#chunk.length;
@@ -719,6 +718,27 @@ const ENTRY_TYPES: Record<string, TarEntryType> = {
 
 function padding(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+/**
+ * Index of the first non-zero byte of `b` at or after `from`, or -1. Four bytes at a time
+ * where aligned: padding after the end marker may be gigabytes (of a tiny gzip).
+ */
+function firstNonZero(b: Uint8Array, from: number): number {
+  let i = from;
+  while (i < b.length && (b.byteOffset + i) % 4 !== 0) {
+    if (b[i] !== 0) return i;
+    i++;
+  }
+  const words = Math.floor((b.length - i) / 4);
+  if (words > 0) {
+    const w = new Int32Array(b.buffer, b.byteOffset + i, words);
+    let j = 0;
+    while (j < words && w[j] === 0) j++;
+    i += j * 4;
+  }
+  for (; i < b.length; i++) if (b[i] !== 0) return i;
+  return -1;
 }
 
 function isZeroBlock(b: Uint8Array): boolean {
