@@ -61,6 +61,16 @@ Deno.test("truncation anywhere is refused; zero padding after the end marker pas
 
 Deno.test("data after the end marker (a concatenated archive) is refused", async () => {
   await rejected(new Tar().file("a", "x").end().file("b", "y").end(), "trailing-data");
+  // One stray byte anywhere in long zero padding, at the offset it sits at.
+  for (const at of [0, 1, 4097, 70_001]) {
+    const pad = new Uint8Array(at + 9);
+    pad[at] = 7;
+    const t = new Tar().file("a", "x").end().raw(pad);
+    const err = await rejected(t, "trailing-data");
+    assertEquals(err.violations[0].offset, 2048 + at);
+    await rejected(gzipSync(t.bytes()), "trailing-data");
+  }
+  await accepted(new Tar().file("a", "x").end().raw(new Uint8Array(70_009)));
 });
 
 Deno.test("negative, overflowing and unparseable sizes are refused; base-256 sizes pass", async () => {
