@@ -18,9 +18,17 @@ for (const f of FAMILIES) {
       async fn() {
         const base = await (bases[command] ??= baseline(command, dir));
         const n = command === "apply" ? f.testApply ?? f.test : f.test;
-        const small = await measure(f, n, command, dir, 120);
-        const large = await measure(f, n * 4, command, dir, 120);
-        const problems = judge(small, large, base);
+        let small = await measure(f, n, command, dir, 120);
+        let large = await measure(f, n * 4, command, dir, 120);
+        let problems = judge(small, large, base);
+        if (problems.length) {
+          // Once more, keeping each size's cheaper run: a process beside this one (the suite
+          // runs in parallel) can inflate one measurement; a superlinear shape fails again.
+          const cheaper = (a: Measurement, b: Measurement) => (b.cpu < a.cpu ? b : a);
+          small = cheaper(small, await measure(f, n, command, dir, 120));
+          large = cheaper(large, await measure(f, n * 4, command, dir, 120));
+          problems = judge(small, large, base);
+        }
         if (problems.length) {
           throw new Error(`${f.name} (${f.about}):\n  ${problems.join("\n  ")}`);
         }
