@@ -11,6 +11,7 @@ import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
 import { formatBytes } from "./log.ts";
 import { UsageError } from "../errors.ts";
+import { checkName } from "../names.ts";
 
 /** `--offline`, `--no-wait`, `--pool`, `--device-size` and the S3 options. */
 export const AGENT_OPTIONS = {
@@ -57,7 +58,9 @@ export async function agentFromArgs(
     source: sourceConfigFromArgs(values),
     offline: Boolean(values.offline),
     noWait: Boolean(values["no-wait"]),
-    pool: values.pool as string | undefined,
+    pool: values.pool === undefined
+      ? undefined
+      : checkName("pool", values.pool as string, "--pool"),
     deviceSizeBytes,
   });
 }

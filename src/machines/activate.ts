@@ -18,7 +18,7 @@ import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import { IMAGE_RETRY, isPermanent, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { activationDeviceName } from "../image/chain.ts";
-import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
@@ -119,7 +119,9 @@ export function deactivateMachine(fx: ImageEffects) {
       const device = a?.device ?? activationDeviceName(request.name);
       const present = await fx.deviceExists(device);
       if (!a && !present) {
-        throw new InvalidInputError(`no activation named ${request.name}`);
+        throw new UsageError(`no activation named '${request.name}' here: see 'thinimage ls'`, {
+          details: { name: request.name },
+        });
       }
       if (present) await fx.removeDevice(device);
       return { name: request.name, device, removed: true };

@@ -282,6 +282,9 @@ export function pullMachine(
         );
       }
       const manifest = fx.catalog.getImage(request.image)!.manifest as Manifest;
+      // The listing says how many bytes are coming: a pool too small hears so now, not after
+      // the downloads.
+      await fx.checkRoom(request.image, manifest.layers);
       const fetching = downloads(
         manifest.layers,
         DOWNLOADS_IN_FLIGHT,

@@ -25,6 +25,7 @@ import {
   ConflictError,
   InvalidInputError,
   SourceUnavailableError,
+  TemporaryError,
   ThinimageError,
 } from "../../src/errors.ts";
 import type { Machine } from "../../src/engine/machine.ts";
@@ -50,6 +51,9 @@ class World {
   held = new Map<string, PromiseWithResolvers<void>>();
   inFlight = 0;
   maxInFlight = 0;
+  /** Bytes the pool can still take; a pull needing more is refused before downloading. */
+  room = Infinity;
+  roomChecks: number[] = [];
 
   constructor(bucket: Bucket) {
     this.bucket = bucket;
@@ -89,6 +93,14 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     resolve(image) {
       if (!world.reachable) return Promise.reject(new SourceUnavailableError("connection refused"));
       return Promise.resolve(buildManifest(image, `images/${image}/`, world.listing(image)));
+    },
+    checkRoom(_image, layers) {
+      const bytes = layers.reduce((n, l) => n + l.size, 0);
+      world.roomChecks.push(bytes);
+      if (bytes > world.room) {
+        return Promise.reject(new TemporaryError(`no room: ${bytes} > ${world.room}`));
+      }
+      return Promise.resolve();
     },
     async fetchBlob(layer, signal) {
       const known = shaByEtag.get(layer.etag);
@@ -270,6 +282,25 @@ Deno.test("a hostile layer 3 refuses the image (65) with only layers 1-2 made", 
     assertEquals(t.catalog.getImage("hostile")!.state, "failed");
     await t.pull("golang");
     assertEquals(world.fetched.length, 6, "golang fetches only its layers 3-5");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("a pool without room for the listed layers refuses (75) before the first download", async () => {
+  const world = new World(BUCKET);
+  const total = world.listing("golang").reduce((n, l) => n + l.size, 0);
+  world.room = total - 1;
+  const t = await setup(world);
+  try {
+    const err = await assertRejects(() => t.pull("golang"));
+    assertEquals((err as ThinimageError).exitCode, 75);
+    assertStringIncludes((err as Error).message, `no room: ${total} >`);
+    assertEquals(world.fetched, [], "nothing downloaded");
+    assertEquals(world.devices.size, 0, "nothing made");
+    world.room = Infinity;
+    await t.pull("golang");
+    assertEquals(world.roomChecks, [total, total], "checked before each attempt's downloads");
   } finally {
     await t.close();
   }

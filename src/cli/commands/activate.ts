@@ -5,9 +5,7 @@
  */
 import type { Command } from "../command.ts";
 import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
-import { parseImageName } from "../../image/name.ts";
-import { ACTIVATION_NAME } from "../../image/chain.ts";
-import { UsageError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
 import { liveActivation } from "../../agent/existing.ts";
 
 /** The `--json` document of `activate`. */
@@ -30,13 +28,10 @@ const activate: Command = {
   positionals: [1, 1],
   keeps: ["read", "write", "net", "env", "run", "sys"],
   async run(ctx, { values, positionals }) {
-    const image = parseImageName(positionals[0]);
-    const name = (values.name as string | undefined) ?? image;
-    if (!ACTIVATION_NAME.test(name)) {
-      throw new UsageError(
-        `activation name ${JSON.stringify(name)} must match ${ACTIVATION_NAME.source}`,
-      );
-    }
+    const image = checkName("image", positionals[0], "IMAGE");
+    const name = values.name === undefined
+      ? image
+      : checkName("activation", values.name as string, "--name");
     const live = await liveActivation(ctx.stateDir, image, name);
     const res = live ? { ...live, created: false } : await withAgent(ctx, values, async (agent) => {
       // Every new activation needs the pool: open it (a device-tool process) while the

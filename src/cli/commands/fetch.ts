@@ -11,6 +11,7 @@ import { fetchImage } from "../../retrieve/fetch_image.ts";
 import { DEFAULT_MAX_BLOB_BYTES } from "../../retrieve/fetch_layer.ts";
 import { DEFAULT_MAX_LAYERS } from "../../image/manifest.ts";
 import { UsageError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
 import { describeError } from "../../errors.ts";
 
 /** The `--json` document of `fetch`. */
@@ -36,6 +37,7 @@ const fetch: Command = {
   async run(ctx, { values, positionals }) {
     const maxLayers = positiveInt(values["max-layers"], "--max-layers");
     const maxBytes = positiveInt(values["max-blob-bytes"], "--max-blob-bytes");
+    checkName("image", positionals[0], "IMAGE");
     const source = await sourceFromArgs(values);
     await Deno.mkdir(ctx.stateDir, { recursive: true });
     const store = openStore(`${ctx.stateDir}/${DB_FILE}`);

@@ -6,7 +6,7 @@
 import type { Command } from "../command.ts";
 import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
 import { formatBytes } from "../log.ts";
-import { parseImageName } from "../../image/name.ts";
+import { checkName } from "../../names.ts";
 import type { PullResponse } from "../../machines/pull.ts";
 
 /** The `--json` document of `pull`. */
@@ -60,7 +60,7 @@ const pull: Command = {
   positionals: [1, 1],
   keeps: ["read", "write", "net", "env", "run", "sys"],
   async run(ctx, { values, positionals }) {
-    const image = parseImageName(positionals[0]);
+    const image = checkName("image", positionals[0], "IMAGE");
     const res = await withAgent(ctx, values, async (agent) => {
       const run = await agent.engine.start(agent.machines.pull, image, { image }, {
         signal: ctx.signal,
