@@ -46,6 +46,7 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
   const records = new DeviceRecords(o.catalog.store);
   const getSource = async (): Promise<ObjectSource> => {
     if (!source) {
+      o.log.debug("loading the S3 client");
       const { createSource } = await import("../retrieve/source.ts");
       source = createSource(o.source);
     }

@@ -119,6 +119,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
               code,
               kind: report.kind,
               message: report.message,
+              ...(report.causes.length ? { causes: report.causes } : {}),
               ...(report.runs ? { runs: report.runs } : {}),
               details,
             },
@@ -133,8 +134,12 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
       report.message,
       report.runs && log.format === "json" ? { runs: report.runs } : undefined,
     );
-    if (report.runs && log.format === "text") {
-      for (const line of runLines(report.runs, log.level === "debug")) writeErr(line + "\n");
+    if (log.format === "text") {
+      const causes = log.level === "debug" ? report.causes : [];
+      for (const c of causes) writeErr(`  cause: ${c}\n`);
+      if (report.runs) {
+        for (const line of runLines(report.runs, log.level === "debug")) writeErr(line + "\n");
+      }
     }
     if (code === ExitCode.Failure && !(e instanceof ThinimageError) && log.level === "debug") {
       writeErr(((e as Error)?.stack ?? String(e)) + "\n");
@@ -254,11 +259,29 @@ function normalizeError(err: unknown, signal: AbortSignal): unknown {
   return err;
 }
 
-/** The first line of an error, its kind, and the runs it came through. */
-function errorReport(e: unknown): { message: string; kind: string; runs?: RunLink[] } {
+/**
+ * The first line of an error (its own message: the cause, in the user's terms), the causes
+ * under it that add something (fetch's text, the kernel's errno), its kind, and the runs it
+ * came through.
+ */
+function errorReport(
+  e: unknown,
+): { message: string; causes: string[]; kind: string; runs?: RunLink[] } {
   const kind = e instanceof RunFailedError ? e.info.name : (e as Error)?.name ?? "Error";
   const runs = e instanceof RunFailedError ? e.runs : undefined;
-  return { message: describeError(e), kind, ...(runs ? { runs } : {}) };
+  const texts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    const text = cur instanceof Error ? cur.message : String(cur);
+    if (text && !texts.some((t) => t.includes(text))) texts.push(text);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return {
+    message: texts[0] ?? describeError(e),
+    causes: texts.slice(1),
+    kind,
+    ...(runs ? { runs } : {}),
+  };
 }
 
 /**

@@ -24,6 +24,12 @@ import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 export interface ActivateRequest {
   image: string;
   name: string;
+  /**
+   * When to list the bucket (`--pull`): `missing` uses an image already pulled here as it is,
+   * `always` pulls first (what changed is fetched), `never` is offline. Runs recorded before
+   * the field existed pulled first: absent means `always`.
+   */
+  pull?: "missing" | "always" | "never";
 }
 
 /** What `activate` returns (and `--json` prints). */
@@ -70,6 +76,23 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
           device: existing.device,
           created: false,
         };
+      }
+      if ((request.pull ?? "always") !== "always") {
+        // Pulled here already: no listing, no pull run, no S3 client.
+        const img = fx.catalog.getImage(request.image);
+        const top = img?.state === "ready" && img.topChain
+          ? fx.catalog.getChain(img.topChain)
+          : undefined;
+        if (img && top?.state === "sealed") {
+          return {
+            image: request.image,
+            name: request.name,
+            manifestDigest: img.manifestDigest,
+            chainId: top.chainId,
+            device: activationDeviceName(request.name),
+            created: true,
+          };
+        }
       }
       const pulled = await fx.child(pull, request.image, { image: request.image }, signal);
       return {

@@ -249,9 +249,10 @@ export function pullMachine(
       if (offline) {
         if (known?.state !== "ready") {
           throw new SourceUnavailableError(
-            `${request.image} is not ready locally and the source is ${
-              fx.offline ? "not to be used (--offline)" : "unreachable"
-            }`,
+            fx.offline
+              ? `${request.image} is not pulled here, and --pull never (or --offline) keeps off ` +
+                `the network: run 'thinimage pull ${request.image}' first`
+              : `${request.image} is not pulled here and the source is unreachable`,
           );
         }
         return { ...fromCatalog(known), offline: true };

@@ -310,7 +310,31 @@ function classify(err: unknown, what: string, key: string | undefined, timedOut:
   }
   // fetch's TypeError (refused, reset, DNS) and the SDK's own parse failures of a cut reply.
   const message = (err as Error)?.message ?? String(err);
+  let all = message;
+  for (let c = (err as Error)?.cause, i = 0; c && i < 4; c = (c as Error).cause, i++) {
+    all += ` ${(c as Error).message ?? String(c)}`;
+  }
+  const unreachable = transportFailure(all);
+  if (unreachable) {
+    return new S3RequestError(
+      `cannot reach the S3 endpoint (${unreachable}): check the network and --endpoint ` +
+        `(or THINIMAGE_S3_ENDPOINT); ${what}`,
+      { retryable: true, cause: err },
+    );
+  }
   return new S3RequestError(`${what}: ${message}`, { retryable: true, cause: err });
+}
+
+/** What fetch's long text says went wrong on the way, in a few words; undefined otherwise. */
+function transportFailure(message: string): string | undefined {
+  if (/connection refused/i.test(message)) return "connection refused";
+  if (/dns error|failed to lookup|name or service not known|no address/i.test(message)) {
+    return "host name not found";
+  }
+  if (/network is unreachable|no route to host/i.test(message)) return "network unreachable";
+  if (/connection reset|broken pipe/i.test(message)) return "connection reset";
+  if (/timed out/i.test(message)) return "connection timed out";
+  return undefined;
 }
 
 function explain(status: number | undefined, code: string): string {

@@ -54,6 +54,7 @@ class World {
   /** Bytes the pool can still take; a pull needing more is refused before downloading. */
   room = Infinity;
   roomChecks: number[] = [];
+  listings = 0;
 
   constructor(bucket: Bucket) {
     this.bucket = bucket;
@@ -91,6 +92,7 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     catalog,
     offline: opts.offline ?? false,
     resolve(image) {
+      world.listings++;
       if (!world.reachable) return Promise.reject(new SourceUnavailableError("connection refused"));
       return Promise.resolve(buildManifest(image, `images/${image}/`, world.listing(image)));
     },
@@ -196,8 +198,8 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     engine,
     pull: async (image: string, signal?: AbortSignal) =>
       await (await engine.start(pull, image, { image }, { signal })).wait(),
-    activate: async (image: string, name = image) =>
-      await (await engine.start(activate, name, { image, name })).wait(),
+    activate: async (image: string, name = image, pull?: "missing" | "always" | "never") =>
+      await (await engine.start(activate, name, { image, name, pull })).wait(),
     async close() {
       store.close();
       await Deno.remove(dir, { recursive: true });
@@ -355,6 +357,33 @@ Deno.test("activate: the same (image, name) returns the activation; another imag
     assertEquals((err as ThinimageError).exitCode, 65);
     const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
     assertEquals(snaps.length, 1);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("activate --pull: missing uses an image pulled here without listing; always lists; never is offline", async () => {
+  const world = new World(BUCKET);
+  const t = await setup(world);
+  try {
+    // Not here yet: 'missing' pulls (one listing).
+    await t.activate("node", "a", "missing");
+    assertEquals(world.listings, 1);
+    // Here: 'missing' neither lists nor starts a pull run, even with the source gone.
+    world.reachable = false;
+    const b = await t.activate("node", "b", "missing");
+    assertEquals([world.listings, b.created], [1, true]);
+    assertEquals(b.chainId, t.catalog.getImage("node")!.topChain);
+    // 'always' lists first.
+    world.reachable = true;
+    await t.activate("node", "c", "always");
+    assertEquals(world.listings, 2);
+    // A run without the field (recorded before it existed) pulls first, as it did then.
+    await t.activate("node", "d");
+    assertEquals(world.listings, 3);
+    // 'missing' with an image not here: it is pulled.
+    await t.activate("golang", "e", "missing");
+    assertEquals(world.listings, 4);
   } finally {
     await t.close();
   }

@@ -4,7 +4,14 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
+import {
+  AGENT_HELP,
+  AGENT_OPTIONS,
+  AGENT_USAGE,
+  checkNetPermission,
+  preloadS3Client,
+  withAgent,
+} from "../agent_options.ts";
 import { formatBytes } from "../log.ts";
 import { checkName } from "../../names.ts";
 import type { PullResponse } from "../../machines/pull.ts";
@@ -61,7 +68,11 @@ const pull: Command = {
   keeps: ["read", "write", "net", "env", "run", "sys"],
   async run(ctx, { values, positionals }) {
     const image = checkName("image", positionals[0], "IMAGE");
+    if (!values.offline) checkNetPermission(values);
     const res = await withAgent(ctx, values, async (agent) => {
+      // A pull that cannot succeed here fails before its first S3 request.
+      if (!values.offline) preloadS3Client();
+      await agent.checkPool();
       const run = await agent.engine.start(agent.machines.pull, image, { image }, {
         signal: ctx.signal,
       });
