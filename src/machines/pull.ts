@@ -30,7 +30,7 @@
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
-import type { Layer, Manifest } from "../image/manifest.ts";
+import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
 import { ConflictError, ExitCode, SourceUnavailableError, ThinimageError } from "../errors.ts";
 
@@ -257,7 +257,9 @@ export function pullMachine(
         }
         return { ...fromCatalog(known), offline: true };
       }
-      for (const key of manifest!.ignored) fx.warn(`ignoring ${key}: not a layer`);
+      // One line, whatever the count: a prefix stuffed with junk must not flood stderr.
+      const ignored = describeIgnored(manifest!);
+      if (ignored) fx.warn(ignored);
       const rec = fx.catalog.recordManifest(manifest!);
       if (rec.state === "ready" && rec.topChain) {
         // Unchanged and complete: nothing to fetch or unpack.

@@ -29,6 +29,7 @@ import {
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { ObjectChangedError, S3RequestError } from "./errors.ts";
 import { withRetries } from "./retry.ts";
+import { InvalidInputError } from "../errors.ts";
 
 /** Static credentials (from the AWS_* environment, usually). */
 export interface S3Credentials {
@@ -116,16 +117,26 @@ export class S3ObjectClient {
   }
 
   /**
-   * Every object under `prefix`, following every page (ListObjectsV2). With `delimiter`,
-   * common prefixes come back as objects with size -1 and a key ending in the delimiter.
+   * Every object under `prefix`, following every page (ListObjectsV2), one page in memory at
+   * a time. With `delimiter`, common prefixes come back as objects with size -1 and a key
+   * ending in the delimiter. A listing longer than `maxPages` pages is refused
+   * (InvalidInputError, exit 65) before the next page is asked for.
    */
   async *list(
     prefix: string,
-    opts: { pageSize?: number; delimiter?: string; signal?: AbortSignal } = {},
+    opts: { pageSize?: number; delimiter?: string; signal?: AbortSignal; maxPages?: number } = {},
   ): AsyncGenerator<S3Object> {
     let token: string | undefined;
     const seenTokens = new Set<string>();
+    let pages = 0;
     do {
+      if (opts.maxPages !== undefined && pages++ >= opts.maxPages) {
+        throw new InvalidInputError(
+          `list ${this.location}/${prefix}: more than ${opts.maxPages} pages, far more than ` +
+            "an image needs: the listing was stopped there; --max-pages raises the limit",
+          { details: { prefix, pages: opts.maxPages } },
+        );
+      }
       const page = await withRetries(
         () =>
           this.#send<ListObjectsV2CommandOutput>(

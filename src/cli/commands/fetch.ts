@@ -9,7 +9,7 @@ import { BlobStore } from "../../blobs/store.ts";
 import { DB_FILE, openStore } from "../../store/db.ts";
 import { fetchImage } from "../../retrieve/fetch_image.ts";
 import { DEFAULT_MAX_BLOB_BYTES } from "../../retrieve/fetch_layer.ts";
-import { DEFAULT_MAX_LAYERS } from "../../image/manifest.ts";
+import { DEFAULT_MAX_LAYERS, describeIgnored } from "../../image/manifest.ts";
 import { UsageError } from "../../errors.ts";
 import { checkName } from "../../names.ts";
 import { describeError } from "../../errors.ts";
@@ -51,7 +51,8 @@ const fetch: Command = {
         maxBytes,
         onManifest(m) {
           total = m.layers.reduce((n, l) => n + l.size, 0);
-          for (const key of m.ignored) ctx.log.warn(`ignored ${JSON.stringify(key)}: not a layer`);
+          const ignored = describeIgnored(m);
+          if (ignored) ctx.log.warn(ignored);
         },
         onProgress(layer, bytes) {
           done.set(layer.key, bytes);
