@@ -236,6 +236,12 @@ function revokeAllBut(keeps: readonly PermissionName[]): void {
  * denied" into what to do about it, and aborts into exit 75.
  */
 function normalizeError(err: unknown, signal: AbortSignal): unknown {
+  // Met inside a run (perhaps in another process): only its name and message came back.
+  if (err instanceof RunFailedError && err.info.name === "NotCapable") {
+    const m = /--allow-[a-z]+/.exec(err.info.message);
+    const target = /access to "([^"]*)"/.exec(err.info.message)?.[1];
+    if (m) return new MissingPermissionError(target ? `${m[0]}=${target}` : m[0], err);
+  }
   if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
     const m = /--allow-[a-z]+/.exec((err as Error).message);
     const target = /access to "([^"]*)"/.exec((err as Error).message)?.[1];

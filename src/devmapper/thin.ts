@@ -340,7 +340,8 @@ export class ThinPool {
           `(${
             dataFree.toFixed(1)
           }% free, need ${minData}%), metadata ${st.usedMetaBlocks}/${st.totalMetaBlocks} ` +
-          `(${metaFree.toFixed(1)}% free, need ${minMeta}%); remove unused images and retry`,
+          `(${metaFree.toFixed(1)}% free, need ${minMeta}%): free space with ` +
+          "'thinimage rm IMAGE' and 'thinimage gc', then retry",
         {
           details: {
             pool: st.name,

@@ -94,11 +94,13 @@ export interface ChainResponse {
 }
 
 /**
- * Classified errors (hostile input, unreachable source, low space, a conflicting device) halt
- * at once: retrying cannot change their outcome within a run. Unclassified ones (a busy
+ * Classified errors (hostile input, unreachable source, low space, a conflicting device, a
+ * missing Deno permission) halt at once: retrying cannot change their outcome within a run. Unclassified ones (a busy
  * device) are retried.
  */
 export function isPermanent(err: unknown): boolean {
+  // A permission Deno refused stays refused for the life of the process.
+  if (err instanceof Deno.errors.NotCapable) return true;
   return err instanceof ConflictError ||
     (err instanceof ThinimageError && err.exitCode !== ExitCode.Failure);
 }

@@ -17,6 +17,7 @@ import {
   blobMachine,
   chainMachine,
   type ChainRequest,
+  isPermanent,
   pullMachine,
 } from "../../src/machines/pull.ts";
 import { activateMachine } from "../../src/machines/activate.ts";
@@ -542,4 +543,9 @@ Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made t
     await first.catch(() => {});
     await t.close();
   }
+});
+
+Deno.test("a missing Deno permission halts a run at once: it would be refused 8 times over", () => {
+  assert(isPermanent(new Deno.errors.NotCapable('Requires net access to "s3.amazonaws.com"')));
+  assert(!isPermanent(new Error("device busy")));
 });
