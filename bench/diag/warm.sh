@@ -52,10 +52,12 @@ for r in $(seq 1 "$ROUNDS"); do
   order="$A $B"; [ $((r % 2)) = 0 ] && order="$B $A"
   for rev in $order; do
     cli() { deno run --no-check $FLAGS "$W/app-$rev/src/main.ts" --state-dir "$W/state-$rev" "$@"; }
+    # Device names are the host's: each revision's activations get their own names.
+    name=w$r-${rev:0:7}
     before=$(reqs)
-    echo "$rev new $(ms cli activate golang --name w$r --json)" | tee -a "$RESULTS"
+    echo "$rev new $(ms cli activate golang --name "$name" --json)" | tee -a "$RESULTS"
     echo "$rev new-requests $(($(reqs) - before))" | tee -a "$RESULTS"
-    echo "$rev same $(ms cli activate golang --name w$r --json)" | tee -a "$RESULTS"
+    echo "$rev same $(ms cli activate golang --name "$name" --json)" | tee -a "$RESULTS"
   done
   echo "floor floor $(ms deno run "$W/empty.ts")" | tee -a "$RESULTS"
 done
