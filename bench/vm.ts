@@ -436,8 +436,9 @@ async function benchActivate(
             blockBytes: s.blockSectors * 512,
             ...unpackedBytes(dir),
           });
-          // Warm: the image is ready; a new activation name makes a snapshot, the same name
-          // finds the activation. The floor runs right beside each.
+          // Warm, under the default pull policy: the image is ready; a new activation name makes
+          // a snapshot (no listing), the same name finds the activation. The floor runs right
+          // beside each.
           if (r === 0) {
             for (let w = 0; w < warmRounds; w++) {
               const before = proxy.requests.length;
@@ -452,8 +453,8 @@ async function benchActivate(
                 floor.push(await timed(() => must(Deno.execPath(), ["run", empty])) * 1000);
               for (const f of w % 2 ? [c, b, a] : [a, b, c]) await f();
               warmReq += proxy.requests.length - before;
-              // ListObjectsV2 is a GET of the bucket with list-type=2: the issue allows the one
-              // listing that checks the manifest, and counts only object downloads.
+              // Under the default pull policy (missing) a ready image needs no request at all;
+              // object downloads (not ListObjectsV2, a GET with list-type=2) are counted apart.
               warmGets += proxy.requests.slice(before).filter((q) =>
                 q.method === "GET" && !/[?&]list-type=2(&|$)/.test(q.path)
               ).length;

@@ -6,8 +6,8 @@
  *   deno task install --root /usr/local [--endpoint URL]
  *   deno task compile [--output bin/thinimage] [--endpoint URL]
  *
- * `--endpoint` narrows `--allow-net` to that endpoint's host (the default allows the public
- * bucket's hosts and the local test server).
+ * `--endpoint` sets `--allow-net` to that endpoint's host (the default allows the public
+ * bucket's hosts only; a local S3 server is granted by naming it).
  *
  * `deno compile` fetches its runtime from Deno's servers, which these machines cannot reach:
  * the command is right, but only a connected machine can run it.
@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { LOCAL_S3_HOST, permissionFlags, PUBLIC_S3_HOSTS } from "../src/cli/permissions.ts";
+import { permissionFlags, PUBLIC_S3_HOSTS } from "../src/cli/permissions.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,9 +29,7 @@ const { values } = parseArgs({
 });
 
 const repo = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
-const hosts = values.endpoint
-  ? [new URL(values.endpoint).host]
-  : [...PUBLIC_S3_HOSTS, LOCAL_S3_HOST];
+const hosts = values.endpoint ? [new URL(values.endpoint).host] : [...PUBLIC_S3_HOSTS];
 const flags = permissionFlags({ netHosts: hosts });
 let args: string[];
 if (values.compile) {

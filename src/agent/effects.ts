@@ -49,6 +49,7 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
   const records = new DeviceRecords(o.catalog.store);
   const getSource = async (): Promise<ObjectSource> => {
     if (!source) {
+      o.log.debug("loading the S3 client");
       const { createSource } = await import("../retrieve/source.ts");
       source = createSource(o.source);
     }
@@ -84,6 +85,48 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       });
       if (r.downloaded) o.log.info(`fetched ${layer.key}`, { bytes: r.size, sha256: r.sha256 });
       return { sha256: r.sha256, size: r.size, downloaded: r.downloaded };
+    },
+
+    async checkRoom(image: string, layers: readonly Layer[]): Promise<void> {
+      // Every layer from the first whose chain is not sealed is unpacked (a chain above a new
+      // one is new). A chain id needs its blob's digest: a blob not stored yet starts the rest.
+      const { chainId } = await import("../image/chain.ts");
+      let first = layers.length;
+      let parent: string | undefined;
+      for (const [i, l] of layers.entries()) {
+        const sha256 = o.blobs.findByEtag(l.etag, l.size);
+        if (sha256) parent = await chainId(parent, sha256);
+        if (!sha256 || o.catalog.getChain(parent!)?.state !== "sealed") {
+          first = i;
+          break;
+        }
+      }
+      const todo = layers.slice(first);
+      // A layer's tar size: the least it unpacks to (file data plus headers; gzip, more).
+      const bytes = todo.reduce((n, l) => n + l.size, 0);
+      if (bytes === 0) return;
+      const room = await (await getPool()).room();
+      const usable = Math.max(0, room.freeBytes - room.floorBytes);
+      if (bytes <= usable) return;
+      const { formatBytes } = await import("../cli/log.ts");
+      throw new TemporaryError(
+        `pool ${room.pool} has no room for ${image}: ${todo.length} layer(s) to unpack hold ` +
+          `${formatBytes(bytes)}, the pool has ${formatBytes(room.freeBytes)} free and keeps ` +
+          `${
+            formatBytes(room.floorBytes)
+          } of it in reserve; free space with 'thinimage rm IMAGE' ` +
+          "and 'thinimage gc', or grow the pool",
+        {
+          details: {
+            pool: room.pool,
+            image,
+            layers: todo.length,
+            bytes,
+            freeBytes: room.freeBytes,
+            floorBytes: room.floorBytes,
+          },
+        },
+      );
     },
 
     async validateBlob(sha256: string, signal: AbortSignal): Promise<void> {

@@ -56,6 +56,11 @@ export interface Agent {
   };
   /** The pool, opened (and reconciled when intents were left in flight) on first use. */
   pool(): Promise<ThinPool>;
+  /**
+   * Fail now if the pool cannot serve: not recorded in this state directory (SQLite only),
+   * not live, or unhealthy. Commands call it before their first S3 request.
+   */
+  checkPool(): Promise<void>;
   close(): void;
 }
 
@@ -129,6 +134,9 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
     effects,
     machines,
     pool: openPool,
+    async checkPool() {
+      await (await openPool()).health();
+    },
     close() {
       effects.close();
       store.close();

@@ -10,7 +10,8 @@ import type { Agent } from "../agent/runtime.ts";
 import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
 import { formatBytes } from "./log.ts";
-import { UsageError } from "../errors.ts";
+import { MissingPermissionError, UsageError } from "../errors.ts";
+import { checkName } from "../names.ts";
 
 /** `--offline`, `--no-wait`, `--pool`, `--device-size` and the S3 options. */
 export const AGENT_OPTIONS = {
@@ -57,9 +58,40 @@ export async function agentFromArgs(
     source: sourceConfigFromArgs(values),
     offline: Boolean(values.offline),
     noWait: Boolean(values["no-wait"]),
-    pool: values.pool as string | undefined,
+    pool: values.pool === undefined
+      ? undefined
+      : checkName("pool", values.pool as string, "--pool"),
     deviceSizeBytes,
   });
+}
+
+/**
+ * What can be checked here before the network, checked: a configured endpoint is an http(s)
+ * URL this process may reach (the pool, the names and the state directory are checked by the
+ * caller and by opening the agent). Cheap: no process, no request.
+ */
+export function checkNetPermission(values: CommandArgs["values"]): void {
+  const endpoint = sourceConfigFromArgs(values).endpoint;
+  if (endpoint === undefined) return; // AWS: its host depends on the SDK's resolution
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch { /* below */ }
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
+    throw new UsageError(`invalid endpoint ${JSON.stringify(endpoint)}: an http(s) URL`);
+  }
+  const host = url.host;
+  if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
+    throw new MissingPermissionError(`--allow-net=${host}`);
+  }
+}
+
+/**
+ * Start loading the S3 client while local checks run (the SDK takes seconds to load under
+ * emulation, a device-tool process a fraction of one). Loading sends no request.
+ */
+export function preloadS3Client(): void {
+  import("../retrieve/source.ts").catch(() => {});
 }
 
 /** Run `fn` on an open agent and close it afterwards. */

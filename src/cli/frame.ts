@@ -22,6 +22,7 @@ import {
   ThinimageError,
   UsageError,
 } from "../errors.ts";
+import { RunFailedError, type RunLink } from "../engine/errors.ts";
 
 /** Where state lives when neither `--state-dir` nor `THINIMAGE_STATE_DIR` says otherwise. */
 export const DEFAULT_STATE_DIR = "/var/lib/thinimage";
@@ -69,6 +70,10 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
   const removeSignals = opts.noSignals ? () => {} : installSignals(controller, writeErr);
   try {
     const { name, rest } = splitCommand(argv);
+    if (name === undefined && (argv.includes("--version") || argv.includes("-V"))) {
+      writeOut(`thinimage ${await version()}\n`);
+      return ExitCode.Ok;
+    }
     if (name === undefined || name === "help") {
       const target = name === "help" ? rest.find((a) => !a.startsWith("-")) : undefined;
       if (target && COMMANDS[target]) {
@@ -112,19 +117,38 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
   } catch (err) {
     const e = normalizeError(err, controller.signal);
     const code = exitCodeOf(e);
+    const report = errorReport(e);
     if (json) {
       const details = e instanceof ThinimageError ? e.details : undefined;
       writeOut(
         JSON.stringify(
           {
-            error: { code, kind: (e as Error).name ?? "Error", message: describeError(e), details },
+            error: {
+              code,
+              kind: report.kind,
+              message: report.message,
+              ...(report.causes.length ? { causes: report.causes } : {}),
+              ...(report.runs ? { runs: report.runs } : {}),
+              details,
+            },
           },
           null,
           2,
         ) + "\n",
       );
     }
-    log.error(describeError(e));
+    // The cause first, in the user's terms; then where it happened, for whoever digs.
+    log.error(
+      report.message,
+      report.runs && log.format === "json" ? { runs: report.runs } : undefined,
+    );
+    if (log.format === "text") {
+      const causes = log.level === "debug" ? report.causes : [];
+      for (const c of causes) writeErr(`  cause: ${c}\n`);
+      if (report.runs) {
+        for (const line of runLines(report.runs, log.level === "debug")) writeErr(line + "\n");
+      }
+    }
     if (code === ExitCode.Failure && !(e instanceof ThinimageError) && log.level === "debug") {
       writeErr(((e as Error)?.stack ?? String(e)) + "\n");
     }
@@ -168,7 +192,11 @@ export function parseCommandArgs(cmd: Command, rest: string[]) {
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(`${cmd.name}: ${(err as Error).message}\nusage: ${cmd.usage}`);
+    // node's text goes on about '--' after its first sentence: the usage below says more.
+    const what = (err as Error).message.split(/\.\s/)[0].replace(/^[A-Z]/, (c) => c.toLowerCase());
+    throw new UsageError(
+      `thinimage ${cmd.name}: ${what} (see 'thinimage ${cmd.name} --help')\nusage: ${cmd.usage}`,
+    );
   }
   const values = { ...parsed.values } as Record<string, string | boolean | undefined>;
   const [min, max] = cmd.positionals ?? [0, 0];
@@ -211,12 +239,28 @@ function revokeAllBut(keeps: readonly PermissionName[]): void {
   }
 }
 
-/** Turn Deno's permission errors into a message naming the flag, and aborts into exit 75. */
+/**
+ * Turn Deno's permission errors into a message naming the flag, the system's "permission
+ * denied" into what to do about it, and aborts into exit 75.
+ */
 function normalizeError(err: unknown, signal: AbortSignal): unknown {
+  // Met inside a run (perhaps in another process): only its name and message came back.
+  if (err instanceof RunFailedError && err.info.name === "NotCapable") {
+    const m = /--allow-[a-z]+/.exec(err.info.message);
+    const target = /access to "([^"]*)"/.exec(err.info.message)?.[1];
+    if (m) return new MissingPermissionError(target ? `${m[0]}=${target}` : m[0], err);
+  }
   if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
     const m = /--allow-[a-z]+/.exec((err as Error).message);
     const target = /access to "([^"]*)"/.exec((err as Error).message)?.[1];
     if (m) return new MissingPermissionError(target ? `${m[0]}=${target}` : m[0], err);
+    // The kernel's EACCES (Deno reports it as PermissionDenied too): the user's, not Deno's.
+    const path = /: [a-z]+ '([^']*)'/.exec((err as Error).message)?.[1];
+    return new ThinimageError(
+      `permission denied${path ? ` on ${path}` : ""}: run as root, or give --state-dir a ` +
+        "directory you own (devices need root either way)",
+      { cause: err, details: path ? { path } : undefined },
+    );
   }
   if (signal.aborted && !(err instanceof ThinimageError && err.exitCode !== ExitCode.Failure)) {
     return new TemporaryError(
@@ -227,6 +271,51 @@ function normalizeError(err: unknown, signal: AbortSignal): unknown {
     );
   }
   return err;
+}
+
+/**
+ * The first line of an error (its own message: the cause, in the user's terms), the causes
+ * under it that add something (fetch's text, the kernel's errno), its kind, and the runs it
+ * came through.
+ */
+function errorReport(
+  e: unknown,
+): { message: string; causes: string[]; kind: string; runs?: RunLink[] } {
+  const kind = e instanceof RunFailedError ? e.info.name : (e as Error)?.name ?? "Error";
+  const runs = e instanceof RunFailedError ? e.runs : undefined;
+  const texts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    const text = cur instanceof Error ? cur.message : String(cur);
+    if (text && !texts.some((t) => t.includes(text))) texts.push(text);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return {
+    message: texts[0] ?? describeError(e),
+    causes: texts.slice(1),
+    kind,
+    ...(runs ? { runs } : {}),
+  };
+}
+
+/**
+ * Where an error came from, after its first line: the outermost run (enough to find the rest
+ * with `thinimage history`), or with `--verbose` every run it passed through.
+ */
+export function runLines(runs: readonly RunLink[], all: boolean): string[] {
+  const describe = (r: RunLink) =>
+    `run ${r.runId}${r.machine ? ` (${r.machine} ${r.resource ?? ""}`.trimEnd() + ")" : ""}` +
+    ` at '${r.state}'`;
+  const shown = all ? runs : runs.slice(0, 1);
+  return [
+    ...shown.map((r, i) => `  ${i === 0 ? "in" : "  via"} ${describe(r)}`),
+    `  more: thinimage history ${runs[0].runId}`,
+  ];
+}
+
+async function version(): Promise<string> {
+  const { default: config } = await import("../../deno.json", { with: { type: "json" } });
+  return (config as { version?: string }).version ?? "unknown";
 }
 
 function installSignals(controller: AbortController, writeErr: (t: string) => void): () => void {
@@ -270,6 +359,7 @@ async function globalHelp(): Promise<string> {
     "  -q, --quiet         only warnings and errors on stderr",
     "  -v, --verbose       debug output on stderr",
     "  --log-format FMT    text (default) or json lines on stderr, for cron",
+    "  --version           print the version",
     "",
     "exit codes: 0 done, 2 usage, 65 invalid or hostile input, 69 source unavailable,",
     "            75 temporary (busy, interrupted, low space: retry later), 1 anything else",

@@ -37,7 +37,10 @@ export const PUBLIC_S3_HOSTS = [
   "flyio-platform-hiring-challenge.s3.us-east-1.amazonaws.com",
 ] as const;
 
-/** The loopback S3 server of the tests and the demo. */
+/**
+ * The loopback S3 server of the tests and the demo, which grant it themselves: the shipped
+ * tasks and launchers never name it.
+ */
 export const LOCAL_S3_HOST = "127.0.0.1:7480";
 
 /** Environment variables read by thinimage and by the AWS SDK at import and request time. */
@@ -75,9 +78,7 @@ export function permissionFlags(opts: PermissionOptions): string[] {
   ];
 }
 
-/** The flags of the deno.json tasks: the public bucket and the local S3 server. */
+/** The flags of the deno.json tasks: the public bucket's hosts, nothing else on the network. */
 export function taskPermissionFlags(): string[] {
-  return permissionFlags({
-    netHosts: [...PUBLIC_S3_HOSTS, LOCAL_S3_HOST],
-  });
+  return permissionFlags({ netHosts: PUBLIC_S3_HOSTS });
 }

@@ -17,18 +17,28 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { CommandArgs } from "./command.ts";
 import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
-import { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION } from "../retrieve/defaults.ts";
+import {
+  DEFAULT_BUCKET,
+  DEFAULT_MAX_PAGES,
+  DEFAULT_PREFIX,
+  DEFAULT_REGION,
+} from "../retrieve/defaults.ts";
+import { DEFAULT_MAX_KEYS } from "../image/limits.ts";
+import { UsageError } from "../errors.ts";
 
-/** `--bucket`, `--region`, `--endpoint`, `--prefix`. */
+/** `--bucket`, `--region`, `--endpoint`, `--prefix`, `--max-pages`, `--max-keys`. */
 export const S3_OPTIONS = {
   bucket: { type: "string" },
   region: { type: "string" },
   endpoint: { type: "string" },
   prefix: { type: "string" },
+  "max-pages": { type: "string" },
+  "max-keys": { type: "string" },
 } as const satisfies ParseArgsOptionsConfig;
 
 /** The usage fragment for {@linkcode S3_OPTIONS}. */
-export const S3_USAGE = "[--bucket NAME] [--region REGION] [--endpoint URL] [--prefix PREFIX]";
+export const S3_USAGE =
+  "[--bucket NAME] [--region REGION] [--endpoint URL] [--prefix PREFIX] [--max-pages N] [--max-keys N]";
 
 /** Help lines for {@linkcode S3_OPTIONS}, to append to a command's usage. */
 export const S3_HELP = [
@@ -36,6 +46,8 @@ export const S3_HELP = [
   `  --region REGION     region (default ${DEFAULT_REGION})`,
   "  --endpoint URL      S3-compatible endpoint (env THINIMAGE_S3_ENDPOINT; default AWS)",
   `  --prefix PREFIX     key prefix of the images (default ${DEFAULT_PREFIX})`,
+  `  --max-pages N       refuse (65) a listing of more pages (default ${DEFAULT_MAX_PAGES})`,
+  `  --max-keys N        refuse (65) more keys under one image (default ${DEFAULT_MAX_KEYS})`,
   "  credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN); anonymous without",
 ].join("\n");
 
@@ -50,7 +62,19 @@ export function sourceConfigFromArgs(values: CommandArgs["values"]): SourceConfi
     region: str("region"),
     endpoint: str("endpoint") ?? env("THINIMAGE_S3_ENDPOINT"),
     prefix: str("prefix"),
+    limits: {
+      maxPages: count(str("max-pages"), "--max-pages"),
+      maxKeys: count(str("max-keys"), "--max-keys"),
+    },
   };
+}
+
+function count(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,9}$/.test(v)) {
+    throw new UsageError(`${flag} must be a positive whole number, not ${JSON.stringify(v)}`);
+  }
+  return Number(v);
 }
 
 /**

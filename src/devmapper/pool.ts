@@ -18,7 +18,7 @@
  */
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
-import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";
 import {
   attachLoop,
@@ -212,15 +212,34 @@ export async function adoptPool(
   };
 }
 
-/** The row of pool `name`, or a refusal saying how to make one. */
-function recordedPool(store: Store, name: string): PoolRow {
-  const row = new DeviceRecords(store).pool(name);
-  if (!row) {
-    throw new InvalidInputError(
-      `no pool named ${name} in this state directory: run 'thinimage pool init' first`,
+/**
+ * The row of pool `name`, or a usage error (exit 2) saying how to make or adopt one. Reads
+ * SQLite only: a command checks this before anything else, kernel or network.
+ */
+export function recordedPool(store: Store, name: string): PoolRow {
+  const records = new DeviceRecords(store);
+  const row = records.pool(name);
+  if (row) return row;
+  const names = records.poolNames();
+  const details = { pool: name, recorded: names };
+  if (names.length === 0 && name === DEFAULT_POOL) {
+    throw new UsageError(
+      "no thin pool is set up in this state directory: make one with 'thinimage pool init', " +
+        "or adopt an existing one with 'thinimage pool init --pool NAME'",
+      { details },
     );
   }
-  return row;
+  if (names.length > 1 && name === DEFAULT_POOL) {
+    throw new UsageError(
+      `this state directory has several pools (${names.join(", ")}): choose one with --pool NAME`,
+      { details },
+    );
+  }
+  throw new UsageError(
+    `no pool named '${name}' here: adopt it with 'thinimage pool init --pool ${name}'` +
+      (names.length ? ` (this state directory has ${names.join(", ")})` : ""),
+    { details },
+  );
 }
 
 /**
@@ -234,7 +253,7 @@ export async function openPool(
   dm: Dmsetup = new Dmsetup(),
 ): Promise<PoolInfo> {
   const row = recordedPool(store, name);
-  const info = await livePool(name, dm, row.adopted);
+  const info = await livePool(name, dm, row.adopted, true);
   return { ...info, adopted: row.adopted, metaFile: row.metaFile, dataFile: row.dataFile };
 }
 
@@ -262,12 +281,19 @@ export async function poolStatus(
   blockSectors?: number,
 ): Promise<PoolStatusReport> {
   const line = await dm.status(poolName);
-  if (line === undefined) throw new InvalidInputError(`no device-mapper device named ${poolName}`);
+  if (line === undefined) {
+    throw new UsageError(
+      `no device-mapper device named '${poolName}': see 'dmsetup ls --target thin-pool'`,
+      { details: { pool: poolName } },
+    );
+  }
   const st = parsePoolStatus(line);
   if (blockSectors === undefined) {
     const table = await dm.table(poolName);
     if (table === undefined) {
-      throw new InvalidInputError(`no device-mapper device named ${poolName}`);
+      throw new UsageError(`no device-mapper device named '${poolName}'`, {
+        details: { pool: poolName },
+      });
     }
     blockSectors = parseThinPoolTable(table).blockSectors;
   }
@@ -355,10 +381,26 @@ export async function removePool(
   }
 }
 
-async function livePool(name: string, dm: Dmsetup, adopted: boolean): Promise<PoolInfo> {
+async function livePool(
+  name: string,
+  dm: Dmsetup,
+  adopted: boolean,
+  recorded = false,
+): Promise<PoolInfo> {
   const table = await dm.table(name);
   if (table === undefined) {
-    throw new InvalidInputError(`no device-mapper device named ${name}`);
+    // Named on the command line but absent: the command line is wrong. Recorded here but
+    // gone (a reboot took a pool someone else made): the host must set it up again.
+    throw recorded
+      ? new ThinimageError(
+        `pool '${name}' is recorded here but not live in the kernel: set it up again as it was ` +
+          `made (e.g. 'dmsetup create ${name} ...'), then retry`,
+        { details: { pool: name } },
+      )
+      : new UsageError(
+        `no device-mapper device named '${name}': see 'dmsetup ls --target thin-pool'`,
+        { details: { pool: name } },
+      );
   }
   return await describeLive(name, table, dm, adopted);
 }

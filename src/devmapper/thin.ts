@@ -309,6 +309,34 @@ export class ThinPool {
   }
 
   /**
+   * The pool's status, refused (ThinimageError, exit 1) when the pool is in trouble
+   * (read-only, needs_check, failed): what a command checks before it reaches the network.
+   * The reading serves the next {@linkcode ThinPool.guardFreeSpace} for a moment, as one taken
+   * after a write does.
+   */
+  async health(): Promise<PoolStatusReport> {
+    const st = await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
+    this.#afterWrite = { at: Date.now(), status: st };
+    refuseUnusable(st);
+    return st;
+  }
+
+  /**
+   * Free data space in bytes, and the floor {@linkcode ThinPool.guardFreeSpace} keeps free:
+   * what may still be written is `freeBytes - floorBytes`.
+   */
+  async room(): Promise<{ pool: string; freeBytes: number; floorBytes: number }> {
+    const st = await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
+    refuseUnusable(st);
+    const minData = this.#opts.minFreeDataPercent ?? 10;
+    return {
+      pool: st.name,
+      freeBytes: st.dataTotalBytes - st.dataUsedBytes,
+      floorBytes: Math.ceil(st.dataTotalBytes * minData / 100),
+    };
+  }
+
+  /**
    * Refuse (TemporaryError, exit 75, with the figures) when free data or metadata space is
    * below the thresholds, or the pool is out of space; a pool in trouble (read-only,
    * needs_check, failed) is a plain ThinimageError. Resolves to the data bytes left above the
@@ -322,11 +350,7 @@ export class ThinPool {
     const st = recent && Date.now() - recent.at < STATUS_REUSE_MS
       ? recent.status
       : await poolStatus(this.#pool.name, this.#dm, this.#pool.blockSectors);
-    if (st.failed || st.readOnly || st.needsCheck) {
-      throw new ThinimageError(`pool ${st.name} is unusable: ${st.problems.join(", ")}`, {
-        details: { ...st },
-      });
-    }
+    refuseUnusable(st);
     const dataFree = pct(st.totalDataBlocks - st.usedDataBlocks, st.totalDataBlocks);
     const metaFree = pct(st.totalMetaBlocks - st.usedMetaBlocks, st.totalMetaBlocks);
     const minData = this.#opts.minFreeDataPercent ?? 10;
@@ -337,7 +361,8 @@ export class ThinPool {
           `(${
             dataFree.toFixed(1)
           }% free, need ${minData}%), metadata ${st.usedMetaBlocks}/${st.totalMetaBlocks} ` +
-          `(${metaFree.toFixed(1)}% free, need ${minMeta}%); remove unused images and retry`,
+          `(${metaFree.toFixed(1)}% free, need ${minMeta}%): free space with ` +
+          "'thinimage rm IMAGE' and 'thinimage gc', then retry",
         {
           details: {
             pool: st.name,
@@ -752,6 +777,15 @@ export class ThinPool {
 
   #poolDev(): Promise<string> {
     return this.#poolDevCache ??= this.#dm.deviceNumber(this.#pool.name);
+  }
+}
+
+function refuseUnusable(st: PoolStatusReport): void {
+  if (st.failed || st.readOnly || st.needsCheck) {
+    throw new ThinimageError(
+      `pool ${st.name} is unusable (${st.problems.join(", ")}): see 'thinimage pool status'`,
+      { details: { ...st } },
+    );
   }
 }
 

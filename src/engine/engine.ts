@@ -637,7 +637,10 @@ export class Engine {
   ): Promise<Outcome<Res>> {
     let error: RunFailedError | undefined;
     if (halt) {
-      error = new RunFailedError(run.id, halt.state, halt.info, halt.cause);
+      error = new RunFailedError(run.id, halt.state, halt.info, halt.cause, {
+        machine: run.machine,
+        resource: run.resourceId,
+      });
       if (!halt.recorded) {
         const info = JSON.stringify(halt.info);
         await this.#record(run.id, { lastError: info }, {
@@ -764,5 +767,8 @@ function failedError(run: RunRecord): RunFailedError {
   } catch {
     info = { name: "Error", message: run.lastError ?? "", exitCode: 1 };
   }
-  return new RunFailedError(run.id, run.state, info);
+  return new RunFailedError(run.id, run.state, info, undefined, {
+    machine: run.machine,
+    resource: run.resourceId,
+  });
 }

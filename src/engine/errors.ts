@@ -36,7 +36,9 @@ export function unwrapPermanent(err: unknown): unknown {
  * retried.
  */
 export function isPermanentByDefault(err: unknown): boolean {
-  return err instanceof PermanentError || (err instanceof ThinimageError && err.permanent);
+  // A permission Deno refused stays refused for the life of the process.
+  return err instanceof PermanentError || err instanceof Deno.errors.NotCapable ||
+    (err instanceof ThinimageError && err.permanent);
 }
 
 /** A transition ran longer than its `timeoutMs` (retryable). */
@@ -47,38 +49,78 @@ export class TransitionTimeoutError extends Error {
   }
 }
 
+/** One run an error passed through on its way out: which machine, resource and state. */
+export interface RunLink {
+  runId: string;
+  machine?: string;
+  resource?: string;
+  state: string;
+}
+
 /** An error as stored in a run: enough to rebuild a useful error in another process. */
 export interface ErrorInfo {
   name: string;
+  /** The cause, in the words of the error that started it (no run ids in front). */
   message: string;
   exitCode: ExitCode;
+  /** The cause's structured details ({@linkcode ThinimageError.details}), when it had any. */
+  details?: Record<string, unknown>;
+  /** The child runs it came through, outermost first, when it came from a child run. */
+  runs?: RunLink[];
 }
 
-/** Describe an error for storage. */
+/**
+ * Describe an error for storage. An error that a child run failed with keeps its cause as
+ * the message and adds the child to `runs`: the cause stays first however deep it came from.
+ */
 export function errorInfo(err: unknown): ErrorInfo {
   const inner = unwrapPermanent(err);
+  if (inner instanceof RunFailedError) {
+    return { ...inner.info, exitCode: inner.exitCode, runs: inner.runs };
+  }
   const e = inner instanceof Error ? inner : new Error(String(inner));
-  return { name: e.name, message: e.message, exitCode: exitCodeOf(inner) };
+  const details = inner instanceof ThinimageError ? inner.details : undefined;
+  return {
+    name: e.name,
+    message: e.message,
+    exitCode: exitCodeOf(inner),
+    ...(details ? { details: jsonSafe(details) } : {}),
+  };
+}
+
+function jsonSafe(v: Record<string, unknown>): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(JSON.stringify(v));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * A run ended without its result: it failed (a permanent error, or retries used up).
  * Carries the exit code of the error that stopped it, so `--json`/cron see e.g. 65 for
- * hostile input whichever process ran the transition.
+ * hostile input whichever process ran the transition. Its message is the cause's; the runs it
+ * came through are {@linkcode RunFailedError.runs} (this one first), for a second line and for
+ * `thinimage history RUN-ID`.
  */
 export class RunFailedError extends ThinimageError {
   override readonly exitCode: ExitCode;
   protected override readonly permanentByDefault: boolean;
+  /** This run, then the child runs the error came through, outermost first. */
+  readonly runs: RunLink[];
   constructor(
     readonly runId: string,
     readonly state: string,
     readonly info: ErrorInfo,
     cause?: unknown,
+    where: { machine?: string; resource?: string } = {},
   ) {
-    super(`run ${runId} failed in '${state}': ${info.message}`, {
+    const runs = [{ runId, ...where, state }, ...(info.runs ?? [])];
+    super(info.message, {
       cause,
-      details: { runId, state, error: info },
+      details: { ...info.details, runs, error: info.name },
     });
+    this.runs = runs;
     this.exitCode = info.exitCode;
     // Only the stored record is at hand (the run may have failed in another process): a
     // classified failure (any exit code but 1) would meet a fresh run again.

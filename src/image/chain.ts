@@ -14,6 +14,8 @@
  * ```
  * @module
  */
+import { NAME_RULES } from "../names.ts";
+
 /** Prefix of every kernel object name thinimage creates. */
 export const KERNEL_PREFIX = "thinimage-";
 
@@ -58,7 +60,7 @@ export function chainDeviceName(chainId: string): string {
 }
 
 /** Activation names follow image-name rules: they end up in /dev/mapper. */
-export const ACTIVATION_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const ACTIVATION_NAME: RegExp = NAME_RULES.activation.pattern;
 
 /** The device-mapper name of an activation. */
 export function activationDeviceName(name: string): string {

@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "../errors.ts";
+import { DEFAULT_MAX_KEYS, DEFAULT_MAX_LAYERS } from "./limits.ts";
 
 /** One object of a listing, as the source reports it. */
 export interface ListedObject {
@@ -43,18 +44,32 @@ export interface Manifest {
   digest: string;
   /** Layers 1..n, in order. */
   layers: Layer[];
-  /** Other keys under the image's prefix, reported and otherwise ignored. */
-  ignored: string[];
+  /**
+   * Other keys under the image's prefix: counted, a few named (the first in key order), and
+   * otherwise ignored. Not kept whole: a listing of a million junk keys costs no memory.
+   */
+  ignored: IgnoredKeys;
+}
+
+/** Keys of a listing that are not layers. */
+export interface IgnoredKeys {
+  count: number;
+  /** At most {@linkcode IGNORED_EXAMPLES} of them, in key order. */
+  examples: string[];
 }
 
 /** Options for {@linkcode buildManifest}. */
 export interface ManifestOptions {
   /** Refuse images with more layers than this (default {@linkcode DEFAULT_MAX_LAYERS}). */
   maxLayers?: number;
+  /** Refuse a listing with more keys than this (default {@linkcode DEFAULT_MAX_KEYS}). */
+  maxKeys?: number;
 }
 
-/** The default layer limit: Docker's overlay driver stops at 128 layers as well. */
-export const DEFAULT_MAX_LAYERS = 128;
+export { DEFAULT_MAX_KEYS, DEFAULT_MAX_LAYERS };
+
+/** How many ignored keys a manifest names. */
+export const IGNORED_EXAMPLES = 3;
 
 const LAYER_KEY = /^[1-9][0-9]*\.tar$/;
 /** Anything that starts like a layer name but is not one exactly: `01.tar`, `1.TAR`, `1.tar/`. */
@@ -66,80 +81,157 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  * Judge the listing of `prefix` (which ends in `/`, e.g. `images/golang/`) as image `image`.
  *
  * Throws {@linkcode InvalidInputError} (exit 65), naming the offending key, for: no layers, a
- * gap in the numbering, a malformed layer name, more layers than `maxLayers`, a key with
- * control characters, or an impossible size. Keys that do not look like layers are returned
- * in `ignored`.
+ * gap in the numbering, a malformed layer name, more layers than `maxLayers`, more keys than
+ * `maxKeys`, a key with control characters, or an impossible size. Keys that do not look like
+ * layers are counted in `ignored`.
  */
 export function buildManifest(
   image: string,
   prefix: string,
-  objects: readonly ListedObject[],
+  objects: Iterable<ListedObject>,
   options: ManifestOptions = {},
 ): Manifest {
-  const maxLayers = options.maxLayers ?? DEFAULT_MAX_LAYERS;
-  const refuse = (message: string, key?: string): never => {
-    throw new InvalidInputError(`image ${image}: ${message}`, {
-      details: { image, ...(key !== undefined ? { key } : {}) },
+  const b = new ManifestBuilder(image, prefix, options);
+  for (const o of objects) b.add(o);
+  return b.finish();
+}
+
+/**
+ * {@linkcode buildManifest} one object at a time, as a listing arrives: it keeps the layers
+ * (at most `maxLayers`) and a count of the rest, so memory stays flat whatever the listing.
+ */
+export class ManifestBuilder {
+  readonly #image: string;
+  readonly #prefix: string;
+  readonly #maxLayers: number;
+  readonly #maxKeys: number;
+  readonly #layers: Layer[] = [];
+  readonly #layerKeys = new Set<string>();
+  readonly #examples: string[] = [];
+  #ignored = 0;
+  #keys = 0;
+
+  constructor(image: string, prefix: string, options: ManifestOptions = {}) {
+    this.#image = image;
+    this.#prefix = prefix;
+    this.#maxLayers = options.maxLayers ?? DEFAULT_MAX_LAYERS;
+    this.#maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
+  }
+
+  #refuse(message: string, key?: string): never {
+    throw new InvalidInputError(`image ${this.#image}: ${message}`, {
+      details: { image: this.#image, ...(key !== undefined ? { key } : {}) },
     });
-  };
-  const layers: Layer[] = [];
-  const ignored: string[] = [];
-  const seen = new Set<string>();
-  for (const obj of objects) {
+  }
+
+  /** Judge one listed object. */
+  add(obj: ListedObject): void {
     const key = obj.key;
-    if (CONTROL.test(key)) refuse(`key ${JSON.stringify(key)} contains control characters`, key);
-    if (!key.startsWith(prefix)) refuse(`key ${JSON.stringify(key)} is outside ${prefix}`, key);
-    if (seen.has(key)) refuse(`key ${JSON.stringify(key)} is listed twice`, key);
-    seen.add(key);
+    const prefix = this.#prefix;
+    if (++this.#keys > this.#maxKeys) {
+      this.#refuse(
+        `more than ${this.#maxKeys} keys under ${JSON.stringify(prefix)} (an image has at most ` +
+          `${this.#maxLayers} layers): the listing was stopped there; --max-keys raises the limit`,
+        prefix,
+      );
+    }
+    if (CONTROL.test(key)) {
+      this.#refuse(`key ${JSON.stringify(key)} contains control characters`, key);
+    }
+    if (!key.startsWith(prefix)) {
+      this.#refuse(`key ${JSON.stringify(key)} is outside ${prefix}`, key);
+    }
     const name = key.slice(prefix.length);
     if (!LAYER_KEY.test(name)) {
       if (LAYER_LIKE.test(name)) {
-        refuse(
+        this.#refuse(
           `malformed layer name ${
             JSON.stringify(key)
           }: layers are named N.tar, N a positive integer without leading zeros`,
           key,
         );
       }
-      ignored.push(key);
-      continue;
+      this.#ignore(key);
+      return;
     }
+    if (this.#layerKeys.has(key)) this.#refuse(`key ${JSON.stringify(key)} is listed twice`, key);
+    this.#layerKeys.add(key);
     // Digits beyond the limit's length can only be over the limit; checked before parsing so a
     // 400-digit name never becomes Infinity.
+    const maxLayers = this.#maxLayers;
     const index = name.length - 4 > String(maxLayers).length ? Infinity : Number(name.slice(0, -4));
     if (index > maxLayers) {
-      refuse(`layer ${JSON.stringify(key)} is beyond the limit of ${maxLayers} layers`, key);
+      this.#refuse(`layer ${JSON.stringify(key)} is beyond the limit of ${maxLayers} layers`, key);
     }
     if (!Number.isSafeInteger(obj.size) || obj.size < 0) {
-      refuse(`layer ${JSON.stringify(key)} has an impossible size ${obj.size}`, key);
+      this.#refuse(`layer ${JSON.stringify(key)} has an impossible size ${obj.size}`, key);
     }
-    if (!obj.etag) refuse(`layer ${JSON.stringify(key)} has no ETag`, key);
-    if (CONTROL.test(obj.etag)) refuse(`layer ${JSON.stringify(key)} has a malformed ETag`, key);
-    layers.push({ index, key, size: obj.size, etag: obj.etag, lastModified: obj.lastModified });
+    if (!obj.etag) this.#refuse(`layer ${JSON.stringify(key)} has no ETag`, key);
+    if (CONTROL.test(obj.etag)) {
+      this.#refuse(`layer ${JSON.stringify(key)} has a malformed ETag`, key);
+    }
+    this.#layers.push({
+      index,
+      key,
+      size: obj.size,
+      etag: obj.etag,
+      lastModified: obj.lastModified,
+    });
   }
-  if (layers.length === 0) {
-    refuse(
-      ignored.length === 0
-        ? `no objects under ${JSON.stringify(prefix)}`
-        : `no layers (N.tar) under ${JSON.stringify(prefix)}; found only ${
-          ignored.slice(0, 3).map((k) => JSON.stringify(k)).join(", ")
-        }`,
-      prefix,
-    );
+
+  #ignore(key: string): void {
+    this.#ignored++;
+    const ex = this.#examples;
+    if (ex.length === IGNORED_EXAMPLES && key >= ex[ex.length - 1]) return;
+    ex.push(key);
+    ex.sort();
+    if (ex.length > IGNORED_EXAMPLES) ex.pop();
   }
-  layers.sort((a, b) => a.index - b.index);
-  for (let i = 0; i < layers.length; i++) {
-    if (layers[i].index !== i + 1) {
-      const missing = `${prefix}${i + 1}.tar`;
-      refuse(
-        `gap in the layer numbering: ${JSON.stringify(missing)} is missing before ${
-          JSON.stringify(layers[i].key)
-        }`,
-        missing,
+
+  /** The manifest, or the refusal of an image without layers or with a gap. */
+  finish(): Manifest {
+    const prefix = this.#prefix;
+    const layers = this.#layers;
+    const ignored = { count: this.#ignored, examples: [...this.#examples] };
+    if (layers.length === 0) {
+      this.#refuse(
+        ignored.count === 0
+          ? `no objects under ${JSON.stringify(prefix)}`
+          : `no layers (N.tar) under ${JSON.stringify(prefix)}; found only ${
+            ignored.examples.map((k) => JSON.stringify(k)).join(", ")
+          }${
+            ignored.count > ignored.examples.length
+              ? ` and ${ignored.count - ignored.examples.length} more`
+              : ""
+          }`,
+        prefix,
       );
     }
+    layers.sort((a, b) => a.index - b.index);
+    for (let i = 0; i < layers.length; i++) {
+      if (layers[i].index !== i + 1) {
+        const missing = `${prefix}${i + 1}.tar`;
+        this.#refuse(
+          `gap in the layer numbering: ${JSON.stringify(missing)} is missing before ${
+            JSON.stringify(layers[i].key)
+          }`,
+          missing,
+        );
+      }
+    }
+    return { image: this.#image, digest: manifestDigest(layers), layers, ignored };
   }
-  return { image, digest: manifestDigest(layers), layers, ignored: ignored.sort() };
+}
+
+/** One line about the keys a listing ignored, or undefined when there were none. */
+export function describeIgnored(m: Pick<Manifest, "image" | "ignored">): string | undefined {
+  const { count, examples } = m.ignored ?? { count: 0, examples: [] };
+  if (count === 0) return undefined;
+  // Keys may be 1,024 bytes long: a summary line names the start of each.
+  const short = (k: string) => JSON.stringify(k.length > 80 ? `${k.slice(0, 77)}...` : k);
+  return `${m.image}: ignored ${count} key(s) that are not layers (${
+    examples.map(short).join(", ")
+  }${count > examples.length ? ", ..." : ""})`;
 }
 
 /**

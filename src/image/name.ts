@@ -10,9 +10,10 @@
  * @module
  */
 import { InvalidInputError } from "../errors.ts";
+import { NAME_RULES } from "../names.ts";
 
 /** What an image name must look like: it becomes one path segment of an S3 key. */
-export const IMAGE_NAME_PATTERN: RegExp = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const IMAGE_NAME_PATTERN: RegExp = NAME_RULES.image.pattern;
 
 /** True when `name` is a valid image name. */
 export function isImageName(name: string): boolean {

@@ -19,12 +19,18 @@ import type { ImageEffects } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { MACHINE } from "./names.ts";
 import { activationDeviceName } from "../image/chain.ts";
-import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
   image: string;
   name: string;
+  /**
+   * When to list the bucket (`--pull`): `missing` uses an image already pulled here as it is,
+   * `always` pulls first (what changed is fetched), `never` is offline. Runs recorded before
+   * the field existed pulled first: absent means `always`.
+   */
+  pull?: "missing" | "always" | "never";
 }
 
 /** What `activate` returns (and `--json` prints). */
@@ -71,6 +77,23 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
           device: existing.device,
           created: false,
         };
+      }
+      if ((request.pull ?? "always") !== "always") {
+        // Pulled here already: no listing, no pull run, no S3 client.
+        const img = fx.catalog.getImage(request.image);
+        const top = img?.state === "ready" && img.topChain
+          ? fx.catalog.getChain(img.topChain)
+          : undefined;
+        if (img && top?.state === "sealed") {
+          return {
+            image: request.image,
+            name: request.name,
+            manifestDigest: img.manifestDigest,
+            chainId: top.chainId,
+            device: activationDeviceName(request.name),
+            created: true,
+          };
+        }
       }
       const pulled = await fx.child(pull, request.image, { image: request.image }, signal);
       return {
@@ -119,7 +142,9 @@ export function deactivateMachine(fx: ImageEffects) {
       const device = a?.device ?? activationDeviceName(request.name);
       const present = await fx.deviceExists(device);
       if (!a && !present) {
-        throw new InvalidInputError(`no activation named ${request.name}`);
+        throw new UsageError(`no activation named '${request.name}' here: see 'thinimage ls'`, {
+          details: { name: request.name },
+        });
       }
       if (present) await fx.removeDevice(device);
       return { name: request.name, device, removed: true };

@@ -32,6 +32,12 @@ export interface ImageEffects {
   resolve(image: string, signal: AbortSignal): Promise<Manifest>;
   /** Make sure the layer's blob is stored; download only when it is not. */
   fetchBlob(layer: Layer, signal: AbortSignal, progress: Progress): Promise<StoredBlob>;
+  /**
+   * Refuse (TemporaryError, exit 75, with the figures) when the layers of `image` still to be
+   * unpacked hold more bytes than the pool can take above its free-space floor: checked after
+   * the listing, before the first download.
+   */
+  checkRoom(image: string, layers: readonly Layer[]): Promise<void>;
   /** Validate a stored blob as a layer (throws InvalidInputError, 65, when it is refused). */
   validateBlob(sha256: string, signal: AbortSignal): Promise<void>;
 

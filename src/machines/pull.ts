@@ -30,7 +30,7 @@
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
-import type { Layer, Manifest } from "../image/manifest.ts";
+import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
 import { SourceUnavailableError, ThinimageError } from "../errors.ts";
 import { MACHINE } from "./names.ts";
@@ -240,14 +240,17 @@ export function pullMachine(
       if (offline) {
         if (known?.state !== "ready") {
           throw new SourceUnavailableError(
-            `${request.image} is not ready locally and the source is ${
-              fx.offline ? "not to be used (--offline)" : "unreachable"
-            }`,
+            fx.offline
+              ? `${request.image} is not pulled here, and --pull never (or --offline) keeps off ` +
+                `the network: run 'thinimage pull ${request.image}' first`
+              : `${request.image} is not pulled here and the source is unreachable`,
           );
         }
         return { ...fromCatalog(known), offline: true };
       }
-      for (const key of manifest!.ignored) fx.warn(`ignoring ${key}: not a layer`);
+      // One line, whatever the count: a prefix stuffed with junk must not flood stderr.
+      const ignored = describeIgnored(manifest!);
+      if (ignored) fx.warn(ignored);
       const rec = fx.catalog.recordManifest(manifest!);
       if (rec.state === "ready" && rec.topChain) {
         // Unchanged and complete: nothing to fetch or unpack.
@@ -273,6 +276,9 @@ export function pullMachine(
         );
       }
       const manifest = fx.catalog.getImage(request.image)!.manifest as Manifest;
+      // The listing says how many bytes are coming: a pool too small hears so now, not after
+      // the downloads.
+      await fx.checkRoom(request.image, manifest.layers);
       const fetching = downloads(
         manifest.layers,
         DOWNLOADS_IN_FLIGHT,

@@ -12,13 +12,9 @@
  * @module
  */
 import { isImageName, parseImageName } from "../image/name.ts";
-import {
-  buildManifest,
-  type ListedObject,
-  type Manifest,
-  manifestSize,
-} from "../image/manifest.ts";
+import { type Manifest, ManifestBuilder, manifestSize } from "../image/manifest.ts";
 import type { ObjectSource } from "./source.ts";
+import { DEFAULT_MAX_PAGES } from "./defaults.ts";
 
 /** Options for {@linkcode resolveImage}. */
 export interface ResolveOptions {
@@ -27,6 +23,10 @@ export interface ResolveOptions {
   maxLayers?: number;
   /** Keys per listing page (default: the server's, 1000 on S3). */
   pageSize?: number;
+  /** Refuse a listing of more pages (default: the source's limit, else 100). */
+  maxPages?: number;
+  /** Refuse more keys under one image's prefix (default: the source's, else 10,000). */
+  maxKeys?: number;
 }
 
 /**
@@ -40,11 +40,22 @@ export async function resolveImage(
 ): Promise<Manifest> {
   const name = parseImageName(image);
   const prefix = `${source.prefix}${name}/`;
-  const objects: ListedObject[] = [];
-  for await (const o of source.list(prefix, { pageSize: opts.pageSize, signal: opts.signal })) {
-    objects.push(o);
+  // Judged as it arrives, page by page: memory stays flat and the key limit stops a junk
+  // listing after a few pages.
+  const manifest = new ManifestBuilder(name, prefix, {
+    maxLayers: opts.maxLayers,
+    maxKeys: opts.maxKeys ?? source.limits?.maxKeys,
+  });
+  for await (
+    const o of source.list(prefix, {
+      pageSize: opts.pageSize,
+      signal: opts.signal,
+      maxPages: opts.maxPages ?? source.limits?.maxPages ?? DEFAULT_MAX_PAGES,
+    })
+  ) {
+    manifest.add(o);
   }
-  return buildManifest(name, prefix, objects, { maxLayers: opts.maxLayers });
+  return manifest.finish();
 }
 
 /** One image of a bucket listing: its size, or why it is not a valid image. */
@@ -60,38 +71,50 @@ export interface RemoteImage {
   error?: string;
 }
 
-/** Every image under the source's prefix, from one listing, sorted by name. */
+/**
+ * Every image under the source's prefix, from one listing, sorted by name. Each image's keys
+ * are judged as they arrive (a builder per image: its layers and a count of the rest); the
+ * listing is bounded by the page limit, and an image by the key limit (it is then reported
+ * as refused, and its further keys skipped).
+ */
 export async function listRemoteImages(
   source: ObjectSource,
   opts: ResolveOptions = {},
 ): Promise<RemoteImage[]> {
-  const groups = new Map<string, ListedObject[]>();
+  const groups = new Map<string, ManifestBuilder | { error: string }>();
   for await (
-    const o of source.list(source.prefix, { pageSize: opts.pageSize, signal: opts.signal })
+    const o of source.list(source.prefix, {
+      pageSize: opts.pageSize,
+      signal: opts.signal,
+      maxPages: opts.maxPages ?? source.limits?.maxPages ?? DEFAULT_MAX_PAGES,
+    })
   ) {
     const rest = o.key.slice(source.prefix.length);
     const slash = rest.indexOf("/");
     if (slash <= 0) continue; // not inside an image directory
     const name = rest.slice(0, slash);
-    let list = groups.get(name);
-    if (!list) groups.set(name, list = []);
-    list.push(o);
+    let group = groups.get(name);
+    if (!group) {
+      group = isImageName(name)
+        ? new ManifestBuilder(name, `${source.prefix}${name}/`, {
+          maxLayers: opts.maxLayers,
+          maxKeys: opts.maxKeys ?? source.limits?.maxKeys,
+        })
+        : { error: `invalid image name ${JSON.stringify(name)}` };
+      groups.set(name, group);
+    }
+    if (!(group instanceof ManifestBuilder)) continue;
+    try {
+      group.add(o);
+    } catch (err) {
+      groups.set(name, { error: (err as Error).message });
+    }
   }
   const out: RemoteImage[] = [];
-  for (const [name, objects] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (!isImageName(name)) {
-      out.push({
-        image: name,
-        layers: 0,
-        size: 0,
-        error: `invalid image name ${JSON.stringify(name)}`,
-      });
-      continue;
-    }
+  for (const [name, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     try {
-      const m = buildManifest(name, `${source.prefix}${name}/`, objects, {
-        maxLayers: opts.maxLayers,
-      });
+      if (!(group instanceof ManifestBuilder)) throw new Error(group.error);
+      const m = group.finish();
       out.push({ image: name, layers: m.layers.length, size: manifestSize(m), digest: m.digest });
     } catch (err) {
       out.push({ image: name, layers: 0, size: 0, error: (err as Error).message });

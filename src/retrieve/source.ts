@@ -20,8 +20,8 @@ import {
 } from "../s3/client.ts";
 import { UsageError } from "../errors.ts";
 
-import { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION } from "./defaults.ts";
-export { DEFAULT_BUCKET, DEFAULT_PREFIX, DEFAULT_REGION };
+import { DEFAULT_BUCKET, DEFAULT_MAX_PAGES, DEFAULT_PREFIX, DEFAULT_REGION } from "./defaults.ts";
+export { DEFAULT_BUCKET, DEFAULT_MAX_PAGES, DEFAULT_PREFIX, DEFAULT_REGION };
 
 /** What retrieval needs from a bucket. */
 export interface ObjectSource {
@@ -29,15 +29,25 @@ export interface ObjectSource {
   readonly location: string;
   /** The key prefix images live under, ending in `/` (or empty). */
   readonly prefix: string;
-  /** Every object under `prefix`, all pages. */
+  /** Every object under `prefix`, all pages (at most `maxPages`: then InvalidInputError). */
   list(
     prefix: string,
-    opts?: { pageSize?: number; delimiter?: string; signal?: AbortSignal },
+    opts?: { pageSize?: number; delimiter?: string; signal?: AbortSignal; maxPages?: number },
   ): AsyncIterable<S3Object>;
+  /** How much of a listing this source takes (`--max-pages`, `--max-keys`). */
+  readonly limits?: ListLimits;
   /** Open one GET (no retries). */
   get(key: string, opts?: GetOptions): Promise<GetResponse>;
   /** Release connections. */
   close(): void;
+}
+
+/** Bounds on a listing: pages in all, and keys under one image's prefix. */
+export interface ListLimits {
+  /** Default {@linkcode DEFAULT_MAX_PAGES}. */
+  maxPages?: number;
+  /** Default DEFAULT_MAX_KEYS (src/image/manifest.ts). */
+  maxKeys?: number;
 }
 
 /** Configuration for {@linkcode createSource}. */
@@ -57,6 +67,8 @@ export interface SourceConfig {
   headersTimeoutMs?: number;
   /** Base backoff between listing attempts, in ms (default 200). */
   retryBaseDelayMs?: number;
+  /** Bounds on listings (`--max-pages`, `--max-keys`). */
+  limits?: ListLimits;
 }
 
 /**
@@ -106,6 +118,7 @@ export function createSource(config: SourceConfig = {}): ObjectSource {
   return {
     location: client.location,
     prefix,
+    limits: config.limits ?? {},
     list: (p, opts) => client.list(p, opts),
     get: (key, opts) => client.get(key, opts),
     close: () => client.destroy(),

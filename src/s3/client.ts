@@ -29,6 +29,7 @@ import {
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { ObjectChangedError, S3RequestError } from "./errors.ts";
 import { withRetries } from "./retry.ts";
+import { InvalidInputError } from "../errors.ts";
 
 /** Static credentials (from the AWS_* environment, usually). */
 export interface S3Credentials {
@@ -116,16 +117,26 @@ export class S3ObjectClient {
   }
 
   /**
-   * Every object under `prefix`, following every page (ListObjectsV2). With `delimiter`,
-   * common prefixes come back as objects with size -1 and a key ending in the delimiter.
+   * Every object under `prefix`, following every page (ListObjectsV2), one page in memory at
+   * a time. With `delimiter`, common prefixes come back as objects with size -1 and a key
+   * ending in the delimiter. A listing longer than `maxPages` pages is refused
+   * (InvalidInputError, exit 65) before the next page is asked for.
    */
   async *list(
     prefix: string,
-    opts: { pageSize?: number; delimiter?: string; signal?: AbortSignal } = {},
+    opts: { pageSize?: number; delimiter?: string; signal?: AbortSignal; maxPages?: number } = {},
   ): AsyncGenerator<S3Object> {
     let token: string | undefined;
     const seenTokens = new Set<string>();
+    let pages = 0;
     do {
+      if (opts.maxPages !== undefined && pages++ >= opts.maxPages) {
+        throw new InvalidInputError(
+          `list ${this.location}/${prefix}: more than ${opts.maxPages} pages, far more than ` +
+            "an image needs: the listing was stopped there; --max-pages raises the limit",
+          { details: { prefix, pages: opts.maxPages } },
+        );
+      }
       const page = await withRetries(
         () =>
           this.#send<ListObjectsV2CommandOutput>(
@@ -310,7 +321,31 @@ function classify(err: unknown, what: string, key: string | undefined, timedOut:
   }
   // fetch's TypeError (refused, reset, DNS) and the SDK's own parse failures of a cut reply.
   const message = (err as Error)?.message ?? String(err);
+  let all = message;
+  for (let c = (err as Error)?.cause, i = 0; c && i < 4; c = (c as Error).cause, i++) {
+    all += ` ${(c as Error).message ?? String(c)}`;
+  }
+  const unreachable = transportFailure(all);
+  if (unreachable) {
+    return new S3RequestError(
+      `cannot reach the S3 endpoint (${unreachable}): check the network and --endpoint ` +
+        `(or THINIMAGE_S3_ENDPOINT); ${what}`,
+      { retryable: true, cause: err },
+    );
+  }
   return new S3RequestError(`${what}: ${message}`, { retryable: true, cause: err });
+}
+
+/** What fetch's long text says went wrong on the way, in a few words; undefined otherwise. */
+function transportFailure(message: string): string | undefined {
+  if (/connection refused/i.test(message)) return "connection refused";
+  if (/dns error|failed to lookup|name or service not known|no address/i.test(message)) {
+    return "host name not found";
+  }
+  if (/network is unreachable|no route to host/i.test(message)) return "network unreachable";
+  if (/connection reset|broken pipe/i.test(message)) return "connection reset";
+  if (/timed out/i.test(message)) return "connection timed out";
+  return undefined;
 }
 
 function explain(status: number | undefined, code: string): string {

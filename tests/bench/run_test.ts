@@ -53,7 +53,14 @@ Deno.test("validate: met at >= 1x sha256sum; host apply is reference only", () =
 
 const stat = (x: number) => summary([x]);
 function vm(
-  over: { coldS?: number; gets?: number; warmMs?: number; poolBytes?: number; dl?: number } = {},
+  over: {
+    coldS?: number;
+    gets?: number;
+    requests?: number;
+    warmMs?: number;
+    poolBytes?: number;
+    dl?: number;
+  } = {},
 ): VmResults {
   return {
     kernel: "6.1",
@@ -87,19 +94,20 @@ function vm(
       newNameMs: stat(over.warmMs ?? 150),
       sameNameMs: stat(140),
       floorMs: stat(100),
-      requests: over.gets ?? 0,
+      requests: over.requests ?? over.gets ?? 0,
       gets: over.gets ?? 0,
       paths: [],
     },
   };
 }
 
-Deno.test("VM rows: cold needs faster and about half; sharing needs unique downloads and <= 1.15x; warm needs <= 2x and no GET", () => {
+Deno.test("VM rows: cold needs faster and about half; sharing needs unique downloads and <= 1.15x; warm needs <= 2x and no S3 request", () => {
   assertEquals(vmRows(vm()).map((r) => r.met), ["yes", "yes", "yes", "yes", "-"]);
   assertEquals(vmRows(vm({ coldS: 25 }))[1].met, "no");
   assertEquals(vmRows(vm({ poolBytes: 9e6 * 1.16 }))[2].met, "no");
   assertEquals(vmRows(vm({ dl: 3e6 + 1 }))[2].met, "no");
   assertEquals(vmRows(vm({ gets: 1 }))[3].met, "no");
+  assertEquals(vmRows(vm({ requests: 1 }))[3].met, "no", "a listing is a request too");
   assertEquals(vmRows(vm({ warmMs: 201 }))[3].met, "no");
 });
 

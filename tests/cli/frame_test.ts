@@ -39,6 +39,9 @@ Deno.test("--help lists the commands and exits 0; no command is a usage error (2
   assertStringIncludes(help.stdout, "exit codes");
   const none = await cli([]);
   assertEquals(none.code, 2);
+  const version = await cli(["--version"]);
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  assertEquals([version.code, version.stdout], [0, `thinimage ${config.version}\n`]);
   const cmdHelp = await cli(["history", "--help"]);
   assertEquals(cmdHelp.code, 0);
   assertStringIncludes(cmdHelp.stdout, "usage: thinimage history");
@@ -50,13 +53,28 @@ Deno.test("usage errors exit 2 and say what was wrong", async () => {
     const cases: [string[], string][] = [
       [["frobnicate"], "unknown command 'frobnicate'"],
       [["history", "a", "b"], "expected 0 to 1 argument(s), got 2"],
-      [["history", "--bogus"], "Unknown option '--bogus'"],
+      [["history", "--bogus"], "error: thinimage history: unknown option '--bogus'"],
+      [
+        ["activate", "--pool", "-x", "golang"],
+        "thinimage activate: option '--pool' argument is ambiguous",
+      ],
+      [
+        ["activate", "--pool=-x", "golang"],
+        `invalid pool name "-x" for --pool: it starts with '-'`,
+      ],
+      [["activate", "--", "-x"], `invalid image name "-x" for IMAGE: it starts with '-'`],
+      [["activate", "golang", "--name", "../x"], `invalid activation name "../x" for --name`],
+      [["pull", "Bad/Name"], `invalid image name "Bad/Name" for IMAGE`],
+      [["deactivate", "--", "-rf"], `invalid activation name "-rf" for NAME`],
+      [["pool", "status", "--pool", "a b"], `invalid pool name "a b" for --pool`],
+      [["pool", "init", "--name", "mine"], "a pool made here is named thinimage-SOMETHING"],
+      [["rm", "nothing-here"], "no image named 'nothing-here' here: see 'thinimage ls'"],
       [["history", "--quiet", "--verbose"], "--quiet and --verbose conflict"],
       [["history", "--limit", "0"], "--limit must be a whole number"],
       [["history", "--state-dir", ""], "--state-dir is empty"],
     ];
     for (const [args, message] of cases) {
-      const r = await cli([...args, ...(args.includes("--state-dir") ? [] : ["--state-dir", dir])]);
+      const r = await cli([...(args.includes("--state-dir") ? [] : ["--state-dir", dir]), ...args]);
       assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assertStringIncludes(r.stderr, message);
       assert(!/^\s+at /m.test(r.stderr), `a stack trace leaked: ${r.stderr}`);

@@ -1,6 +1,10 @@
 import { assert, assertEquals, assertStringIncludes } from "../helpers/assert.ts";
 import { fileURLToPath } from "node:url";
-import { permissionFlags, taskPermissionFlags } from "../../src/cli/permissions.ts";
+import {
+  permissionFlags,
+  PUBLIC_S3_HOSTS,
+  taskPermissionFlags,
+} from "../../src/cli/permissions.ts";
 import { TOOLS } from "../../src/devmapper/tools.ts";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -22,6 +26,26 @@ Deno.test("the thinimage task runs with exactly the permission flags of src/cli/
   const tasks = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`)).tasks;
   assertEquals(tasks.thinimage, `deno run ${taskPermissionFlags().join(" ")} src/main.ts`);
   assertEquals(tasks.activate, "deno task thinimage activate");
+});
+
+Deno.test("the shipped task and the default launcher reach the public bucket's hosts only", async () => {
+  const publicOnly = `--allow-net=${PUBLIC_S3_HOSTS.join(",")}`;
+  const tasks = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`)).tasks;
+  const net = (flags: string[]) => flags.filter((f) => f.startsWith("--allow-net"));
+  assertEquals(net(tasks.thinimage.split(" ")), [publicOnly]);
+  const r = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    "scripts/install.ts",
+    "--root",
+    "/nonexistent",
+    "--dry-run",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(net(JSON.parse(r.stdout)), [publicOnly]);
+  for (const text of [tasks.thinimage, r.stdout]) {
+    assert(!/127\.|localhost|::1/.test(text), `a loopback host is granted: ${text}`);
+  }
 });
 
 Deno.test("permission flags name every device tool by absolute path and S3 hosts only", () => {

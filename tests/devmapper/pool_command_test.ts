@@ -30,9 +30,12 @@ Deno.test("pool: a wrong command line is a usage error (2) naming what was wrong
       assertEquals(r.code, 2, argv.join(" "));
       assert(r.err.includes(message), `${argv.join(" ")}: ${r.err}`);
     }
+    // A name outside the project's prefix is the command line's mistake (2), and says what to
+    // run to adopt a pool of that name instead.
     const named = await cli("--state-dir", dir, "pool", "init", "--name", "mine");
-    assertEquals(named.code, 65);
-    assert(named.err.includes("must start with 'thinimage-'"), named.err);
+    assertEquals(named.code, 2);
+    assert(named.err.includes("a pool made here is named thinimage-SOMETHING"), named.err);
+    assert(named.err.includes("'thinimage pool init --pool mine'"), named.err);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -214,8 +214,10 @@ Deno.test("a permanent error halts at once; finalizers run with the error and th
       });
     const engine = engineOn(t.runs, new FakeLiveness()).register(m);
     const run = await engine.start(m, "r", { n: 1 });
-    const err = await assertRejects(() => run.wait(), RunFailedError, "failed in 'two'");
+    const err = await assertRejects(() => run.wait(), RunFailedError);
     assertEquals(err.exitCode, ExitCode.Failure);
+    assertEquals(err.message, "no such image", "the cause first, no run id in front");
+    assertEquals(err.runs, [{ runId: run.id, machine: m.name, resource: "r", state: "two" }]);
     assertEquals(ran, ["one", "two"]);
     assertEquals(finals, [
       ["failed", "two", "no such image", ["one"]],

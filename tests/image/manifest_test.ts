@@ -1,5 +1,16 @@
-import { assertEquals, assertNotEquals, assertThrows } from "../helpers/assert.ts";
-import { buildManifest, type ListedObject, manifestDigest } from "../../src/image/manifest.ts";
+import {
+  assertEquals,
+  assertNotEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../helpers/assert.ts";
+import {
+  buildManifest,
+  describeIgnored,
+  type ListedObject,
+  ManifestBuilder,
+  manifestDigest,
+} from "../../src/image/manifest.ts";
 import { InvalidInputError } from "../../src/errors.ts";
 
 const P = "images/app/";
@@ -26,11 +37,35 @@ Deno.test("manifest: other keys are reported and ignored", () => {
     obj("layer2.tar"),
   ]);
   assertEquals(m.layers.length, 1);
-  assertEquals(m.ignored, [
-    "images/app/README.md",
-    "images/app/layer2.tar",
-    "images/app/sub/1.tar",
-  ]);
+  assertEquals(m.ignored, {
+    count: 3,
+    examples: ["images/app/README.md", "images/app/layer2.tar", "images/app/sub/1.tar"],
+  });
+});
+
+Deno.test("manifest: ignored keys are counted, three named (the first in key order), none kept", () => {
+  const junk = Array.from(
+    { length: 5000 },
+    (_, i) => obj(`junk-${String(4999 - i).padStart(4, "0")}`),
+  );
+  const m = buildManifest("app", P, [...junk, obj("1.tar")]);
+  assertEquals(m.ignored, {
+    count: 5000,
+    examples: ["images/app/junk-0000", "images/app/junk-0001", "images/app/junk-0002"],
+  });
+  assertEquals(
+    describeIgnored(m),
+    'app: ignored 5000 key(s) that are not layers ("images/app/junk-0000", "images/app/junk-0001", "images/app/junk-0002", ...)',
+  );
+});
+
+Deno.test("manifest: more keys than maxKeys under the prefix are refused (65) as they arrive", () => {
+  const b = new ManifestBuilder("app", P, { maxKeys: 10 });
+  b.add(obj("1.tar"));
+  for (let i = 0; i < 9; i++) b.add(obj(`junk${i}`));
+  const err = assertThrows(() => b.add(obj("junk9")), InvalidInputError, "more than 10 keys under");
+  assertEquals(err.exitCode, 65);
+  assertStringIncludes(err.message, "--max-keys raises the limit");
 });
 
 Deno.test("manifest: the digest covers order, key, size and ETag, and nothing else", () => {

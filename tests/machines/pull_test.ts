@@ -4,6 +4,7 @@
  * a pool that records what was made). What the kernel does with those calls is proven in the
  * VM (tests/vm/e2e); here: what is called, in which order, how often, and what is refused.
  */
+import { isPermanentByDefault } from "../../src/engine/errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../helpers/assert.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -25,6 +26,7 @@ import {
   ConflictError,
   InvalidInputError,
   SourceUnavailableError,
+  TemporaryError,
   ThinimageError,
 } from "../../src/errors.ts";
 import type { Machine } from "../../src/engine/machine.ts";
@@ -50,6 +52,10 @@ class World {
   held = new Map<string, PromiseWithResolvers<void>>();
   inFlight = 0;
   maxInFlight = 0;
+  /** Bytes the pool can still take; a pull needing more is refused before downloading. */
+  room = Infinity;
+  roomChecks: number[] = [];
+  listings = 0;
 
   constructor(bucket: Bucket) {
     this.bucket = bucket;
@@ -87,8 +93,17 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     catalog,
     offline: opts.offline ?? false,
     resolve(image) {
+      world.listings++;
       if (!world.reachable) return Promise.reject(new SourceUnavailableError("connection refused"));
       return Promise.resolve(buildManifest(image, `images/${image}/`, world.listing(image)));
+    },
+    checkRoom(_image, layers) {
+      const bytes = layers.reduce((n, l) => n + l.size, 0);
+      world.roomChecks.push(bytes);
+      if (bytes > world.room) {
+        return Promise.reject(new TemporaryError(`no room: ${bytes} > ${world.room}`));
+      }
+      return Promise.resolve();
     },
     async fetchBlob(layer, signal) {
       const known = shaByEtag.get(layer.etag);
@@ -184,8 +199,8 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
     engine,
     pull: async (image: string, signal?: AbortSignal) =>
       await (await engine.start(pull, image, { image }, { signal })).wait(),
-    activate: async (image: string, name = image) =>
-      await (await engine.start(activate, name, { image, name })).wait(),
+    activate: async (image: string, name = image, pull?: "missing" | "always" | "never") =>
+      await (await engine.start(activate, name, { image, name, pull })).wait(),
     async close() {
       store.close();
       await Deno.remove(dir, { recursive: true });
@@ -275,6 +290,25 @@ Deno.test("a hostile layer 3 refuses the image (65) with only layers 1-2 made", 
   }
 });
 
+Deno.test("a pool without room for the listed layers refuses (75) before the first download", async () => {
+  const world = new World(BUCKET);
+  const total = world.listing("golang").reduce((n, l) => n + l.size, 0);
+  world.room = total - 1;
+  const t = await setup(world);
+  try {
+    const err = await assertRejects(() => t.pull("golang"));
+    assertEquals((err as ThinimageError).exitCode, 75);
+    assertStringIncludes((err as Error).message, `no room: ${total} >`);
+    assertEquals(world.fetched, [], "nothing downloaded");
+    assertEquals(world.devices.size, 0, "nothing made");
+    world.room = Infinity;
+    await t.pull("golang");
+    assertEquals(world.roomChecks, [total, total], "checked before each attempt's downloads");
+  } finally {
+    await t.close();
+  }
+});
+
 Deno.test("unreachable source: a ready image is used with a warning; an unknown one is 69", async () => {
   const world = new World(BUCKET);
   const t = await setup(world);
@@ -324,6 +358,33 @@ Deno.test("activate: the same (image, name) returns the activation; another imag
     assertEquals((err as ThinimageError).exitCode, 65);
     const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
     assertEquals(snaps.length, 1);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("activate --pull: missing uses an image pulled here without listing; always lists; never is offline", async () => {
+  const world = new World(BUCKET);
+  const t = await setup(world);
+  try {
+    // Not here yet: 'missing' pulls (one listing).
+    await t.activate("node", "a", "missing");
+    assertEquals(world.listings, 1);
+    // Here: 'missing' neither lists nor starts a pull run, even with the source gone.
+    world.reachable = false;
+    const b = await t.activate("node", "b", "missing");
+    assertEquals([world.listings, b.created], [1, true]);
+    assertEquals(b.chainId, t.catalog.getImage("node")!.topChain);
+    // 'always' lists first.
+    world.reachable = true;
+    await t.activate("node", "c", "always");
+    assertEquals(world.listings, 2);
+    // A run without the field (recorded before it existed) pulls first, as it did then.
+    await t.activate("node", "d");
+    assertEquals(world.listings, 3);
+    // 'missing' with an image not here: it is pulled.
+    await t.activate("golang", "e", "missing");
+    assertEquals(world.listings, 4);
   } finally {
     await t.close();
   }
@@ -482,4 +543,11 @@ Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made t
     await first.catch(() => {});
     await t.close();
   }
+});
+
+Deno.test("a missing Deno permission halts a run at once: it would be refused 8 times over", () => {
+  assert(
+    isPermanentByDefault(new Deno.errors.NotCapable('Requires net access to "s3.amazonaws.com"')),
+  );
+  assert(!isPermanentByDefault(new Error("device busy")));
 });

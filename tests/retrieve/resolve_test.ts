@@ -77,7 +77,7 @@ Deno.test("resolve: a malformed listing on a real server is refused with 65 nami
       assertEquals(err.exitCode, 65);
     }
     const m = await resolveImage(source, "extra");
-    assertEquals(m.ignored, [`${scratch.prefix}extra/README`]);
+    assertEquals(m.ignored, { count: 1, examples: [`${scratch.prefix}extra/README`] });
   } finally {
     source.close();
     await scratch.cleanup();

@@ -4,11 +4,18 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
-import { parseImageName } from "../../image/name.ts";
-import { ACTIVATION_NAME } from "../../image/chain.ts";
-import { UsageError } from "../../errors.ts";
+import {
+  AGENT_HELP,
+  AGENT_OPTIONS,
+  AGENT_USAGE,
+  checkNetPermission,
+  preloadS3Client,
+  withAgent,
+} from "../agent_options.ts";
+import { checkName } from "../../names.ts";
 import { liveActivation } from "../../agent/existing.ts";
+import type { Agent } from "../../agent/runtime.ts";
+import { UsageError } from "../../errors.ts";
 
 /** The `--json` document of `activate`. */
 export interface ActivateResult {
@@ -21,33 +28,65 @@ export interface ActivateResult {
   created: boolean;
 }
 
+/** `--pull`: when `activate` lists the bucket, as `docker run --pull` does. */
+export type PullPolicy = "missing" | "always" | "never";
+
+const POLICIES: readonly PullPolicy[] = ["missing", "always", "never"];
+
+/** The pull policy the flags ask for (`--offline` is `--pull never`). */
+export function pullPolicy(values: Record<string, unknown>): PullPolicy {
+  const asked = values.pull;
+  if (asked !== undefined && !POLICIES.includes(asked as PullPolicy)) {
+    throw new UsageError(
+      `--pull must be one of ${POLICIES.join(", ")}, not ${JSON.stringify(asked)}`,
+    );
+  }
+  if (values.offline && asked !== undefined && asked !== "never") {
+    throw new UsageError(`--offline and --pull ${asked} conflict (--offline is --pull never)`);
+  }
+  return values.offline ? "never" : (asked as PullPolicy | undefined) ?? "missing";
+}
+
 const activate: Command = {
   name: "activate",
   summary: "pull an image if needed and hand out a thin snapshot of it as a device",
-  usage: `thinimage activate IMAGE [--name NAME] ${AGENT_USAGE}\n` +
-    "  --name NAME         activation name (default: the image name)\n" + AGENT_HELP,
-  options: { ...AGENT_OPTIONS, name: { type: "string" } },
+  usage: `thinimage activate IMAGE [--name NAME] [--pull missing|always|never] ${AGENT_USAGE}\n` +
+    "  --name NAME         activation name (default: the image name)\n" +
+    "  --pull POLICY       missing (default): an image pulled here is used as it is, without\n" +
+    "                      contacting S3 ('thinimage pull' refreshes it); always: list the\n" +
+    "                      bucket first and pull what changed; never: same as --offline\n" +
+    AGENT_HELP,
+  options: { ...AGENT_OPTIONS, name: { type: "string" }, pull: { type: "string" } },
   positionals: [1, 1],
   keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
   async run(ctx, { values, positionals }) {
-    const image = parseImageName(positionals[0]);
-    const name = (values.name as string | undefined) ?? image;
-    if (!ACTIVATION_NAME.test(name)) {
-      throw new UsageError(
-        `activation name ${JSON.stringify(name)} must match ${ACTIVATION_NAME.source}`,
-      );
-    }
+    const image = checkName("image", positionals[0], "IMAGE");
+    const name = values.name === undefined
+      ? image
+      : checkName("activation", values.name as string, "--name");
+    const policy = pullPolicy(values);
     const live = await liveActivation(ctx.stateDir, image, name);
-    const res = live ? { ...live, created: false } : await withAgent(ctx, values, async (agent) => {
-      // Every new activation needs the pool: open it (a device-tool process) while the
-      // image is resolved (the S3 SDK loads for seconds under emulation). Its failure, if
-      // any, is met where the pool is used.
-      agent.pool().catch(() => {});
-      const run = await agent.engine.start(agent.machines.activate, name, { image, name }, {
-        signal: ctx.signal,
-      });
-      return await run.wait({ signal: ctx.signal });
-    });
+    const res = live ? { ...live, created: false } : await withAgent(
+      ctx,
+      { ...values, offline: policy === "never" },
+      async (agent) => {
+        // S3 is contacted only to pull: with the image here and 'missing', not at all (and
+        // its client is not even loaded). What cannot succeed here fails before the network.
+        const listing = policy === "always" || (policy === "missing" && !readyHere(agent, image));
+        if (listing) {
+          checkNetPermission(values);
+          preloadS3Client();
+        }
+        await agent.checkPool();
+        const run = await agent.engine.start(
+          agent.machines.activate,
+          name,
+          { image, name, pull: policy },
+          { signal: ctx.signal },
+        );
+        return await run.wait({ signal: ctx.signal });
+      },
+    );
     ctx.log.endProgress();
     const doc: ActivateResult = {
       image: res.image,
@@ -68,3 +107,10 @@ const activate: Command = {
   },
 };
 export default activate;
+
+/** The image is pulled here: ready, with its top chain sealed. */
+function readyHere(agent: Agent, image: string): boolean {
+  const img = agent.catalog.getImage(image);
+  return img?.state === "ready" && img.topChain !== null &&
+    agent.catalog.getChain(img.topChain)?.state === "sealed";
+}

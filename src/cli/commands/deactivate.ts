@@ -4,8 +4,7 @@
  */
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
-import { ACTIVATION_NAME } from "../../image/chain.ts";
-import { UsageError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
 
 const deactivate: Command = {
   name: "deactivate",
@@ -15,12 +14,7 @@ const deactivate: Command = {
   positionals: [1, 1],
   keeps: ["read", "write", "env", "run", "sys"],
   async run(ctx, { values, positionals }) {
-    const name = positionals[0];
-    if (!ACTIVATION_NAME.test(name)) {
-      throw new UsageError(
-        `activation name ${JSON.stringify(name)} must match ${ACTIVATION_NAME.source}`,
-      );
-    }
+    const name = checkName("activation", positionals[0], "NAME");
     const res = await withAgent(ctx, { ...values, offline: true }, async (agent) => {
       const run = await agent.engine.start(agent.machines.deactivate, name, { name }, {
         signal: ctx.signal,

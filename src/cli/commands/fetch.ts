@@ -9,8 +9,9 @@ import { BlobStore } from "../../blobs/store.ts";
 import { StateDir } from "../../state_dir.ts";
 import { fetchImage } from "../../retrieve/fetch_image.ts";
 import { DEFAULT_MAX_BLOB_BYTES } from "../../retrieve/fetch_layer.ts";
-import { DEFAULT_MAX_LAYERS } from "../../image/manifest.ts";
+import { DEFAULT_MAX_LAYERS, describeIgnored } from "../../image/manifest.ts";
 import { UsageError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
 import { describeError } from "../../errors.ts";
 
 /** The `--json` document of `fetch`. */
@@ -36,6 +37,7 @@ const fetch: Command = {
   async run(ctx, { values, positionals }) {
     const maxLayers = positiveInt(values["max-layers"], "--max-layers");
     const maxBytes = positiveInt(values["max-blob-bytes"], "--max-blob-bytes");
+    checkName("image", positionals[0], "IMAGE");
     const source = await sourceFromArgs(values);
     const dir = new StateDir(ctx.stateDir);
     await dir.ensure();
@@ -50,7 +52,8 @@ const fetch: Command = {
         maxBytes,
         onManifest(m) {
           total = m.layers.reduce((n, l) => n + l.size, 0);
-          for (const key of m.ignored) ctx.log.warn(`ignored ${JSON.stringify(key)}: not a layer`);
+          const ignored = describeIgnored(m);
+          if (ignored) ctx.log.warn(ignored);
         },
         onProgress(layer, bytes) {
           done.set(layer.key, bytes);

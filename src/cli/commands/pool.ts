@@ -6,6 +6,7 @@ import type { Command } from "../command.ts";
 import { formatBytes } from "../log.ts";
 import { StateDir } from "../../state_dir.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
 import { parseSize } from "../../devmapper/parse.ts";
 import {
   adoptPool,
@@ -83,8 +84,18 @@ const pool: Command = {
       metaSize: size(values["meta-size"], "--meta-size"),
       blockSize: size(values["block-size"], "--block-size"),
     };
-    const name = values.name as string | undefined;
-    const adopt = values.pool as string | undefined;
+    const name = values.name === undefined
+      ? undefined
+      : checkName("pool", values.name as string, "--name");
+    if (name !== undefined && !name.startsWith("thinimage-")) {
+      throw new UsageError(
+        `pool init --name ${name}: a pool made here is named thinimage-SOMETHING; ` +
+          `to adopt a pool made elsewhere, use 'thinimage pool init --pool ${name}'`,
+      );
+    }
+    const adopt = values.pool === undefined
+      ? undefined
+      : checkName("pool", values.pool as string, "--pool");
     if (sub === "status" && (name || Object.values(sizes).some((v) => v !== undefined))) {
       throw new UsageError(`pool status takes only --pool\nusage: ${USAGE}`);
     }

@@ -4,9 +4,16 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { AGENT_HELP, AGENT_OPTIONS, AGENT_USAGE, withAgent } from "../agent_options.ts";
+import {
+  AGENT_HELP,
+  AGENT_OPTIONS,
+  AGENT_USAGE,
+  checkNetPermission,
+  preloadS3Client,
+  withAgent,
+} from "../agent_options.ts";
 import { formatBytes } from "../log.ts";
-import { parseImageName } from "../../image/name.ts";
+import { checkName } from "../../names.ts";
 import type { PullResponse } from "../../machines/pull.ts";
 
 /** The `--json` document of `pull`. */
@@ -60,8 +67,12 @@ const pull: Command = {
   positionals: [1, 1],
   keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
   async run(ctx, { values, positionals }) {
-    const image = parseImageName(positionals[0]);
+    const image = checkName("image", positionals[0], "IMAGE");
+    if (!values.offline) checkNetPermission(values);
     const res = await withAgent(ctx, values, async (agent) => {
+      // A pull that cannot succeed here fails before its first S3 request.
+      if (!values.offline) preloadS3Client();
+      await agent.checkPool();
       const run = await agent.engine.start(agent.machines.pull, image, { image }, {
         signal: ctx.signal,
       });

@@ -6,8 +6,8 @@
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
 import { collectGarbage, type GcResult } from "../../agent/gc.ts";
-import { parseImageName } from "../../image/name.ts";
-import { InvalidInputError } from "../../errors.ts";
+import { checkName } from "../../names.ts";
+import { InvalidInputError, UsageError } from "../../errors.ts";
 import { gcSummary } from "./gc.ts";
 
 const rm: Command = {
@@ -18,12 +18,16 @@ const rm: Command = {
   positionals: [1, 1],
   keeps: ["read", "write", "env", "run", "sys"],
   async run(ctx, { values, positionals }) {
-    const image = parseImageName(positionals[0]);
+    const image = checkName("image", positionals[0], "IMAGE");
     const r: { image: string; gc: GcResult } = await withAgent(
       ctx,
       { ...values, offline: true },
       async (agent) => {
-        if (!agent.catalog.getImage(image)) throw new InvalidInputError(`no image named ${image}`);
+        if (!agent.catalog.getImage(image)) {
+          throw new UsageError(`no image named '${image}' here: see 'thinimage ls'`, {
+            details: { image },
+          });
+        }
         const users = agent.catalog.listActivations().filter((a) => a.image === image);
         if (users.length > 0) {
           throw new InvalidInputError(

@@ -119,8 +119,11 @@ Deno.test("hostile image refused, then four processes at once, then warm, offlin
     const off = await sc.cli(["activate", "python", "--name", "p-off", "--offline", "--json"]);
     assertEquals(off.code, 0, off.stderr);
     await sc.assertActivationMatches("p-off", "python");
+    // An unreachable source: --pull always falls back to the local copy, with a warning (the
+    // endpoint is allowed, so the request is made and refused).
     const down = await sc.cli(
-      ["activate", "node", "--name", "n-down", "--json", "--endpoint", "http://127.0.0.1:9"],
+      ["activate", "node", "--name", "n-down", "--json", "--pull", "always"],
+      { THINIMAGE_BUCKET: "no-such-bucket-here" },
     );
     assertEquals(down.code, 0, down.stderr);
     assert(/unreachable|local copy/.test(down.stderr), down.stderr);
