@@ -28,6 +28,7 @@ import { openLayerSource } from "./source.ts";
 import { FileWriteError, FileWriter } from "./file_writer.ts";
 import { fileIdentity } from "../host/file_identity.ts";
 import { hashInBackground } from "./background_hash.ts";
+import { paced } from "./paced.ts";
 import { LinkedParentsError, NEEDS_CHMOD, NEEDS_CHOWN, TargetDir } from "./target.ts";
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
@@ -219,11 +220,14 @@ async function extract(
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
-  const src = await openLayerSource(path).catch((err) => {
-    throw err instanceof TarViolation
-      ? new LayerRejectedError(path, [refusal(err.violation)])
-      : err;
-  });
+  const src = paced(
+    await openLayerSource(path).catch((err) => {
+      throw err instanceof TarViolation
+        ? new LayerRejectedError(path, [refusal(err.violation)])
+        : err;
+    }),
+    opts.signal,
+  );
   const identity = blobIdentity(path);
   try {
     const reader = new TarReader(src, limits);

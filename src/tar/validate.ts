@@ -15,6 +15,7 @@ import { COST_BOUNDS, type LayerLimits, resolveLimits } from "./limits.ts";
 import { TarReader } from "./reader.ts";
 import { LayerRules, type LayerSummary, type LowerLookup } from "./rules.ts";
 import { openLayerSource } from "./source.ts";
+import { paced } from "./paced.ts";
 import { LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 
 export type { LayerSummary } from "./rules.ts";
@@ -46,9 +47,12 @@ export async function validateLayer(
   opts: ValidateOptions = {},
 ): Promise<LayerSummary & { sha256?: string }> {
   const limits = resolveLimits(opts.limits);
-  const src = await openLayerSource(path, { sha256: opts.sha256 }).catch((err) => {
-    throw err instanceof TarViolation ? new LayerRejectedError(path, [err.violation]) : err;
-  });
+  const src = paced(
+    await openLayerSource(path, { sha256: opts.sha256 }).catch((err) => {
+      throw err instanceof TarViolation ? new LayerRejectedError(path, [err.violation]) : err;
+    }),
+    opts.signal,
+  );
   try {
     const reader = new TarReader(src, limits);
     const rules = new LayerRules(limits, opts.lower);
