@@ -11,6 +11,7 @@ import { s3Env, tempFiles } from "../helpers/s3.ts";
 import { Tar } from "../tar/tar_builder.ts";
 import { startFaultProxy } from "../../scripts/fault-proxy.ts";
 import { createGzip } from "node:zlib";
+import { LIBC_PATH } from "../../src/host/libc.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 /** What README promises: stopped within a second or two. */
@@ -82,7 +83,8 @@ Deno.test("SIGTERM stops apply of a 120,000-entry layer between entries: exit 75
     const layer = tar.end().write(dir);
     const target = `${dir}/root`;
     await Deno.mkdir(target);
-    const child = spawn(["--allow-read", `--allow-write=${target}`, "--allow-env"], [
+    // As README says apply runs: read, env, and libc through FFI (its writes go through libc).
+    const child = spawn(["--allow-read", "--allow-env", `--allow-ffi=${LIBC_PATH}`], [
       "apply",
       layer,
       target,
