@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite, as README.md documents it: host tests (real SQLite, real S3 server on
-# loopback), then device tests inside a real kernel in qemu. Ends with "N passed, N failed".
+# The whole suite, as README.md documents it: `deno task check`, host tests (real SQLite, real
+# S3 server on loopback), then device tests inside a real kernel in qemu. Ends with "N passed, N failed".
 # Usage: scripts/test.sh [--host-only | --vm-only] [deno test filter args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,12 @@ bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 
 
 LOG=$(mktemp); trap 'rm -f "$LOG"' EXIT
 rc=0
+# Type-check, lint and format first, as README says `deno task test` does (a failure counts
+# as one failed test and the suite still runs, so one run shows everything that is wrong).
+if [ "$mode" = all ]; then
+  NO_COLOR=1 deno task check 2>&1 | tail -n 5 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" = 0 ] || { echo "FAILED | 0 passed | 1 failed (deno task check)" | tee -a "$LOG"; rc=1; }
+fi
 if [ "$mode" != vm ]; then
   # A real S3 server on loopback for the retrieval tests (started once, reused if running).
   # Its variables stay in this subshell: the VM runs its own server, on its own loopback.
