@@ -116,7 +116,6 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
       world.log.push(`fetch ${content}`);
       world.maxInFlight = Math.max(world.maxInFlight, ++world.inFlight);
       try {
-        await new Promise((r) => setTimeout(r, 1));
         const gate = world.held.get(content)?.promise;
         if (gate) {
           await new Promise<void>((resolve, reject) => {
@@ -124,6 +123,7 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
             gate.then(resolve);
           });
         }
+        await new Promise((r) => setTimeout(r, 1));
       } finally {
         world.inFlight--;
       }
@@ -552,7 +552,7 @@ Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made t
     assertEquals(t.engine.store.active("blob").length, 2);
     world.release("go4", "go5");
     const r = await t.pull("golang");
-    assertEquals(world.fetched.length, 5, world.fetched.join(" "));
+    assertEquals(world.fetched.length, 5, world.log.join("\n"));
     assertEquals(world.log.filter((e) => e.startsWith("chain ")).length, 5);
     assertEquals(r.layers.map((l) => l.unpacked), [false, false, false, true, true]);
     assertEquals(world.devices.get(t.catalog.getChain(r.topChain!)!.device)!.layers, BUCKET.golang);
