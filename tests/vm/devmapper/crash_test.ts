@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { listThinIds } from "../../../src/devmapper/pool.ts";
 import type { DmOp } from "../../../src/devmapper/thin.ts";
 import { type PoolFixture, withPool } from "./helpers.ts";
+import { permissionFlags } from "../../../src/cli/permissions.ts";
 
 const MiB = 2 ** 20;
 const CHILD = fileURLToPath(new URL("./crash_child.ts", import.meta.url));
@@ -10,7 +11,18 @@ const CHILD = fileURLToPath(new URL("./crash_child.ts", import.meta.url));
 /** Run crash_child.ts and require that it died by SIGKILL. */
 async function killedAt(f: PoolFixture, op: DmOp, point: string, name: string, origin = "") {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", CHILD, f.dir, f.pool.name, op, point, name, origin],
+    args: [
+      "run",
+      "--no-check",
+      ...permissionFlags({ netHosts: ["127.0.0.1"] }), // the product's flags, not -A
+      CHILD,
+      f.dir,
+      f.pool.name,
+      op,
+      point,
+      name,
+      origin,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
