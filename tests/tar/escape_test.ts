@@ -1,5 +1,5 @@
 /**
- * The fuzzer and the libarchive corpus, run where a write anywhere on the host shows: in a
+ * The fuzzer, the libarchive corpus and layers aimed at the host's files, run where a write anywhere on the host shows: in a
  * private mount namespace whose / is an overlay with a fresh upper layer (scripts/escape-check.sh).
  * Their own checks look at canaries beside the target; this one looks at every path on the
  * root filesystem. Only their scratch directory (TMPDIR) and Deno's cache may change. The suite
@@ -18,7 +18,12 @@ Deno.test("fuzzer and corpus in a private mount namespace: nothing written outsi
     ),
   ).denoDir.replace(/^\//, "");
   const out = await new Deno.Command("/usr/bin/bash", {
-    args: [`${REPO}/scripts/escape-check.sh`, "tests/tar/fuzz_test.ts", "tests/tar/corpus_test.ts"],
+    args: [
+      `${REPO}/scripts/escape-check.sh`,
+      "tests/tar/fuzz_test.ts",
+      "tests/tar/corpus_test.ts",
+      "tests/tar/hostile_host_test.ts",
+    ],
     cwd: REPO,
     stdout: "piped",
     stderr: "piped",
