@@ -20,6 +20,7 @@
 import type { Store } from "../store/db.ts";
 import type { LayerFormat } from "../image/format.ts";
 import { ThinimageError } from "../errors.ts";
+import { createHash } from "node:crypto";
 import { fileIdentity } from "../host/file_identity.ts";
 import { StateDir } from "../state_dir.ts";
 
@@ -54,6 +55,13 @@ export interface TempBlob {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** How long a dead download's bytes are kept for the next fetch of the same object. */
+const RESUMABLE_MS = 24 * 3600_000;
+
+/** A file-name-safe tag for an object (e.g. its ETag and size). */
+function tempTag(object: string): string {
+  return createHash("sha256").update(object).digest("hex").slice(0, 16);
+}
 /**
  * ETags that name the content: an MD5 (single-part upload, checked while downloading) or an
  * S3 multipart ETag (MD5 of the parts' MD5s). Other stores' opaque ETags may be reused for
@@ -189,10 +197,10 @@ export class BlobStore {
    * closed: {@linkcode BlobStore.removeStaleTemps} tells abandoned files from live ones by
    * whether their lock can be taken (a lock dies with its process, whatever killed it).
    */
-  async createTemp(): Promise<TempBlob> {
+  async createTemp(object?: string): Promise<TempBlob> {
     const dir = `${this.root}/tmp`;
     await Deno.mkdir(dir, { recursive: true });
-    const name = `${dir}/${crypto.randomUUID()}`;
+    const name = `${dir}/${object ? `${tempTag(object)}.` : ""}${crypto.randomUUID()}`;
     // Created and locked under a name the sweeper leaves alone, then renamed (the lock
     // follows the file), so no sweeper can take a fresh file for an abandoned one.
     const file = await Deno.open(`${name}.new`, { read: true, write: true, createNew: true });
@@ -205,6 +213,35 @@ export class BlobStore {
       throw err;
     }
     return { path: `${name}.partial`, file };
+  }
+
+  /**
+   * The temporary file a dead process left while downloading `object` (as named to
+   * {@linkcode BlobStore.createTemp}), locked for the caller, so that its bytes need not be
+   * fetched again; undefined when there is none. Its content is a prefix of the object's
+   * bytes as far as the dead writer got; the caller checks it (hashes) like any download.
+   */
+  async adoptTemp(object: string): Promise<TempBlob | undefined> {
+    const dir = `${this.root}/tmp`;
+    const prefix = `${tempTag(object)}.`;
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    for (const e of entries) {
+      if (!e.name.startsWith(prefix) || !e.name.endsWith(".partial")) continue;
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(`${dir}/${e.name}`, { read: true, write: true });
+      } catch {
+        continue; // committed or swept meanwhile
+      }
+      if (await file.tryLock(true)) return { path: `${dir}/${e.name}`, file };
+      file.close(); // a live download
+    }
+    return undefined;
   }
 
   /**
@@ -258,6 +295,12 @@ export class BlobStore {
         continue;
       }
       if (!e.name.endsWith(".partial")) continue;
+      if (/^[0-9a-f]{16}\./.test(e.name)) {
+        // A download of a known object: the next fetch of it resumes from these bytes
+        // (adoptTemp), so it stays for a day unless adopted.
+        const st = await Deno.stat(path).catch(() => undefined);
+        if (st?.mtime && Date.now() - st.mtime.getTime() < RESUMABLE_MS) continue;
+      }
       let file: Deno.FsFile;
       try {
         file = await Deno.open(path, { read: true, write: true });

@@ -89,7 +89,12 @@ export async function fetchLayer(
   if (known) {
     return { sha256: known, size: layer.size, downloaded: false, format: blobs.get(known)!.format };
   }
-  const temp = await blobs.createTemp();
+  // A download of this object cut short by a process that died goes on from its bytes: a
+  // blob's bytes cross the network once, whatever killed whom (its hashes check them).
+  const object = `${layer.etag}:${layer.size}`;
+  // Only an MD5 ETag can vouch for bytes another process wrote.
+  const adopted = MD5_ETAG.test(layer.etag) ? await blobs.adoptTemp(object) : undefined;
+  const temp = adopted ?? await blobs.createTemp(object);
   let committed = false;
   try {
     const result = await download(source, layer, temp, { ...opts, maxBytes });
@@ -127,7 +132,41 @@ class Progress {
   /** GETs whose bytes are in the file: more than one means a resumed download. */
   pieces = 0;
 
+  /** Bytes a dead process left in the file (adopted), already hashed here. */
+  resumed = false;
+
+  /** Take in what `temp` holds (a prefix of the object's bytes), to go on after it. */
+  async resume(temp: TempBlob, layer: Layer): Promise<void> {
+    const size = (await temp.file.stat()).size;
+    if (size === 0) return;
+    if (size > layer.size) return await this.reset(temp);
+    await temp.file.seek(0, Deno.SeekMode.Start);
+    const buf = new Uint8Array(1 << 20);
+    while (this.received < size) {
+      const n = await temp.file.read(buf.subarray(0, Math.min(buf.length, size - this.received)));
+      if (n === null || n === 0) break;
+      const chunk = buf.subarray(0, n);
+      this.sha256.update(chunk);
+      this.md5.update(chunk);
+      if (this.head.length < FORMAT_SNIFF_BYTES) {
+        const more = chunk.subarray(0, FORMAT_SNIFF_BYTES - this.head.length);
+        const head = new Uint8Array(this.head.length + more.length);
+        head.set(this.head);
+        head.set(more, this.head.length);
+        this.head = head;
+      }
+      this.received += n;
+    }
+    await temp.file.truncate(this.received);
+    await temp.file.seek(this.received, Deno.SeekMode.Start);
+    if (this.head.length === FORMAT_SNIFF_BYTES) {
+      this.format = detectLayerFormat(this.head, layer.key);
+    }
+    this.resumed = this.received > 0;
+  }
+
   async reset(temp: TempBlob): Promise<void> {
+    this.resumed = false;
     this.received = 0;
     this.sha256 = createHash("sha256");
     this.md5 = createHash("md5");
@@ -147,14 +186,16 @@ async function download(
 ): Promise<Omit<FetchedLayer, "downloaded">> {
   const attempts = opts.attempts ?? 6;
   const p = new Progress();
+  await p.resume(temp, layer);
   for (let attempt = 0;; attempt++) {
     try {
-      await getInto(source, layer, temp, p, opts);
+      if (p.received < layer.size || layer.size === 0) await getInto(source, layer, temp, p, opts);
       if (MD5_ETAG.test(layer.etag)) {
         const md5 = p.md5.digest("hex");
         if (md5 !== layer.etag) {
-          // Two GETs spliced together can disagree if the store ignored If-Match: start over.
-          if (p.pieces > 1) {
+          // Two GETs spliced together can disagree if the store ignored If-Match, and a dead
+          // process's bytes can be short of what it wrote (power loss): start over.
+          if (p.pieces > 1 || p.resumed) {
             throw new SplicedDownloadError(layer.key);
           }
           throw new InvalidInputError(

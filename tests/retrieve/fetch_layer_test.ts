@@ -157,3 +157,60 @@ Deno.test("fetchLayer: cancelling mid-body leaves no temporary file and nothing 
   assertEquals(s.blobs.list(), []);
   assertEquals(await tempFiles(s.dir), []);
 });
+
+/** What a process killed mid-download leaves: its locked temporary file, then its lock gone. */
+async function deadDownload(
+  s: { blobs: import("../../src/blobs/store.ts").BlobStore },
+  bytes: Uint8Array,
+) {
+  const t = await s.blobs.createTemp(`${MD5}:${BLOB.length}`);
+  await t.file.write(bytes);
+  t.file.close(); // the kernel drops the lock with the process
+  return t.path;
+}
+
+Deno.test("fetchLayer: a download a dead process left is taken over; only the rest is fetched", async () => {
+  await using s = await tempState();
+  await deadDownload(s, BLOB.slice(0, 1_000_000));
+  // The sweeper that runs before each fetch leaves a resumable download alone.
+  assertEquals(await s.blobs.removeStaleTemps(), []);
+  const source = memorySource(MD5, { byteStream: true });
+  const r = await fetchLayer(source, s.blobs, layerOf(MD5), fast);
+  assertEquals(source.starts, [1_000_000], "the bytes on disk are not fetched again");
+  assertEquals([r.sha256, r.size, r.downloaded], [SHA, BLOB.length, true]);
+  assertEquals(await tempFiles(s.dir), []);
+});
+
+Deno.test("fetchLayer: a dead process's complete download is committed without a GET", async () => {
+  await using s = await tempState();
+  await deadDownload(s, BLOB);
+  const source = memorySource(MD5, { byteStream: true });
+  const r = await fetchLayer(source, s.blobs, layerOf(MD5), fast);
+  assertEquals(source.starts, []);
+  assertEquals([r.sha256, r.size], [SHA, BLOB.length]);
+});
+
+Deno.test("fetchLayer: bytes a dead process left that do not match are fetched again from 0", async () => {
+  await using s = await tempState();
+  const bad = BLOB.slice(0, 500_000);
+  bad[1000] ^= 1;
+  await deadDownload(s, bad);
+  const source = memorySource(MD5, { byteStream: true });
+  const r = await fetchLayer(source, s.blobs, layerOf(MD5), fast);
+  assertEquals(source.starts, [500_000, 0]);
+  assertEquals(r.sha256, SHA);
+  assertEquals(await tempFiles(s.dir), []);
+});
+
+Deno.test("fetchLayer: a download in a live process is not taken over", async () => {
+  await using s = await tempState();
+  const live = await s.blobs.createTemp(`${MD5}:${BLOB.length}`); // still locked
+  try {
+    await live.file.write(BLOB.slice(0, 1_000_000));
+    const source = memorySource(MD5, { byteStream: true });
+    await fetchLayer(source, s.blobs, layerOf(MD5), fast);
+    assertEquals(source.starts, [0]);
+  } finally {
+    live.file.close();
+  }
+});
