@@ -2,7 +2,7 @@
 // its own refuses with exit 75 and makes nothing, and a pool above both is used. The pool's
 // status comes from a dmsetup stand-in that answers with status lines as the kernel prints
 // them (tests/devmapper/parse_test.ts has captured ones); nothing else is faked.
-import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import { join } from "node:path";
 import { Dmsetup } from "../../src/devmapper/dmsetup.ts";
 import type { PoolInfo } from "../../src/devmapper/pool.ts";
