@@ -1,3 +1,4 @@
+import { permissionFlags } from "../../../src/cli/permissions.ts";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../../helpers/assert.ts";
 import { join } from "node:path";
 import { mountPrivate, syncFilesystem, unmount } from "../../../src/devmapper/fs.ts";
@@ -128,6 +129,26 @@ Deno.test("a pool filled to the brim: sync fails fast with exit 75, and the pool
     const err = await assertRejects(() => syncFilesystem(mnt, f.pool.name, f.dm), TemporaryError);
     assert(/out of data space/.test(err.message), err.message);
     assert((await poolStatus(f.pool.name, f.dm)).outOfDataSpace);
+    // `pool status` says so with exit 75 (temporary: free space and retry), as README says.
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-check",
+        ...permissionFlags({ netHosts: ["127.0.0.1"] }),
+        new URL("../../../src/main.ts", import.meta.url).pathname,
+        "--state-dir",
+        f.dir,
+        "pool",
+        "status",
+        "--pool",
+        f.pool.name,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const said = new TextDecoder().decode(cli.stderr);
+    assertEquals(cli.code, 75, said);
+    assert(/out of data space/.test(said), said);
     await assertRejects(() => f.thin.createThin(`${f.pool.name}-more`, MiB), TemporaryError);
     await unmount(mnt).catch(() => {}); // ext4 may have gone read-only: either way it must go
     await unmount(mnt);
