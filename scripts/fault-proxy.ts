@@ -35,6 +35,10 @@ export interface ProxyRequest {
   headers: Record<string, string>;
   /** The fault applied, if any. */
   fault?: Fault["kind"];
+  /** The response's status, once its head passed (absent for a fault's own answer). */
+  status?: number;
+  /** Body bytes passed to the client so far: where downloads are counted. */
+  bodyBytes?: number;
 }
 
 /** What to do to one request. */
@@ -167,11 +171,14 @@ export function startFaultProxy(opts: FaultProxyOptions): FaultProxy {
       const head = [resHead.first, ...Object.entries(resHeaders).map(([k, v]) => `${k}: ${v}`)]
         .join("\r\n") + "\r\n\r\n";
       await writeAll(client, enc.encode(head));
+      req.status = Number(resHead.first.split(" ")[1]);
       let sent = 0;
+      req.bodyBytes = 0;
       const send = async (chunk: Uint8Array) => {
         const part = chunk.subarray(0, Math.max(0, limit - sent));
         if (part.length) await writeAll(client, part);
         sent += part.length;
+        req.bodyBytes = sent;
       };
       await send(resHead.rest);
       const buf = new Uint8Array(64 * 1024);
