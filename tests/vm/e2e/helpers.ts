@@ -63,6 +63,8 @@ let scenarioCount = 0;
 /** One test's world: a state directory and its own pool. */
 export class Scenario {
   readonly pool: string;
+  /** More hosts the CLI may reach besides the S3 server (a fault proxy's). */
+  readonly extraNetHosts: string[] = [];
   constructor(readonly dir: string, readonly s3: S3) {
     this.pool = `thinimage-e2e${Deno.pid}-${scenarioCount++}`;
   }
@@ -82,7 +84,7 @@ export class Scenario {
     return [
       "run",
       "--no-check",
-      ...permissionFlags({ netHosts: [new URL(this.s3.endpoint).host] }),
+      ...permissionFlags({ netHosts: [new URL(this.s3.endpoint).host, ...this.extraNetHosts] }),
       `${REPO}/src/main.ts`,
       "--state-dir",
       this.dir,
