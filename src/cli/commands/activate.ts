@@ -78,13 +78,13 @@ const activate: Command = {
           preloadS3Client();
         }
         await agent.checkPool();
-        const run = await agent.engine.start(
+        // As a child run is: --no-wait refuses (75) to wait on another process's activation.
+        return await agent.effects.child(
           agent.machines.activate,
           name,
           { image, name, pull: policy },
-          { signal: ctx.signal },
+          ctx.signal,
         );
-        return await run.wait({ signal: ctx.signal });
       },
     );
     ctx.log.endProgress();

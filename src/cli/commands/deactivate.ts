@@ -16,10 +16,7 @@ const deactivate: Command = {
   async run(ctx, { values, positionals }) {
     const name = checkName("activation", positionals[0], "NAME");
     const res = await withAgent(ctx, { ...values, offline: true }, async (agent) => {
-      const run = await agent.engine.start(agent.machines.deactivate, name, { name }, {
-        signal: ctx.signal,
-      });
-      return await run.wait({ signal: ctx.signal });
+      return await agent.effects.child(agent.machines.deactivate, name, { name }, ctx.signal);
     });
     ctx.result(res, (r) => `${r.name}: deactivated (${r.device} removed)`);
   },

@@ -73,10 +73,8 @@ const pull: Command = {
       // A pull that cannot succeed here fails before its first S3 request.
       if (!values.offline) preloadS3Client();
       await agent.checkPool();
-      const run = await agent.engine.start(agent.machines.pull, image, { image }, {
-        signal: ctx.signal,
-      });
-      return await run.wait({ signal: ctx.signal });
+      // As a child run is: --no-wait refuses (75) to wait on another process's pull.
+      return await agent.effects.child(agent.machines.pull, image, { image }, ctx.signal);
     });
     ctx.log.endProgress();
     ctx.result(pullResult(res), pullSummary);
