@@ -11,7 +11,11 @@ import { interruptWhen } from "../../helpers/signal.ts";
 import { startFaultProxy } from "../../../scripts/fault-proxy.ts";
 import { Scenario, sh } from "./helpers.ts";
 
-const STOP_MS = 2000;
+/**
+ * README's "a second or two" is for a host (tests/cli/signals_test.ts holds commands to 2 s
+ * there); under software emulation a process's own exit path costs several times as much.
+ */
+const STOP_MS = 5000;
 const ANON = { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" };
 
 async function live(device: string): Promise<boolean> {
@@ -52,7 +56,7 @@ Deno.test("SIGTERM stops activate and pull, --no-wait, deactivate, rm and gc, an
   const via = ["--endpoint", proxy.url];
   const stalls = () => proxy.requests.filter((r) => r.fault === "stall").length;
   try {
-    await sc.activate("golang", "g1");
+    const g1 = (await sc.activate("golang", "g1")).json;
 
     // activate node, held in its layer-4 download: a second process's --no-wait exits 75 at
     // once; then SIGTERM stops the first within 2 s, with 75.
@@ -139,8 +143,24 @@ Deno.test("SIGTERM stops activate and pull, --no-wait, deactivate, rm and gc, an
 
     // A reboot: every device-mapper device and loop device of this pool goes; files and
     // SQLite stay. The next command sets the pool up again, and the activation is the same.
-    const first = await sc.query("SELECT name, thin_id FROM activations");
-    for (const dev of ["thinimage-act-g1", sc.pool]) await sh("/usr/sbin/dmsetup", "remove", dev);
+    const first = await sc.query("SELECT name, device, chain_id FROM activations");
+    // Thin devices of this pool first (their tables name the pool's device number), then it.
+    const poolDev = (await sh(
+      "/usr/sbin/dmsetup",
+      "info",
+      "-c",
+      "--noheadings",
+      "--separator",
+      ":",
+      "-o",
+      "major,minor",
+      sc.pool,
+    )).trim();
+    for (const line of (await sh("/usr/sbin/dmsetup", "table")).split("\n")) {
+      const m = /^(\S+): \d+ \d+ thin (\S+) /.exec(line);
+      if (m && m[2] === poolDev) await sh("/usr/sbin/dmsetup", "remove", m[1]);
+    }
+    await sh("/usr/sbin/dmsetup", "remove", sc.pool);
     for (const line of (await sh("/usr/sbin/losetup", "-a")).split("\n")) {
       if (line.includes(sc.dir)) await sh("/usr/sbin/losetup", "-d", line.split(":")[0]);
     }
@@ -148,7 +168,8 @@ Deno.test("SIGTERM stops activate and pull, --no-wait, deactivate, rm and gc, an
     const again = await sc.cli(["activate", "golang", "--name", "g1", "--offline", "--json"]);
     assertEquals(again.code, 0, again.stderr);
     assert(await live(sc.pool), "the pool was not set up again");
-    assertEquals(await sc.query("SELECT name, thin_id FROM activations"), first);
+    assertEquals(await sc.query("SELECT name, device, chain_id FROM activations"), first);
+    assertEquals([again.json.path, again.json.thinId], [g1.path, g1.thinId]);
     await sc.assertActivationMatches("g1", "golang");
     const st = await sc.cli(["pool", "status", "--json"]);
     assertEquals(st.code, 0, st.stderr);
