@@ -181,3 +181,30 @@ Deno.test("SIGTERM stops fetch in a stalled download: exit 75 within 2 s, no tem
     await Deno.remove(state, { recursive: true });
   }
 });
+
+Deno.test("SIGTERM: a command that then fails with an error of its own still exits 75 (interrupted)", async () => {
+  const state = await Deno.makeTempDir({ prefix: "thinimage-sig-" });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-check",
+        "--allow-read",
+        "--allow-write",
+        new URL("./fixtures/abort_error.ts", import.meta.url).pathname,
+        "--state-dir",
+        state,
+        "abort-error",
+      ],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+    const r = await interruptWhen(child, () => exists(`${state}/waiting`));
+    assertInterrupted(r, "a command failing after the signal");
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
