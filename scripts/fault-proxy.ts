@@ -33,6 +33,8 @@ export interface ProxyRequest {
   path: string;
   /** Lower-cased header names. */
   headers: Record<string, string>;
+  /** When it arrived (Date.now()). */
+  at: number;
   /** The fault applied, if any. */
   fault?: Fault["kind"];
   /** The response's status, once its head passed (absent for a fault's own answer). */
@@ -115,7 +117,7 @@ export function startFaultProxy(opts: FaultProxyOptions): FaultProxy {
     if (!reqHead) return;
     const { first, headers, rest } = reqHead;
     const [method, path] = first.split(" ");
-    const req: ProxyRequest = { n: requests.length + 1, method, path, headers };
+    const req: ProxyRequest = { n: requests.length + 1, at: Date.now(), method, path, headers };
     requests.push(req);
     const fault = await opts.fault?.(req);
     req.fault = fault?.kind;
