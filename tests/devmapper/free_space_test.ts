@@ -43,7 +43,12 @@ async function attempt(used: { data: number; meta: number }, flags?: string) {
   const dir = await Deno.makeTempDir({ prefix: "thinimage-guard-" });
   const store = openStore(join(dir, "thinimage.db"));
   const dm = new StatusOnly(used, flags);
-  const thin = new ThinPool(store, POOL, dm, { minFreeDataPercent: 10, minFreeMetaPercent: 10 });
+  const thin = new ThinPool(store, POOL, {
+    owners: { owner: "test-owner", liveness: { status: () => "alive" } },
+    locksDir: join(dir, "locks"),
+    minFreeDataPercent: 10,
+    minFreeMetaPercent: 10,
+  }, dm);
   try {
     const err = await thin.createThin("thinimage-guard-test-dev", 2 ** 20).then(
       () => undefined,
