@@ -84,7 +84,9 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
         const top = img?.state === "ready" && img.topChain
           ? fx.catalog.getChain(img.topChain)
           : undefined;
-        if (img && top?.state === "sealed") {
+        // A pull of it still active (or left so by a process that died) is not settled yet:
+        // joined below, so an interrupted pull is finished rather than left behind.
+        if (img && top?.state === "sealed" && !fx.hasActiveRun(MACHINE.pull, request.image)) {
           return {
             image: request.image,
             name: request.name,

@@ -95,7 +95,15 @@ Deno.test("a device held open: removal retries, then fails with exit 75 and leav
     const name = `${f.pool.name}-held`;
     await f.thin.createThin(name, 16 * MiB);
     const path = await f.thin.activate(name);
-    const fd = await Deno.open(path, { read: true });
+    // Held open by another process (Deno opens a device node only under --allow-all, and the
+    // tests run with the product's flags): bash keeps it on fd 3 until its stdin closes.
+    const holder = new Deno.Command("/usr/bin/bash", {
+      args: ["-c", 'exec 3<"$1"; echo held; read -r _', "holder", path],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const out = holder.stdout.getReader();
+    await out.read(); // "held"
     try {
       const err = await assertRejects(() => f.thin.remove(name), TemporaryError);
       assert(/still open/.test(err.message), err.message);
@@ -103,7 +111,10 @@ Deno.test("a device held open: removal retries, then fails with exit 75 and leav
       assertEquals(f.thin.get(name)?.state, "active");
       assert((await f.dm.table(name)) !== undefined, "still live");
     } finally {
-      fd.close();
+      await holder.stdin.close();
+      out.releaseLock();
+      await holder.stdout.cancel();
+      await holder.status;
     }
     await f.thin.remove(name);
     assertEquals(f.thin.get(name), undefined);
