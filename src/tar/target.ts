@@ -202,20 +202,8 @@ export class TargetDir {
 
   /** Set the times of directory `path` if it is still a directory ("" is the root). */
   directoryTimes(path: string, mtime: number): void {
-    let fd: number;
-    try {
-      fd = path === "" ? this.#root : this.#c.openat2(
-        this.#root,
-        path,
-        O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
-        0,
-        this.#resolve,
-      );
-    } catch (err) {
-      // Replaced or removed by a later entry: nothing to set.
-      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return;
-      throw err;
-    }
+    const fd = this.#openExistingDir(path);
+    if (fd === null) return; // replaced or removed by a later entry: nothing to set
     try {
       this.#c.futimes(fd, mtime);
     } finally {
@@ -303,9 +291,23 @@ export class TargetDir {
 
   /** An opaque marker: empty directory `path` of lower content, keeping this layer's. */
   opaque(path: string): void {
-    let fd: number;
+    const fd = this.#openExistingDir(path);
+    if (fd === null) return;
     try {
-      fd = path === "" ? this.#root : this.#c.openat2(
+      this.#emptyLower(fd, this.#c.lstatat(fd, "").ino);
+    } finally {
+      if (fd !== this.#root) this.#c.close(fd);
+    }
+  }
+
+  /**
+   * A descriptor of directory `path` ("" is the root itself, not to be closed), its last
+   * component not followed; null when nothing, or no directory, is there.
+   */
+  #openExistingDir(path: string): number | null {
+    if (path === "") return this.#root;
+    try {
+      return this.#c.openat2(
         this.#root,
         path,
         O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
@@ -313,13 +315,8 @@ export class TargetDir {
         this.#resolve,
       );
     } catch (err) {
-      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return;
+      if (["ENOENT", "ENOTDIR", "ELOOP"].includes(code(err)!)) return null;
       throw err;
-    }
-    try {
-      this.#emptyLower(fd, this.#c.lstatat(fd, "").ino);
-    } finally {
-      if (fd !== this.#root) this.#c.close(fd);
     }
   }
 
