@@ -1,5 +1,5 @@
 /**
- * `deno task bench`: every comparison of the benchmark issue in one run, one Markdown table.
+ * `deno task bench`: every comparison of bench/README.md in one run, one Markdown table.
  *
  *   deno run -A bench/run.ts [--quick] [--rounds N] [--skip-host] [--skip-vm] [--no-write]
  *     [--diagnose] [--vm-scale N] [--vm-json FILE]
@@ -26,7 +26,7 @@ import { diagnosis, summary } from "./vm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-/** One line of the table, in the issue's columns. */
+/** One line of the table, in bench/README.md's columns. */
 export interface Row {
   what: string;
   ours: string;
@@ -204,7 +204,7 @@ export function vmRows(j: VmResults): Row[] {
       c.blockBytes / 1024
     } KiB blocks`,
   }, {
-    what: `sharing after the three images (issue 6) (${vm})`,
+    what: `sharing after the three images (${vm})`,
     ours: `downloaded ${MB(c.thinimageBytes)} for ${
       MB(c.uniqueBlobBytes)
     } of distinct layers; pool data ${MB(c.thinimageDataBytes)} for ${
@@ -254,7 +254,7 @@ function notRun(what: string, why: string): Row {
   };
 }
 
-/** The issue's table, as Markdown. */
+/** The results table, as Markdown. */
 export function table(rows: Row[]): string {
   const esc = (s: string) => s.replaceAll("|", "\\|");
   return [

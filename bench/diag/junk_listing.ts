@@ -1,8 +1,9 @@
 /**
- * Issue 13's hostile listing, measured: `thinimage fetch` of an image whose prefix holds
- * PAGES pages of 1,000 junk keys (~930 bytes each) then `1.tar`, served by a loopback fake
- * (tests/helpers/junk_listing.ts). Prints wall time, peak RSS (GNU time), stderr lines and the
- * pages and GETs served, for any checkout's CLI, so two revisions compare side by side:
+ * A hostile listing (docs/retrieval.md, "Listing bounds"), measured: `thinimage fetch` of an
+ * image whose prefix holds PAGES pages of 1,000 junk keys (~930 bytes each) then `1.tar`, served
+ * by a loopback fake (tests/helpers/junk_listing.ts). Prints wall time, peak RSS (GNU time),
+ * stderr lines and the pages and GETs served, for any checkout's CLI, so two revisions compare
+ * side by side:
  *
  *   deno run -A bench/diag/junk_listing.ts [--main PATH/src/main.ts] [--pages 300] [-- FLAGS...]
  *

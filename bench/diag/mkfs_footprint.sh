@@ -2,7 +2,7 @@
 # Inside the VM (bash scripts/vm.sh -- bash bench/diag/mkfs_footprint.sh): pool blocks of 64 KiB that
 # mkfs.ext4 provisions on an 8 GiB thin volume for several feature sets, then after a 2.6 MB layer,
 # then what a snapshot plus a same-size layer adds. The evidence for the mkfs options in
-# src/devmapper/fs.ts (issue 6). Everything it makes dies with the VM.
+# src/devmapper/fs.ts. Everything it makes dies with the VM.
 set -uo pipefail
 D=/var/tmp/mk; mkdir -p $D; truncate -s 64M $D/meta; truncate -s 8G $D/data
 M=$(losetup -f --show $D/meta); DA=$(losetup -f --show $D/data)

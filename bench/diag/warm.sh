@@ -4,8 +4,8 @@
 # machine is too slow for three cold activations per round.
 #   bash scripts/vm.sh -- bash bench/diag/warm.sh REV_A REV_B [ROUNDS]
 # Each revision gets a state directory and pool with golang pulled once (not timed); then each
-# round times, per revision, `activate golang --name wN` (a new name: under issue 13's default
-# pull policy no listing, before it a listing and the S3 SDK) and the same name again. Every
+# round times, per revision, `activate golang --name wN` (a new name: under the default
+# pull policy, missing, no listing; before it, a listing and the S3 SDK) and the same name again. Every
 # request goes through a counting proxy. Prints one line per measurement, then medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -5,8 +5,8 @@
  *
  * Why each one:
  * - read/write: the state directory (its database, blobs, locks and mount points), and the
- *   files a command is pointed at; path-scoped grants work for every command, as the README
- *   shows. Layers are not written through Deno's file ops at all: see ffi.
+ *   files a command is pointed at; path-scoped grants work for every command, as
+ *   docs/permissions.md shows. Layers are not written through Deno's file ops at all: see ffi.
  * - ffi: libc only (src/host/libc.ts, the one module that calls it), for the commands that
  *   apply layers (apply, pull, activate); every other command revokes it. Writes into an image
  *   go through `openat2(RESOLVE_IN_ROOT)` and `*at` calls on directory descriptors, so the

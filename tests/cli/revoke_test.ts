@@ -1,5 +1,5 @@
 /**
- * "After parsing, each subcommand revokes what it does not use" (README, Permissions), through
+ * "After parsing, each subcommand revokes what it does not use" (docs/permissions.md), through
  * real processes started with the task's flags (src/cli/permissions.ts): each command runs in
  * the real frame, then the process tries to connect to a listening socket, start a device tool,
  * read, write, read the environment and the host name, and reports what still works.
@@ -43,7 +43,7 @@ function argsFor(name: string, dir: string, layer: string): string[] {
   }
 }
 
-/** What README promises in so many words; every other command is held to its `keeps`. */
+/** What docs/permissions.md promises in so many words; every other command: its `keeps`. */
 const README_KEEPS: Record<string, PermissionName[]> = {
   ls: ["read", "write", "env"],
   history: ["read", "write", "env"],

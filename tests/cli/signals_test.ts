@@ -83,7 +83,7 @@ Deno.test("SIGTERM stops apply of a 120,000-entry layer between entries: exit 75
     const layer = tar.end().write(dir);
     const target = `${dir}/root`;
     await Deno.mkdir(target);
-    // As README says apply runs: read, env, and libc through FFI (its writes go through libc).
+    // As docs/permissions.md says apply runs: read, env, and libc through FFI (its writes).
     const child = spawn(["--allow-read", "--allow-env", `--allow-ffi=${LIBC_PATH}`], [
       "apply",
       layer,

@@ -140,7 +140,7 @@ Deno.test("a pool filled to the brim: sync fails fast with exit 75, and the pool
     const err = await assertRejects(() => syncFilesystem(mnt, f.pool.name, f.dm), TemporaryError);
     assert(/out of data space/.test(err.message), err.message);
     assert((await poolStatus(f.pool.name, f.dm)).outOfDataSpace);
-    // `pool status` says so with exit 75 (temporary: free space and retry), as README says.
+    // `pool status` says so with exit 75 (temporary: free space and retry): docs/devices.md.
     const cli = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -1,10 +1,10 @@
 /**
- * README's promises that need devices, each through the CLI with the product's flags, in one
- * scenario (a pool costs seconds under emulation): SIGTERM stops `activate` and `pull` (exit 75
- * within 2 s, resumable, no temporary file); `--no-wait` exits 75 beside a process doing the
- * same work; `deactivate` removes the device; `rm` and `gc` remove chain devices from the kernel
- * and blob files from disk; a pool whose devices went (a reboot: files and SQLite kept) is set
- * up again by the next command. Runs inside the VM only.
+ * The promises of README and docs/ that need devices, each through the CLI with the product's
+ * flags, in one scenario (a pool costs seconds under emulation): SIGTERM stops `activate` and
+ * `pull` (exit 75 within 2 s, resumable, no temporary file); `--no-wait` exits 75 beside a
+ * process doing the same work; `deactivate` removes the device; `rm` and `gc` remove chain
+ * devices from the kernel and blob files from disk; a pool whose devices went (a reboot: files
+ * and SQLite kept) is set up again by the next command. Runs inside the VM only.
  */
 import { assert, assertEquals, assertStringIncludes } from "../../helpers/assert.ts";
 import { interruptWhen } from "../../helpers/signal.ts";
