@@ -28,8 +28,8 @@ import type { BlobStore, TempBlob } from "../blobs/store.ts";
 import { detectLayerFormat, FORMAT_SNIFF_BYTES, type LayerFormat } from "../image/format.ts";
 import type { Layer } from "../image/manifest.ts";
 import { InvalidInputError } from "../errors.ts";
-import { ObjectChangedError, S3RequestError } from "../s3/errors.ts";
-import { backoffMs, sleep } from "../s3/retry.ts";
+import { ObjectChangedError, S3_RETRYABLE, S3RequestError, s3RetryPolicy } from "../s3/errors.ts";
+import { withRetries } from "../retry.ts";
 import type { ObjectSource } from "./source.ts";
 
 /** The default per-blob size cap: 4 GiB. */
@@ -184,39 +184,48 @@ async function download(
   temp: TempBlob,
   opts: FetchLayerOptions & { maxBytes: number },
 ): Promise<Omit<FetchedLayer, "downloaded">> {
-  const attempts = opts.attempts ?? 6;
   const p = new Progress();
   await p.resume(temp, layer);
-  for (let attempt = 0;; attempt++) {
-    try {
-      if (p.received < layer.size || layer.size === 0) await getInto(source, layer, temp, p, opts);
-      if (MD5_ETAG.test(layer.etag)) {
-        const md5 = p.md5.digest("hex");
-        if (md5 !== layer.etag) {
-          // Two GETs spliced together can disagree if the store ignored If-Match, and a dead
-          // process's bytes can be short of what it wrote (power loss): start over.
-          if (p.pieces > 1 || p.resumed) {
-            throw new SplicedDownloadError(layer.key);
-          }
-          throw new InvalidInputError(
-            `${layer.key}: the bytes received have MD5 ${md5}, but the ETag says ${layer.etag}`,
-            { details: { key: layer.key, md5, etag: layer.etag } },
-          );
-        }
+  try {
+    return await withRetries(() => attempt(source, layer, temp, p, opts), {
+      policy: s3RetryPolicy(opts.attempts ?? 6, opts.retryBaseDelayMs),
+      ...S3_RETRYABLE,
+      onRetry: opts.onRetry,
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    throw err;
+  }
+}
+
+/** One attempt: the bytes still missing, then the checks of the whole. */
+async function attempt(
+  source: ObjectSource,
+  layer: Layer,
+  temp: TempBlob,
+  p: Progress,
+  opts: FetchLayerOptions & { maxBytes: number },
+): Promise<Omit<FetchedLayer, "downloaded">> {
+  if (p.received < layer.size || layer.size === 0) await getInto(source, layer, temp, p, opts);
+  if (MD5_ETAG.test(layer.etag)) {
+    const md5 = p.md5.digest("hex");
+    if (md5 !== layer.etag) {
+      // Two GETs spliced together can disagree if the store ignored If-Match, and a dead
+      // process's bytes can be short of what it wrote (power loss): start over.
+      if (p.pieces > 1 || p.resumed) {
+        await p.reset(temp);
+        throw new SplicedDownloadError(layer.key);
       }
-      p.format ??= detectLayerFormat(p.head, layer.key);
-      await temp.file.sync();
-      return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
-    } catch (err) {
-      if (opts.signal?.aborted) throw opts.signal.reason;
-      const retryable = err instanceof S3RequestError && err.retryable;
-      if (!retryable || attempt + 1 >= attempts) throw err;
-      if (err instanceof SplicedDownloadError) await p.reset(temp);
-      const wait = backoffMs(attempt, { baseDelayMs: opts.retryBaseDelayMs }, err.retryAfterMs);
-      opts.onRetry?.(err, attempt + 1, wait);
-      await sleep(wait, opts.signal);
+      throw new InvalidInputError(
+        `${layer.key}: the bytes received have MD5 ${md5}, but the ETag says ${layer.etag}`,
+        { details: { key: layer.key, md5, etag: layer.etag } },
+      );
     }
   }
+  p.format ??= detectLayerFormat(p.head, layer.key);
+  await temp.file.sync();
+  return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
 }
 
 /** One GET from `p.received` on, appended to the file. Returns when the body ends. */
