@@ -15,7 +15,7 @@
 import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
 import { SqliteRunStore } from "../store/runs.ts";
-import { MACHINE } from "../machines/names.ts";
+import { MACHINE } from "../names.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
 import { isThinTableOf } from "../devmapper/parse.ts";

@@ -89,11 +89,6 @@ export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): 
   }
 }
 
-/** The node of the device-mapper device `name`: the one place this path is built. */
-export function mapperPath(name: string): string {
-  return `/dev/mapper/${name}`;
-}
-
 /** Retry policy for operations that meet an open device. */
 export interface BusyRetry {
   /** Attempts in all (default 10). */

@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
-import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";
+import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
 import {
   attachLoop,
   detachLoop,
@@ -36,7 +36,8 @@ import {
   parseThinPoolTable,
   type PoolStatus,
 } from "./parse.ts";
-import { checkDeviceName, DeviceRecords, type PoolRow } from "./records.ts";
+import { DeviceRecords, type PoolRow } from "./records.ts";
+import { checkDeviceName, DEFAULT_POOL, mapperPath } from "../names.ts";
 import { runTool, TOOLS } from "./tools.ts";
 
 /** A pool ready for thin devices. */
@@ -76,9 +77,6 @@ export interface InitPoolOptions {
   /** Data block size (default 64 KiB): a multiple of 64 KiB, 64 KiB to 1 GiB. */
   blockSize?: number;
 }
-
-/** The default pool name. */
-export const DEFAULT_POOL = "thinimage-pool";
 
 const SECTOR = 512;
 const MIN_META = 2 * 2 ** 20;

@@ -17,8 +17,7 @@
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
-import { MACHINE } from "./names.ts";
-import { activationDeviceName } from "../image/chain.ts";
+import { activationDeviceName, MACHINE } from "../names.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */

@@ -31,9 +31,9 @@ import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
 import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
-import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
+import { chainId as chainIdOf } from "../image/chain.ts";
+import { chainDeviceName, MACHINE } from "../names.ts";
 import { SourceUnavailableError, ThinimageError } from "../errors.ts";
-import { MACHINE } from "./names.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {

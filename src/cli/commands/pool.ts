@@ -6,7 +6,7 @@ import type { Command } from "../command.ts";
 import { formatBytes } from "../log.ts";
 import { StateDir } from "../../state_dir.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
-import { checkName } from "../../names.ts";
+import { checkName, KERNEL_PREFIX } from "../../names.ts";
 import { parseSize } from "../../devmapper/parse.ts";
 import {
   adoptPool,
@@ -87,7 +87,7 @@ const pool: Command = {
     const name = values.name === undefined
       ? undefined
       : checkName("pool", values.name as string, "--name");
-    if (name !== undefined && !name.startsWith("thinimage-")) {
+    if (name !== undefined && !name.startsWith(KERNEL_PREFIX)) {
       throw new UsageError(
         `pool init --name ${name}: a pool made here is named thinimage-SOMETHING; ` +
           `to adopt a pool made elsewhere, use 'thinimage pool init --pool ${name}'`,
