@@ -15,7 +15,7 @@ import type { ThinPool } from "../devmapper/thin.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { Machine } from "../engine/machine.ts";
-import type { Logger } from "../log.ts";
+import { formatBytes, type Logger } from "../log.ts";
 import { TemporaryError } from "../errors.ts";
 
 /** Least file data written between two looks at the pool's free space while unpacking. */
@@ -108,7 +108,6 @@ export function agentEffects(o: AgentEffectsOptions): ImageEffects & { close(): 
       const room = await (await getPool()).room();
       const usable = Math.max(0, room.freeBytes - room.floorBytes);
       if (bytes <= usable) return;
-      const { formatBytes } = await import("../cli/log.ts");
       throw new TemporaryError(
         `pool ${room.pool} has no room for ${image}: ${todo.length} layer(s) to unpack hold ` +
           `${formatBytes(bytes)}, the pool has ${formatBytes(room.freeBytes)} free and keeps ` +

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { formatBytes } from "../log.ts";
+import { formatBytes } from "../../log.ts";
 import { StateDir } from "../../state_dir.ts";
 import { Catalog } from "../../store/catalog.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
