@@ -28,8 +28,8 @@
  * @module
  */
 import { machine } from "../engine/machine.ts";
-import type { ImageEffects } from "./effects.ts";
-import type { ImageRecord } from "../store/catalog.ts";
+import type { BlobPort, CataloguePort, DevicePort, ImageEffects, SayPort } from "./effects.ts";
+import type { ImageRecord } from "../image/catalogue.ts";
 import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
 import { chainId as chainIdOf } from "../image/chain.ts";
 import { chainDeviceName, MACHINE } from "../names.ts";
@@ -107,7 +107,7 @@ export const IMAGE_RETRY = { maxAttempts: 8, maxElapsedMs: 60 * 60_000 } as cons
 export const ORCHESTRATION_RETRY = { retry: { maxAttempts: 1000 } } as const;
 
 /** The `blob` machine: one download per object, whoever asks. */
-export function blobMachine(fx: ImageEffects) {
+export function blobMachine(fx: BlobPort & SayPort) {
   return machine<BlobRequest, BlobResponse>(MACHINE.blob, { retry: IMAGE_RETRY })
     .start("download", async ({ request, signal }) => {
       const label = fx.progress(`fetch ${request.layer.key}`);
@@ -118,7 +118,7 @@ export function blobMachine(fx: ImageEffects) {
 }
 
 /** The `chain` machine: make one chain device and fill it with its layer, once. */
-export function chainMachine(fx: ImageEffects) {
+export function chainMachine(fx: CataloguePort & DevicePort & SayPort) {
   const fresh = async (req: ChainRequest): Promise<string> => {
     const device = chainDeviceName(req.chainId);
     // Whatever is on a device that was never sealed is incomplete: start again from the parent.
