@@ -34,3 +34,15 @@ export interface Logger extends Log {
   /** `done` of `total` (bytes, usually) of the task `label`; a finished task clears its line. */
   progress(label: string, done: number, total?: number): void;
 }
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}

@@ -15,7 +15,7 @@
 import { StateDir } from "../state_dir.ts";
 import { Catalog } from "../store/catalog.ts";
 import { SqliteRunStore } from "../store/runs.ts";
-import { MACHINE } from "../machines/names.ts";
+import { MACHINE } from "../names.ts";
 import { DeviceRecords } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
 import { isThinTableOf } from "../devmapper/parse.ts";
@@ -63,6 +63,10 @@ export async function liveActivation(
  * The recorded `device` when its record says active and the kernel holds it with the recorded
  * thin id: one `dmsetup table`, where activating through the pool would first check the pool's
  * whole set-up (a dozen device-tool processes). Otherwise undefined.
+ *
+ * The same test as the pool's own (`isThinTableOf`), less the pool's device number, which only
+ * the pool's set-up reads: whatever fails it goes through the pool, which tells a foreign
+ * device under this name apart and refuses it.
  */
 export async function liveDevice(
   records: DeviceRecords,

@@ -11,7 +11,7 @@ import type { Agent } from "./runtime.ts";
 import { planGc } from "../image/plan.ts";
 import { TemporaryError } from "../errors.ts";
 import { SqliteRunStore } from "../store/runs.ts";
-import { MACHINE } from "../machines/names.ts";
+import { MACHINE } from "../names.ts";
 
 /** Finished runs older than this many days are forgotten by default (`gc --history-days`). */
 export const DEFAULT_HISTORY_DAYS = 7;

@@ -224,12 +224,7 @@ export class BlobStore {
   async adoptTemp(object: string): Promise<TempBlob | undefined> {
     const dir = `${this.root}/tmp`;
     const prefix = `${tempTag(object)}.`;
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(dir));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+    const entries = await listDir(dir);
     for (const e of entries) {
       if (!e.name.startsWith(prefix) || !e.name.endsWith(".partial")) continue;
       let file: Deno.FsFile;
@@ -277,12 +272,7 @@ export class BlobStore {
   async removeStaleTemps(): Promise<string[]> {
     const dir = `${this.root}/tmp`;
     const removed: string[] = [];
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(dir));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+    const entries = await listDir(dir);
     for (const e of entries) {
       const path = `${dir}/${e.name}`;
       if (e.name.endsWith(".new")) {
@@ -336,5 +326,15 @@ async function syncDir(path: string): Promise<void> {
     await dir.sync();
   } finally {
     dir.close();
+  }
+}
+
+/** The entries of `dir`; none when it does not exist. */
+async function listDir(dir: string): Promise<Deno.DirEntry[]> {
+  try {
+    return await Array.fromAsync(Deno.readDir(dir));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
   }
 }

@@ -9,7 +9,7 @@ import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_option
 import type { Agent } from "../agent/runtime.ts";
 import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
-import { formatBytes } from "./log.ts";
+import { formatBytes } from "../log.ts";
 import { MissingPermissionError, UsageError } from "../errors.ts";
 import { checkName } from "../names.ts";
 

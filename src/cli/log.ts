@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { formatBytes } from "../log.ts";
 import type * as log from "../log.ts";
 
 /** Verbosity: `--quiet` is "warn", default "info", `--verbose` "debug". */
@@ -119,16 +120,4 @@ function describeTask(label: string, done: number, total?: number): string {
 function fmtValue(v: unknown): string {
   if (typeof v === "string") return /\s/.test(v) ? JSON.stringify(v) : v;
   return JSON.stringify(v);
-}
-
-/** 1536 -> "1.5 KiB". */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }

@@ -37,12 +37,6 @@ export const PUBLIC_S3_HOSTS = [
   "flyio-platform-hiring-challenge.s3.us-east-1.amazonaws.com",
 ] as const;
 
-/**
- * The loopback S3 server of the tests and the demo, which grant it themselves: the shipped
- * tasks and launchers never name it.
- */
-export const LOCAL_S3_HOST = "127.0.0.1:7480";
-
 /** Environment variables read by thinimage and by the AWS SDK at import and request time. */
 export const ENV_VARS = [
   "THINIMAGE_*",

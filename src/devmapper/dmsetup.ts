@@ -12,7 +12,7 @@
  * import { Dmsetup, DmExistsError } from "./dmsetup.ts";
  * const dm = new Dmsetup();
  * try {
- *   await dm.message("thinimage-pool", "create_thin 7");
+ *   await dm.createThin("thinimage-pool", 7);
  * } catch (err) {
  *   if (!(err instanceof DmExistsError)) throw err; // id 7 is taken: pick another
  * }
@@ -23,10 +23,12 @@ import { ExitCode, ThinimageError } from "../errors.ts";
 import { type RetryPolicy, withRetries } from "../retry.ts";
 import {
   classifyDmStderr,
+  formatThinPoolTable,
   formatThinTable,
   parseDmsetupLs,
   parseDmsetupTables,
   parseSuspendedNames,
+  type ThinPoolTable,
   type ThinTable,
 } from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
@@ -87,11 +89,6 @@ export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): 
     default:
       return new DmError(out);
   }
-}
-
-/** The node of the device-mapper device `name`: the one place this path is built. */
-export function mapperPath(name: string): string {
-  return `/dev/mapper/${name}`;
 }
 
 /** Retry policy for operations that meet an open device. */
@@ -193,6 +190,24 @@ export class Dmsetup {
   /** Make `name` live as thin device `t.thinId` of the pool device `t.poolDev`. */
   async createThinDevice(name: string, t: ThinTable): Promise<void> {
     await this.create(name, formatThinTable(t));
+  }
+
+  /** Make the thin pool `name` live with table `t`. */
+  async createPool(name: string, t: ThinPoolTable): Promise<void> {
+    await this.create(name, formatThinPoolTable(t));
+  }
+
+  /**
+   * Take the pool's metadata snapshot, through which its thin ids can be read while it is
+   * live. Only one may be held: a second is DmBusyError.
+   */
+  async reserveMetadataSnap(pool: string): Promise<void> {
+    await this.message(pool, "reserve_metadata_snap");
+  }
+
+  /** Let go of the pool's metadata snapshot. */
+  async releaseMetadataSnap(pool: string): Promise<void> {
+    await this.message(pool, "release_metadata_snap");
   }
 
   /** The live table of `name` (one line per target), or undefined when there is no such device. */

@@ -55,7 +55,7 @@ export async function mkfsExt4(dev: string, opts: { prezeroed?: boolean } = {}):
 
 /**
  * Features that cost pool blocks in every image for no use here. Measured on an 8 GiB thin
- * volume with 64 KiB pool blocks (see the note on issue 6): the resize inode's reserved GDT
+ * volume with 64 KiB pool blocks: the resize inode's reserved GDT
  * blocks, copied into every backup group, provision 64 blocks (4 MiB) of the 81 mkfs wrote;
  * without it and with two backup superblocks (`sparse_super2`) instead of one per sparse
  * group, and with the metadata packed at the start (`packed_meta_blocks`, so the few blocks a

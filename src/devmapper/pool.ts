@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
-import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";
+import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
 import {
   attachLoop,
   detachLoop,
@@ -35,8 +35,10 @@ import {
   parseThinLsIds,
   parseThinPoolTable,
   type PoolStatus,
+  type ThinPoolTable,
 } from "./parse.ts";
-import { checkDeviceName, DeviceRecords, type PoolRow } from "./records.ts";
+import { DeviceRecords, type PoolRow } from "./records.ts";
+import { checkDeviceName, DEFAULT_POOL, mapperPath } from "../names.ts";
 import { runTool, TOOLS } from "./tools.ts";
 
 /** A pool ready for thin devices. */
@@ -76,9 +78,6 @@ export interface InitPoolOptions {
   /** Data block size (default 64 KiB): a multiple of 64 KiB, 64 KiB to 1 GiB. */
   blockSize?: number;
 }
-
-/** The default pool name. */
-export const DEFAULT_POOL = "thinimage-pool";
 
 const SECTOR = 512;
 const MIN_META = 2 * 2 ** 20;
@@ -126,18 +125,19 @@ export async function initPool(
   };
   const blockSectors = blockSize / SECTOR;
   const blocks = Math.floor(dataSize / blockSize);
-  const table = formatThinPoolTable({
+  const poolTable: ThinPoolTable = {
     sectors: blocks * blockSectors,
     metaDev: await deviceNumber(metaDev),
     dataDev: await deviceNumber(dataDev),
     blockSectors,
     lowWaterBlocks: Math.min(32768, Math.floor(blocks / 10)),
     features: ["error_if_no_space"],
-  });
+  };
+  const table = formatThinPoolTable(poolTable);
   let live = await dm.table(name);
   if (live === undefined) {
     try {
-      await dm.create(name, table);
+      await dm.createPool(name, poolTable);
     } catch (err) {
       if (!(err instanceof DmExistsError)) throw err;
       live = await dm.table(name); // made meanwhile by a concurrent init
@@ -321,13 +321,13 @@ export async function poolStatus(
  */
 export async function listThinIds(pool: PoolInfo, dm: Dmsetup = new Dmsetup()): Promise<number[]> {
   try {
-    await dm.message(pool.name, "reserve_metadata_snap");
+    await dm.reserveMetadataSnap(pool.name);
   } catch (err) {
     // EBUSY: a snapshot is held already, left by a run killed before its release (ThinPool
     // reads ids under its pool lock, so not a live one): release it and take a fresh one.
     if (!(err instanceof DmBusyError)) throw err;
-    await dm.message(pool.name, "release_metadata_snap");
-    await dm.message(pool.name, "reserve_metadata_snap");
+    await dm.releaseMetadataSnap(pool.name);
+    await dm.reserveMetadataSnap(pool.name);
   }
   try {
     const out = await runTool(TOOLS.thinLs, [
@@ -344,7 +344,7 @@ export async function listThinIds(pool: PoolInfo, dm: Dmsetup = new Dmsetup()): 
     }
     return parseThinLsIds(out.stdout);
   } finally {
-    await dm.message(pool.name, "release_metadata_snap");
+    await dm.releaseMetadataSnap(pool.name);
   }
 }
 

@@ -12,14 +12,11 @@
  * @module
  */
 import type { Store } from "../store/db.ts";
-import { InvalidInputError, ThinimageError } from "../errors.ts";
-import { mapperPath } from "./dmsetup.ts";
+import { ThinimageError } from "../errors.ts";
+import { mapperPath } from "../names.ts";
 
 /** Thin ids are 24-bit (the kernel's thin-provisioning document, linked from dmsetup.ts). */
 export const MAX_THIN_ID = 0xffffff;
-
-/** Every kernel object this project creates carries this prefix. */
-export const NAME_PREFIX = "thinimage-";
 
 /** Where a device is in its life; 'creating' and 'removing' are write-ahead intents. */
 export type DeviceState = "creating" | "created" | "active" | "removing" | "faulty";
@@ -66,19 +63,6 @@ interface DeviceSqlRow {
   intent_owner: string | null;
   formatted: number;
   last_error: string | null;
-}
-
-/** Throw unless `name` is a valid dm name carrying the project's prefix. */
-export function checkDeviceName(name: string): void {
-  if (!name.startsWith(NAME_PREFIX) || name.length === NAME_PREFIX.length) {
-    throw new InvalidInputError(`device name '${name}' must start with '${NAME_PREFIX}'`);
-  }
-  // dm names go into /dev/mapper and into dmsetup argv: keep them plain.
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]{0,126}$/.test(name)) {
-    throw new InvalidInputError(
-      `device name '${name}' may hold only letters, digits and '_.+-' (at most 127)`,
-    );
-  }
 }
 
 function toDevice(r: DeviceSqlRow): ThinDevice {

@@ -34,7 +34,8 @@ import { mkfsExt4, syncFilesystem } from "./fs.ts";
 import { join } from "node:path";
 import { isThinTableOf, parseThinPoolTable, parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus, type PoolStatusReport } from "./pool.ts";
-import { checkDeviceName, DeviceRecords, NAME_PREFIX, type ThinDevice } from "./records.ts";
+import { DeviceRecords, type ThinDevice } from "./records.ts";
+import { checkDeviceName, KERNEL_PREFIX } from "../names.ts";
 
 export type { ThinDevice } from "./records.ts";
 
@@ -416,7 +417,7 @@ export class ThinPool {
     const inPool = await this.#idsResumingLeftSuspended(apply, findings);
     const live = new Map<string, string>();
     for (const [name, table] of await this.#dm.tables()) {
-      if (name.startsWith(NAME_PREFIX) && name !== this.#pool.name) live.set(name, table);
+      if (name.startsWith(KERNEL_PREFIX) && name !== this.#pool.name) live.set(name, table);
     }
     const poolDev = await this.#poolDev();
     const rows = this.list();
@@ -438,7 +439,7 @@ export class ThinPool {
     return await this.#withPoolLock(async () => {
       const ids = new Set(await listThinIds(this.#pool, this.#dm));
       for (const name of await this.#dm.suspendedNames()) {
-        if (!name.startsWith(NAME_PREFIX) || name === this.#pool.name) continue;
+        if (!name.startsWith(KERNEL_PREFIX) || name === this.#pool.name) continue;
         findings.push({
           device: name,
           problem: "left suspended by a process that died",

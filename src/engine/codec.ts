@@ -1,8 +1,8 @@
 /**
  * Requests and responses are stored as JSON. JSON silently drops or mangles what it cannot
  * represent (a Date becomes a string, a Map `{}`, a class instance loses its methods and
- * private fields), so a request could resume empty (fsm.md flaw 7). {@linkcode encodeJson}
- * refuses such values instead, naming where in the value the problem is.
+ * private fields), so a run resumed after a crash would see a request with parts missing.
+ * {@linkcode encodeJson} refuses such values instead, naming where in the value the problem is.
  *
  * @example
  * ```ts

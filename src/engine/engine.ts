@@ -706,7 +706,7 @@ interface Halt {
   recorded?: boolean;
 }
 
-/** Decode a run for its machine, from its own events only (never another run's: flaw 1). */
+/** Decode a run for its machine from its own events only: another run's are not its history. */
 function load<Req, Res>(
   m: Machine<Req, Res, string, string>,
   run: RunRecord,

@@ -120,7 +120,10 @@ export interface RunStore {
   get(id: string): RunRecord | undefined;
   /** A run's events, oldest first. */
   events(id: string): RunEvent[];
-  /** Active runs of one machine (never of another machine: see fsm.md flaw 2), oldest first. */
+  /**
+   * Active runs of one machine, oldest first; never another machine's, though resource ids
+   * may coincide (an activation is named after its image by default).
+   */
   active(machine: string): RunRecord[];
   /**
    * Take the run over when its owner is still `expectedOwner` (compare-and-set) and it is

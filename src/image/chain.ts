@@ -7,18 +7,14 @@
  *
  * @example
  * ```ts
- * import { chainIds, chainDeviceName } from "./chain.ts";
+ * import { chainIds } from "./chain.ts";
+ * import { chainDeviceName } from "../names.ts";
  * const ids = await chainIds(["aa".repeat(32), "bb".repeat(32)]);
  * ids[0] === "sha256:" + "aa".repeat(32); // layer 1's chain id is its own digest
  * chainDeviceName(ids[1]); // "thinimage-chain-<64 hex>"
  * ```
  * @module
  */
-import { NAME_RULES } from "../names.ts";
-
-/** Prefix of every kernel object name thinimage creates. */
-export const KERNEL_PREFIX = "thinimage-";
-
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
@@ -50,20 +46,4 @@ export async function chainId(parent: string | undefined, layerSha256: string): 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The device-mapper name of a chain's device. */
-export function chainDeviceName(chainId: string): string {
-  const hex = chainId.replace(/^sha256:/, "");
-  if (!HEX64.test(hex)) throw new TypeError(`not a chain id: ${JSON.stringify(chainId)}`);
-  return `${KERNEL_PREFIX}chain-${hex}`;
-}
-
-/** Activation names follow image-name rules: they end up in /dev/mapper. */
-export const ACTIVATION_NAME: RegExp = NAME_RULES.activation.pattern;
-
-/** The device-mapper name of an activation. */
-export function activationDeviceName(name: string): string {
-  if (!ACTIVATION_NAME.test(name)) throw new TypeError(`not an activation name: ${name}`);
-  return `${KERNEL_PREFIX}act-${name}`;
 }

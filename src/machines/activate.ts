@@ -15,10 +15,9 @@
  * @module
  */
 import { machine } from "../engine/machine.ts";
-import type { ImageEffects } from "./effects.ts";
+import type { CataloguePort, DevicePort, RunPort } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
-import { MACHINE } from "./names.ts";
-import { activationDeviceName } from "../image/chain.ts";
+import { activationDeviceName, MACHINE } from "../names.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
@@ -59,7 +58,10 @@ export interface DeactivateResponse {
 }
 
 /** The `activate` machine; `pull` must be the one registered with the engine that runs it. */
-export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMachine>) {
+export function activateMachine(
+  fx: CataloguePort & DevicePort & RunPort,
+  pull: ReturnType<typeof pullMachine>,
+) {
   return machine<ActivateRequest, ActivateResponse>(MACHINE.activate, { retry: IMAGE_RETRY })
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);
@@ -135,7 +137,7 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
 }
 
 /** The `deactivate` machine. */
-export function deactivateMachine(fx: ImageEffects) {
+export function deactivateMachine(fx: CataloguePort & DevicePort) {
   return machine<DeactivateRequest, DeactivateResponse>(MACHINE.deactivate, {
     retry: IMAGE_RETRY,
   })

@@ -1,12 +1,14 @@
 /**
- * Everything the image machines do to the world, as one typed interface. The machines in this
- * folder decide what happens and in which order; `src/agent/effects.ts` implements this with
- * S3, the blob store, the tar applier and device-mapper. So the machines import no effect
- * module, and their logic can be exercised against any implementation.
+ * Everything the image machines do to the world, as narrow ports: the catalogue, the image
+ * source, the blobs, the devices, child runs and what is said to the person. The machines in
+ * this folder decide what happens and in which order, and each takes only the ports it uses;
+ * `src/agent/effects.ts` implements them with SQLite, S3, the blob store, the tar applier and
+ * device-mapper. So the machines import no effect module, and their logic can be exercised
+ * against any implementation.
  *
  * @module
  */
-import type { Catalog } from "../store/catalog.ts";
+import type { Catalogue } from "../image/catalogue.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
 import type { Machine } from "../engine/machine.ts";
 
@@ -21,26 +23,35 @@ export interface StoredBlob {
   downloaded: boolean;
 }
 
-/** The effects of the pull and activate machines. */
-export interface ImageEffects {
-  /** The catalogue of images, chains and activations. */
-  readonly catalog: Catalog;
+/** The catalogue of images, chains and activations. */
+export interface CataloguePort {
+  readonly catalog: Catalogue;
+}
+
+/** Where images are listed. */
+export interface SourcePort {
   /** Never touch the network (`--offline`). */
   readonly offline: boolean;
-
   /** List the image's layers at the source (one listing; throws 65 or 69). */
   resolve(image: string, signal: AbortSignal): Promise<Manifest>;
+}
+
+/** The blob store, filled from the source. */
+export interface BlobPort {
   /** Make sure the layer's blob is stored; download only when it is not. */
   fetchBlob(layer: Layer, signal: AbortSignal, progress: Progress): Promise<StoredBlob>;
+  /** Validate a stored blob as a layer (throws InvalidInputError, 65, when it is refused). */
+  validateBlob(sha256: string, signal: AbortSignal): Promise<void>;
+}
+
+/** The thin pool's devices, and the layers unpacked onto them. */
+export interface DevicePort {
   /**
    * Refuse (TemporaryError, exit 75, with the figures) when the layers of `image` still to be
    * unpacked hold more bytes than the pool can take above its free-space floor: checked after
    * the listing, before the first download.
    */
   checkRoom(image: string, layers: readonly Layer[]): Promise<void>;
-  /** Validate a stored blob as a layer (throws InvalidInputError, 65, when it is refused). */
-  validateBlob(sha256: string, signal: AbortSignal): Promise<void>;
-
   /** True when a thin device record named `device` exists (whatever its state). */
   deviceExists(device: string): Promise<boolean>;
   /**
@@ -66,7 +77,10 @@ export interface ImageEffects {
     signal: AbortSignal,
     progress: Progress,
   ): Promise<{ unpackedBytes: number }>;
+}
 
+/** Runs of other machines. */
+export interface RunPort {
   /**
    * Run a child machine to completion (single flight: joins a run another process already
    * drives, unless `--no-wait`, which makes a busy child a TemporaryError).
@@ -77,13 +91,18 @@ export interface ImageEffects {
     request: Req,
     signal: AbortSignal,
   ): Promise<Res>;
-
   /** True when a run of machine `machine` for `resourceId` is active (here or elsewhere). */
   hasActiveRun(machine: string, resourceId: string): boolean;
+}
 
-  /** Say something to the person (stderr) or the log. */
+/** What is said to the person (stderr) or the log. */
+export interface SayPort {
   warn(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   /** Progress of a named step (shown on a terminal only). */
   progress(label: string): Progress;
 }
+
+/** Every port: what the pull and activate machines, which drive the others, take. */
+export interface ImageEffects
+  extends CataloguePort, SourcePort, BlobPort, DevicePort, RunPort, SayPort {}

@@ -28,12 +28,21 @@
  * @module
  */
 import { machine } from "../engine/machine.ts";
-import type { ImageEffects } from "./effects.ts";
-import type { ImageRecord } from "../store/catalog.ts";
+import type {
+  BlobPort,
+  CataloguePort,
+  DevicePort,
+  ImageEffects,
+  RunPort,
+  SayPort,
+  SourcePort,
+} from "./effects.ts";
+import { type LayerStages, runLayerPipeline } from "../image/pipeline.ts";
+import type { ImageRecord } from "../image/catalogue.ts";
 import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
-import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
+import { chainId as chainIdOf } from "../image/chain.ts";
+import { chainDeviceName, MACHINE } from "../names.ts";
 import { SourceUnavailableError, ThinimageError } from "../errors.ts";
-import { MACHINE } from "./names.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {
@@ -107,7 +116,7 @@ export const IMAGE_RETRY = { maxAttempts: 8, maxElapsedMs: 60 * 60_000 } as cons
 export const ORCHESTRATION_RETRY = { retry: { maxAttempts: 1000 } } as const;
 
 /** The `blob` machine: one download per object, whoever asks. */
-export function blobMachine(fx: ImageEffects) {
+export function blobMachine(fx: BlobPort & SayPort) {
   return machine<BlobRequest, BlobResponse>(MACHINE.blob, { retry: IMAGE_RETRY })
     .start("download", async ({ request, signal }) => {
       const label = fx.progress(`fetch ${request.layer.key}`);
@@ -118,7 +127,7 @@ export function blobMachine(fx: ImageEffects) {
 }
 
 /** The `chain` machine: make one chain device and fill it with its layer, once. */
-export function chainMachine(fx: ImageEffects) {
+export function chainMachine(fx: CataloguePort & DevicePort & SayPort) {
   const fresh = async (req: ChainRequest): Promise<string> => {
     const device = chainDeviceName(req.chainId);
     // Whatever is on a device that was never sealed is incomplete: start again from the parent.
@@ -165,34 +174,6 @@ export function chainMachine(fx: ImageEffects) {
 /** At most this many blobs of one pull download at once, in layer order. */
 export const DOWNLOADS_IN_FLIGHT = 2;
 
-/**
- * `fetch` over `layers` in their order, at most `limit` at once: one promise per layer. After
- * a failure or `stop()`, no more start and those not started reject; `settled` resolves once
- * none is running.
- */
-function downloads<T>(layers: readonly Layer[], limit: number, fetch: (l: Layer) => Promise<T>) {
-  const results = layers.map(() => Promise.withResolvers<T>());
-  // Each is awaited in its turn, or never when the pull stops before it.
-  for (const r of results) r.promise.catch(() => {});
-  let next = 0;
-  const stop = () => {
-    for (; next < layers.length; next++) results[next].reject(new Error("download not started"));
-  };
-  const worker = async () => {
-    while (next < layers.length) {
-      const i = next++;
-      try {
-        results[i].resolve(await fetch(layers[i]));
-      } catch (err) {
-        results[i].reject(err);
-        stop();
-      }
-    }
-  };
-  const settled = Promise.all(Array.from({ length: Math.min(limit, layers.length) }, worker));
-  return { blobs: results.map((r) => r.promise), stop, settled };
-}
-
 function fromCatalog(img: ImageRecord): PullResponse {
   return {
     image: img.name,
@@ -220,48 +201,7 @@ export function pullMachine(
   chain: ReturnType<typeof chainMachine>,
 ) {
   return machine<PullRequest, PullResponse>(MACHINE.pull, { retry: IMAGE_RETRY })
-    .start("resolve", async ({ request, signal }) => {
-      const known = fx.catalog.getImage(request.image);
-      let manifest: Manifest | undefined;
-      let offline = false;
-      if (fx.offline) {
-        offline = true;
-      } else {
-        try {
-          manifest = await fx.resolve(request.image, signal);
-        } catch (err) {
-          if (!(err instanceof SourceUnavailableError) || known?.state !== "ready") throw err;
-          fx.warn(`source unreachable; using the local copy of ${request.image}`, {
-            error: err.message,
-          });
-          offline = true;
-        }
-      }
-      if (offline) {
-        if (known?.state !== "ready") {
-          throw new SourceUnavailableError(
-            fx.offline
-              ? `${request.image} is not pulled here, and --pull never (or --offline) keeps off ` +
-                `the network: run 'thinimage pull ${request.image}' first`
-              : `${request.image} is not pulled here and the source is unreachable`,
-          );
-        }
-        return { ...fromCatalog(known), offline: true };
-      }
-      // One line, whatever the count: a prefix stuffed with junk must not flood stderr.
-      const ignored = describeIgnored(manifest!);
-      if (ignored) fx.warn(ignored);
-      const rec = fx.catalog.recordManifest(manifest!);
-      if (rec.state === "ready" && rec.topChain) {
-        // Unchanged and complete: nothing to fetch or unpack.
-        return { ...fromCatalog(rec), offline: false };
-      }
-      return {
-        image: request.image,
-        manifestDigest: manifest!.digest,
-        layers: manifest!.layers.map((l) => ({ index: l.index, key: l.key, size: l.size })),
-      };
-    })
+    .start("resolve", ({ request, signal }) => resolveStep(fx, request.image, signal))
     // One step, not fetch, validate and unpack: a step ends before the next begins, so
     // downloads can overlap unpacking only inside one. Nothing in it needs its own resume
     // point either: each download and each chain is a durable child run, so a rerun after a
@@ -279,73 +219,14 @@ export function pullMachine(
       // The listing says how many bytes are coming: a pool too small hears so now, not after
       // the downloads.
       await fx.checkRoom(request.image, manifest.layers);
-      const fetching = downloads(
+      const layers = await runLayerPipeline(
         manifest.layers,
-        DOWNLOADS_IN_FLIGHT,
-        (l) => fx.child(blob, `${l.etag}:${l.size}`, { layer: l }, signal),
+        layerStages(fx, blob, chain, request.image, signal),
+        signal,
       );
-      // Validation is aborted once the step fails: nothing of it is kept.
-      const failed = new AbortController();
-      const checking = AbortSignal.any([signal, failed.signal]);
-      // Layer i is checked after layer i-1 and only once its blob and those before it are
-      // stored: its chain id needs them, and a refused layer must stop every check after it.
-      const prepared: Promise<PulledLayer>[] = [];
-      for (const [i, l] of manifest.layers.entries()) {
-        const previous = prepared[i - 1];
-        const p = (async (): Promise<PulledLayer> => {
-          const below = await previous;
-          const b = await fetching.blobs[i];
-          const chainId = await chainIdOf(below?.chainId, b.sha256);
-          fx.catalog.setLayerDigests(request.image, [{ idx: l.index, sha256: b.sha256, chainId }]);
-          if (fx.catalog.getChain(chainId)?.state !== "sealed") {
-            await fx.validateBlob(b.sha256, checking);
-          }
-          return {
-            index: l.index,
-            key: l.key,
-            size: l.size,
-            sha256: b.sha256,
-            downloaded: b.downloaded,
-            chainId,
-          };
-        })();
-        p.catch(() => fetching.stop()); // a refused or missing layer: start no more downloads
-        prepared.push(p);
-      }
-      try {
-        const layers: PulledLayer[] = [];
-        let parent: string | null = null;
-        for (const ready of prepared) {
-          const l = await ready;
-          const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
-          let unpacked = false;
-          // A sealed chain whose run is still active was sealed by a process that died before
-          // the run finished: joining the run takes it over and closes it.
-          if (!sealed || fx.hasActiveRun(chain.name, l.chainId!)) {
-            const c = await fx.child(chain, l.chainId!, {
-              chainId: l.chainId!,
-              parentChainId: parent,
-              layerSha256: l.sha256!,
-              image: request.image,
-              key: l.key,
-            }, signal);
-            unpacked = c.unpacked;
-          }
-          layers.push({ ...l, unpacked });
-          parent = l.chainId!;
-        }
-        fx.catalog.markReady(request.image, parent!);
-        return { ...res, layers, topChain: parent! };
-      } catch (err) {
-        failed.abort(err);
-        throw err;
-      } finally {
-        // Downloads in flight are let finish rather than aborted: an interrupted blob run
-        // stays active until someone asks for that blob again, and gc refuses to run while
-        // any run is active. The pull's own signal still interrupts them at once.
-        fetching.stop();
-        await Promise.allSettled([fetching.settled, ...prepared]);
-      }
+      const topChain = layers.at(-1)?.chainId;
+      fx.catalog.markReady(request.image, topChain!);
+      return { ...res, layers, topChain };
     }, ORCHESTRATION_RETRY)
     .end("ready", {
       finalizers: [({ status, error, request }) => {
@@ -357,4 +238,94 @@ export function pullMachine(
         }
       }],
     });
+}
+
+/**
+ * The `resolve` step: the image's listing recorded in the catalogue, or the catalogue's own
+ * copy when offline (asked, or the source unreachable and the image pulled before).
+ */
+async function resolveStep(
+  fx: CataloguePort & SourcePort & SayPort,
+  image: string,
+  signal: AbortSignal,
+): Promise<PullResponse> {
+  const known = fx.catalog.getImage(image);
+  let manifest: Manifest | undefined;
+  let offline = false;
+  if (fx.offline) {
+    offline = true;
+  } else {
+    try {
+      manifest = await fx.resolve(image, signal);
+    } catch (err) {
+      if (!(err instanceof SourceUnavailableError) || known?.state !== "ready") throw err;
+      fx.warn(`source unreachable; using the local copy of ${image}`, { error: err.message });
+      offline = true;
+    }
+  }
+  if (offline) {
+    if (known?.state !== "ready") {
+      throw new SourceUnavailableError(
+        fx.offline
+          ? `${image} is not pulled here, and --pull never (or --offline) keeps off ` +
+            `the network: run 'thinimage pull ${image}' first`
+          : `${image} is not pulled here and the source is unreachable`,
+      );
+    }
+    return { ...fromCatalog(known), offline: true };
+  }
+  // One line, whatever the count: a prefix stuffed with junk must not flood stderr.
+  const ignored = describeIgnored(manifest!);
+  if (ignored) fx.warn(ignored);
+  const rec = fx.catalog.recordManifest(manifest!);
+  if (rec.state === "ready" && rec.topChain) {
+    // Unchanged and complete: nothing to fetch or unpack.
+    return { ...fromCatalog(rec), offline: false };
+  }
+  return {
+    image,
+    manifestDigest: manifest!.digest,
+    layers: manifest!.layers.map((l) => ({ index: l.index, key: l.key, size: l.size })),
+  };
+}
+
+/**
+ * What the pipeline's stages are for a pull: a `blob` run per layer; the chain id recorded and
+ * the layer validated (unless its chain is sealed already); a `chain` run per chain not sealed.
+ */
+function layerStages(
+  fx: CataloguePort & BlobPort & RunPort,
+  blob: ReturnType<typeof blobMachine>,
+  chain: ReturnType<typeof chainMachine>,
+  image: string,
+  signal: AbortSignal,
+): LayerStages<Layer, BlobResponse, PulledLayer, PulledLayer> {
+  return {
+    limit: DOWNLOADS_IN_FLIGHT,
+    fetch: (l) => fx.child(blob, `${l.etag}:${l.size}`, { layer: l }, signal),
+    async prepare(l, b, below, checking) {
+      // The chain id needs the blobs below: hence one layer after the other.
+      const chainId = await chainIdOf(below?.chainId, b.sha256);
+      fx.catalog.setLayerDigests(image, [{ idx: l.index, sha256: b.sha256, chainId }]);
+      if (fx.catalog.getChain(chainId)?.state !== "sealed") {
+        await fx.validateBlob(b.sha256, checking);
+      }
+      const { index, key, size } = l;
+      return { index, key, size, sha256: b.sha256, downloaded: b.downloaded, chainId };
+    },
+    async unpack(l, below) {
+      const sealed = fx.catalog.getChain(l.chainId!)?.state === "sealed";
+      // A sealed chain whose run is still active was sealed by a process that died before
+      // the run finished: joining the run takes it over and closes it.
+      if (sealed && !fx.hasActiveRun(chain.name, l.chainId!)) return { ...l, unpacked: false };
+      const c = await fx.child(chain, l.chainId!, {
+        chainId: l.chainId!,
+        parentChainId: below?.chainId ?? null,
+        layerSha256: l.sha256!,
+        image,
+        key: l.key,
+      }, signal);
+      return { ...l, unpacked: c.unpacked };
+    },
+  };
 }

@@ -1,7 +1,8 @@
 /**
- * Fetching a whole image: resolve it, then make sure every layer's blob is stored. When an
- * object changes while it downloads, the image is resolved again and fetching starts over
- * with the new listing (bounded), so the result always matches one consistent manifest.
+ * Fetching a whole image: resolve it, then make sure every layer's blob is stored, in layer
+ * order and a bounded number at once, as a pull downloads them. When an object changes while
+ * it downloads, the image is resolved again and fetching starts over with the new listing
+ * (bounded), so the result always matches one consistent manifest.
  *
  * @example
  * ```ts
@@ -17,6 +18,7 @@
  */
 import type { BlobStore } from "../blobs/store.ts";
 import type { Layer, Manifest } from "../image/manifest.ts";
+import { allInOrder } from "../image/pipeline.ts";
 import { ObjectChangedError } from "../s3/errors.ts";
 import { type FetchedLayer, fetchLayer, type FetchLayerOptions } from "./fetch_layer.ts";
 import { resolveImage, type ResolveOptions } from "./resolve.ts";
@@ -60,7 +62,7 @@ export async function fetchImage(
     const manifest = await resolveImage(source, image, opts);
     opts.onManifest?.(manifest);
     try {
-      const layers = await mapLimit(manifest.layers, opts.concurrency ?? 2, async (layer) => {
+      const layers = await allInOrder(manifest.layers, opts.concurrency ?? 2, async (layer) => {
         const r = await fetchLayer(source, blobs, layer, {
           ...opts,
           onProgress: opts.onProgress ? (b, t) => opts.onProgress!(layer, b, t) : undefined,
@@ -72,32 +74,4 @@ export async function fetchImage(
       if (!(err instanceof ObjectChangedError) || round >= rounds) throw err;
     }
   }
-}
-
-/** `fn` over `items` with at most `limit` running; results in input order; first error wins. */
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker);
-  // Wait for every worker, so no download is still writing when the caller sees the error.
-  const settled = await Promise.allSettled(workers);
-  const rejected = settled.find((s) => s.status === "rejected");
-  if (rejected) throw (rejected as PromiseRejectedResult).reason;
-  return out;
 }

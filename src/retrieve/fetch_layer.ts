@@ -28,8 +28,8 @@ import type { BlobStore, TempBlob } from "../blobs/store.ts";
 import { detectLayerFormat, FORMAT_SNIFF_BYTES, type LayerFormat } from "../image/format.ts";
 import type { Layer } from "../image/manifest.ts";
 import { InvalidInputError } from "../errors.ts";
-import { ObjectChangedError, S3RequestError } from "../s3/errors.ts";
-import { backoffMs, sleep } from "../s3/retry.ts";
+import { ObjectChangedError, S3_RETRYABLE, S3RequestError, s3RetryPolicy } from "../s3/errors.ts";
+import { withRetries } from "../retry.ts";
 import type { ObjectSource } from "./source.ts";
 
 /** The default per-blob size cap: 4 GiB. */
@@ -145,24 +145,27 @@ class Progress {
     while (this.received < size) {
       const n = await temp.file.read(buf.subarray(0, Math.min(buf.length, size - this.received)));
       if (n === null || n === 0) break;
-      const chunk = buf.subarray(0, n);
-      this.sha256.update(chunk);
-      this.md5.update(chunk);
-      if (this.head.length < FORMAT_SNIFF_BYTES) {
-        const more = chunk.subarray(0, FORMAT_SNIFF_BYTES - this.head.length);
-        const head = new Uint8Array(this.head.length + more.length);
-        head.set(this.head);
-        head.set(more, this.head.length);
-        this.head = head;
-      }
-      this.received += n;
+      this.add(buf.subarray(0, n), layer.key);
     }
     await temp.file.truncate(this.received);
     await temp.file.seek(this.received, Deno.SeekMode.Start);
-    if (this.head.length === FORMAT_SNIFF_BYTES) {
-      this.format = detectLayerFormat(this.head, layer.key);
-    }
     this.resumed = this.received > 0;
+  }
+
+  /** Take in the next bytes of the object (already in the file). */
+  add(chunk: Uint8Array, key: string): void {
+    this.sha256.update(chunk);
+    this.md5.update(chunk);
+    if (this.head.length < FORMAT_SNIFF_BYTES) {
+      const more = chunk.subarray(0, FORMAT_SNIFF_BYTES - this.head.length);
+      const head = new Uint8Array(this.head.length + more.length);
+      head.set(this.head);
+      head.set(more, this.head.length);
+      this.head = head;
+      // Refuse a zstd or zip blob after its first block, not after 4 GiB of it.
+      if (this.head.length === FORMAT_SNIFF_BYTES) this.format = detectLayerFormat(head, key);
+    }
+    this.received += chunk.length;
   }
 
   async reset(temp: TempBlob): Promise<void> {
@@ -184,39 +187,48 @@ async function download(
   temp: TempBlob,
   opts: FetchLayerOptions & { maxBytes: number },
 ): Promise<Omit<FetchedLayer, "downloaded">> {
-  const attempts = opts.attempts ?? 6;
   const p = new Progress();
   await p.resume(temp, layer);
-  for (let attempt = 0;; attempt++) {
-    try {
-      if (p.received < layer.size || layer.size === 0) await getInto(source, layer, temp, p, opts);
-      if (MD5_ETAG.test(layer.etag)) {
-        const md5 = p.md5.digest("hex");
-        if (md5 !== layer.etag) {
-          // Two GETs spliced together can disagree if the store ignored If-Match, and a dead
-          // process's bytes can be short of what it wrote (power loss): start over.
-          if (p.pieces > 1 || p.resumed) {
-            throw new SplicedDownloadError(layer.key);
-          }
-          throw new InvalidInputError(
-            `${layer.key}: the bytes received have MD5 ${md5}, but the ETag says ${layer.etag}`,
-            { details: { key: layer.key, md5, etag: layer.etag } },
-          );
-        }
+  try {
+    return await withRetries(() => attempt(source, layer, temp, p, opts), {
+      policy: s3RetryPolicy(opts.attempts ?? 6, opts.retryBaseDelayMs),
+      ...S3_RETRYABLE,
+      onRetry: opts.onRetry,
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    throw err;
+  }
+}
+
+/** One attempt: the bytes still missing, then the checks of the whole. */
+async function attempt(
+  source: ObjectSource,
+  layer: Layer,
+  temp: TempBlob,
+  p: Progress,
+  opts: FetchLayerOptions & { maxBytes: number },
+): Promise<Omit<FetchedLayer, "downloaded">> {
+  if (p.received < layer.size || layer.size === 0) await getInto(source, layer, temp, p, opts);
+  if (MD5_ETAG.test(layer.etag)) {
+    const md5 = p.md5.digest("hex");
+    if (md5 !== layer.etag) {
+      // Two GETs spliced together can disagree if the store ignored If-Match, and a dead
+      // process's bytes can be short of what it wrote (power loss): start over.
+      if (p.pieces > 1 || p.resumed) {
+        await p.reset(temp);
+        throw new SplicedDownloadError(layer.key);
       }
-      p.format ??= detectLayerFormat(p.head, layer.key);
-      await temp.file.sync();
-      return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
-    } catch (err) {
-      if (opts.signal?.aborted) throw opts.signal.reason;
-      const retryable = err instanceof S3RequestError && err.retryable;
-      if (!retryable || attempt + 1 >= attempts) throw err;
-      if (err instanceof SplicedDownloadError) await p.reset(temp);
-      const wait = backoffMs(attempt, { baseDelayMs: opts.retryBaseDelayMs }, err.retryAfterMs);
-      opts.onRetry?.(err, attempt + 1, wait);
-      await sleep(wait, opts.signal);
+      throw new InvalidInputError(
+        `${layer.key}: the bytes received have MD5 ${md5}, but the ETag says ${layer.etag}`,
+        { details: { key: layer.key, md5, etag: layer.etag } },
+      );
     }
   }
+  p.format ??= detectLayerFormat(p.head, layer.key);
+  await temp.file.sync();
+  return { sha256: p.sha256.digest("hex"), size: p.received, format: p.format };
 }
 
 /** One GET from `p.received` on, appended to the file. Returns when the body ends. */
@@ -231,84 +243,22 @@ async function getInto(
   const signal = opts.signal
     ? AbortSignal.any([opts.signal, attemptAbort.signal])
     : attemptAbort.signal;
-  const res = await source.get(layer.key, {
-    start: p.received,
-    ifMatch: layer.etag,
-    signal,
-  });
+  const res = await source.get(layer.key, { start: p.received, ifMatch: layer.etag, signal });
   const body = openBody(res.body);
-  // One watchdog per GET rather than a timer per chunk: no garbage on the hot path.
   const idleMs = opts.idleTimeoutMs ?? 30_000;
-  let lastByteAt = Date.now();
-  let stalled: S3RequestError | undefined;
-  const watchdog = setInterval(() => {
-    if (Date.now() - lastByteAt < idleMs) return;
-    stalled = new S3RequestError(`GET ${layer.key}: no bytes for ${idleMs} ms (stalled body)`, {
-      retryable: true,
-    });
+  const watchdog = new Watchdog(idleMs, () => {
+    const stalled = new S3RequestError(
+      `GET ${layer.key}: no bytes for ${idleMs} ms (stalled body)`,
+      { retryable: true },
+    );
     attemptAbort.abort(stalled);
     void body.cancel(stalled);
-  }, Math.max(10, Math.min(1000, idleMs / 4)));
+    return stalled;
+  });
   try {
-    if (p.received > 0 && res.status === 200) {
-      // The server ignored the Range: take the whole object again from byte 0.
-      await p.reset(temp);
-    }
-    if (res.etag && res.etag !== layer.etag) {
-      throw new ObjectChangedError(layer.key, `ETag was ${layer.etag}, now ${res.etag}`);
-    }
-    if (res.objectSize > opts.maxBytes) {
-      throw new InvalidInputError(
-        `${layer.key}: the server announces ${res.objectSize} bytes, over the ${opts.maxBytes}-byte limit per blob`,
-        { details: { key: layer.key, size: res.objectSize, maxBytes: opts.maxBytes } },
-      );
-    }
-    // A 206's Content-Range gives the object's size: another size is another object. A short
-    // 200 with the right ETag is a cut response: stream it, then resume from where it ended.
-    if (
-      (res.status === 206 && res.objectSize !== layer.size) ||
-      (res.objectSize > layer.size)
-    ) {
-      throw new ObjectChangedError(layer.key, `size was ${layer.size}, now ${res.objectSize}`);
-    }
+    await checkResponse(res, layer, temp, p, opts.maxBytes);
     p.pieces++;
-    for (;;) {
-      let value: Uint8Array | undefined;
-      try {
-        value = await body.read();
-      } catch (err) {
-        throw stalled ?? err;
-      }
-      if (stalled) throw stalled;
-      if (value === undefined) break;
-      lastByteAt = Date.now();
-      if (p.received + value.length > layer.size || p.received + value.length > opts.maxBytes) {
-        throw new InvalidInputError(
-          `${layer.key}: the server sent more than the ${layer.size} bytes listed`,
-          { details: { key: layer.key, size: layer.size } },
-        );
-      }
-      writeAll(temp.file, value);
-      p.sha256.update(value);
-      p.md5.update(value);
-      if (p.head.length < FORMAT_SNIFF_BYTES) {
-        const more = value.subarray(0, FORMAT_SNIFF_BYTES - p.head.length);
-        const head = new Uint8Array(p.head.length + more.length);
-        head.set(p.head);
-        head.set(more, p.head.length);
-        p.head = head;
-        // Refuse a zstd or zip blob after its first block, not after 4 GiB of it.
-        if (p.head.length === FORMAT_SNIFF_BYTES) p.format = detectLayerFormat(p.head, layer.key);
-      }
-      p.received += value.length;
-      opts.onProgress?.(p.received, layer.size);
-    }
-    if (p.received < layer.size) {
-      throw new S3RequestError(
-        `GET ${layer.key}: the body ended after ${p.received} of ${layer.size} bytes`,
-        { retryable: true },
-      );
-    }
+    await receive(body, watchdog, layer, temp, p, opts);
   } catch (err) {
     attemptAbort.abort();
     await body.cancel();
@@ -321,8 +271,103 @@ async function getInto(
       cause: err,
     });
   } finally {
-    clearInterval(watchdog);
+    watchdog.stop();
     body.release();
+  }
+}
+
+/**
+ * Whether a GET's response is the listed object from where the file ends: an ignored Range
+ * starts the file again from byte 0; another ETag or size is another object.
+ */
+async function checkResponse(
+  res: { status: number; etag?: string; objectSize: number },
+  layer: Layer,
+  temp: TempBlob,
+  p: Progress,
+  maxBytes: number,
+): Promise<void> {
+  if (p.received > 0 && res.status === 200) {
+    // The server ignored the Range: take the whole object again from byte 0.
+    await p.reset(temp);
+  }
+  if (res.etag && res.etag !== layer.etag) {
+    throw new ObjectChangedError(layer.key, `ETag was ${layer.etag}, now ${res.etag}`);
+  }
+  if (res.objectSize > maxBytes) {
+    throw new InvalidInputError(
+      `${layer.key}: the server announces ${res.objectSize} bytes, over the ${maxBytes}-byte limit per blob`,
+      { details: { key: layer.key, size: res.objectSize, maxBytes } },
+    );
+  }
+  // A 206's Content-Range gives the object's size: another size is another object. A short
+  // 200 with the right ETag is a cut response: stream it, then resume from where it ended.
+  if ((res.status === 206 && res.objectSize !== layer.size) || (res.objectSize > layer.size)) {
+    throw new ObjectChangedError(layer.key, `size was ${layer.size}, now ${res.objectSize}`);
+  }
+}
+
+/** The body's bytes into the file and the hashes, until it ends (short: retryable). */
+async function receive(
+  body: Body,
+  watchdog: Watchdog,
+  layer: Layer,
+  temp: TempBlob,
+  p: Progress,
+  opts: FetchLayerOptions & { maxBytes: number },
+): Promise<void> {
+  for (;;) {
+    let value: Uint8Array | undefined;
+    try {
+      value = await body.read();
+    } catch (err) {
+      throw watchdog.stalled ?? err;
+    }
+    if (watchdog.stalled) throw watchdog.stalled;
+    if (value === undefined) break;
+    watchdog.touch();
+    if (p.received + value.length > layer.size || p.received + value.length > opts.maxBytes) {
+      throw new InvalidInputError(
+        `${layer.key}: the server sent more than the ${layer.size} bytes listed`,
+        { details: { key: layer.key, size: layer.size } },
+      );
+    }
+    writeAll(temp.file, value);
+    p.add(value, layer.key);
+    opts.onProgress?.(p.received, layer.size);
+  }
+  if (p.received < layer.size) {
+    throw new S3RequestError(
+      `GET ${layer.key}: the body ended after ${p.received} of ${layer.size} bytes`,
+      { retryable: true },
+    );
+  }
+}
+
+/**
+ * Gives up on a body that sends nothing for `idleMs`: one timer per GET rather than one per
+ * chunk, so no garbage on the hot path.
+ */
+class Watchdog {
+  /** The error `onStall` made, once the body stalled. */
+  stalled?: Error;
+  #lastByteAt = Date.now();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(idleMs: number, onStall: () => Error) {
+    this.#timer = setInterval(() => {
+      if (Date.now() - this.#lastByteAt < idleMs) return;
+      this.stalled = onStall();
+    }, Math.max(10, Math.min(1000, idleMs / 4)));
+  }
+
+  /** Bytes arrived. */
+  touch(): void {
+    this.#lastByteAt = Date.now();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }
 

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { isImageName, parseImageName } from "../image/name.ts";
+import { isName, parseImageName } from "../names.ts";
 import { type Manifest, ManifestBuilder, manifestSize } from "../image/manifest.ts";
 import type { ObjectSource } from "./source.ts";
 import { DEFAULT_MAX_PAGES } from "./defaults.ts";
@@ -95,7 +95,7 @@ export async function listRemoteImages(
     const name = rest.slice(0, slash);
     let group = groups.get(name);
     if (!group) {
-      group = isImageName(name)
+      group = isName("image", name)
         ? new ManifestBuilder(name, `${source.prefix}${name}/`, {
           maxLayers: opts.maxLayers,
           maxKeys: opts.maxKeys ?? source.limits?.maxKeys,

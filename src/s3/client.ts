@@ -27,8 +27,8 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
-import { ObjectChangedError, S3RequestError } from "./errors.ts";
-import { withRetries } from "./retry.ts";
+import { ObjectChangedError, S3_RETRYABLE, S3RequestError, s3RetryPolicy } from "./errors.ts";
+import { withRetries } from "../retry.ts";
 import { InvalidInputError } from "../errors.ts";
 
 /** Static credentials (from the AWS_* environment, usually). */
@@ -154,11 +154,9 @@ export class S3ObjectClient {
             opts.signal,
           ),
         {
-          attempts: this.config.listAttempts,
-          baseDelayMs: this.config.retryBaseDelayMs,
+          policy: s3RetryPolicy(this.config.listAttempts, this.config.retryBaseDelayMs),
           signal: opts.signal,
-          isRetryable: (e) => e instanceof S3RequestError && e.retryable,
-          retryAfterMs: (e) => (e as S3RequestError).retryAfterMs,
+          ...S3_RETRYABLE,
         },
       );
       for (const p of page.CommonPrefixes ?? []) {

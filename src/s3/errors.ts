@@ -12,6 +12,7 @@
  * @module
  */
 import { SourceUnavailableError, TemporaryError } from "../errors.ts";
+import type { RetryOptions, RetryPolicy } from "../retry.ts";
 
 /** A request the source answered with an error, or that failed on the way (exit 69). */
 export class S3RequestError extends SourceUnavailableError {
@@ -58,3 +59,24 @@ export class ObjectChangedError extends TemporaryError {
     });
   }
 }
+
+/**
+ * Retries of S3 requests: 200 ms doubling to at most 10 s, with full jitter (many hosts that
+ * failed together do not come back together), for as many attempts as the caller allows.
+ */
+export function s3RetryPolicy(attempts = 5, initialDelayMs = 200): RetryPolicy {
+  return {
+    maxAttempts: attempts,
+    maxElapsedMs: Infinity,
+    initialDelayMs,
+    maxDelayMs: 10_000,
+    factor: 2,
+    jitter: 1,
+  };
+}
+
+/** Which S3 failures are worth another attempt, and the wait the server asked for. */
+export const S3_RETRYABLE: Pick<RetryOptions, "isRetryable" | "retryAfterMs"> = {
+  isRetryable: (e) => e instanceof S3RequestError && e.retryable,
+  retryAfterMs: (e) => e instanceof S3RequestError ? e.retryAfterMs : undefined,
+};

@@ -14,61 +14,16 @@
  * @module
  */
 import type { Store } from "./db.ts";
-
-/** The manifest fields the catalogue keeps (a subset of the retrieval module's Manifest). */
-export interface CatalogManifest {
-  image: string;
-  digest: string;
-  layers: { index: number; key: string; size: number; etag: string }[];
-}
-
-/** An image row with its layers. */
-export interface ImageRecord {
-  name: string;
-  manifestDigest: string;
-  manifest: CatalogManifest;
-  state: "pulling" | "ready" | "failed";
-  topChain: string | null;
-  error: string | null;
-  createdAt: number;
-  updatedAt: number;
-  layers: LayerRecord[];
-}
-
-/** One layer of an image: `sha256` and `chainId` are known once fetched. */
-export interface LayerRecord {
-  idx: number;
-  key: string;
-  size: number;
-  etag: string;
-  sha256: string | null;
-  chainId: string | null;
-}
-
-/** A layer chain and its device. */
-export interface ChainRecord {
-  chainId: string;
-  parentChainId: string | null;
-  layerSha256: string;
-  device: string;
-  state: "applying" | "sealed";
-  unpackedBytes: number | null;
-  createdAt: number;
-  sealedAt: number | null;
-}
-
-/** An activation: a thin snapshot of an image's top chain, handed out as a device. */
-export interface ActivationRecord {
-  name: string;
-  image: string;
-  manifestDigest: string;
-  chainId: string;
-  device: string;
-  createdAt: number;
-}
+import type {
+  ActivationRecord,
+  CatalogManifest,
+  Catalogue,
+  ChainRecord,
+  ImageRecord,
+} from "../image/catalogue.ts";
 
 /** Read and write the catalogue tables. */
-export class Catalog {
+export class Catalog implements Catalogue {
   constructor(readonly store: Store, readonly now: () => number = Date.now) {}
 
   /**

@@ -1,6 +1,7 @@
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
 import { openStore } from "../../src/store/db.ts";
-import { checkDeviceName, DeviceRecords, MAX_THIN_ID } from "../../src/devmapper/records.ts";
+import { DeviceRecords, MAX_THIN_ID } from "../../src/devmapper/records.ts";
+import { checkDeviceName } from "../../src/names.ts";
 import { InvalidInputError } from "../../src/errors.ts";
 
 function records(nextThinId = 1) {

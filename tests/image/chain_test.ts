@@ -5,7 +5,8 @@ import {
   assertRejects,
   assertThrows,
 } from "../helpers/assert.ts";
-import { activationDeviceName, chainDeviceName, chainIds } from "../../src/image/chain.ts";
+import { chainIds } from "../../src/image/chain.ts";
+import { activationDeviceName, chainDeviceName } from "../../src/names.ts";
 import { createHash } from "node:crypto";
 
 const A = "a".repeat(64);

@@ -1,5 +1,7 @@
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
-import { isImageName, parseImageName } from "../../src/image/name.ts";
+import { isName, parseImageName } from "../../src/names.ts";
+
+const isImageName = (n: string) => isName("image", n);
 import { InvalidInputError } from "../../src/errors.ts";
 
 Deno.test("image names: the bucket's names and edge lengths are accepted", () => {

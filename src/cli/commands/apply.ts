@@ -8,7 +8,7 @@
 import type { Command } from "../command.ts";
 import { UsageError } from "../../errors.ts";
 import { applyLayer } from "../../tar/apply.ts";
-import { describeSummary } from "./validate.ts";
+import { describeSummary, openError } from "../render.ts";
 
 const apply: Command = {
   name: "apply",
@@ -36,18 +36,3 @@ const apply: Command = {
   },
 };
 export default apply;
-
-/** Turn "no such file" for the command's own arguments into a usage error (exit 2). */
-export function openError(file: string, dir?: string): (err: unknown) => never {
-  return (err) => {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
-      throw new UsageError(
-        `cannot open ${dir ? `${file} or ${dir}` : file}: ${(err as Error).message}`,
-      );
-    }
-    if (err instanceof Deno.errors.IsADirectory) {
-      throw new UsageError(`${file} is a directory, not a layer file`);
-    }
-    throw err;
-  };
-}

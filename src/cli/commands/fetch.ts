@@ -4,7 +4,7 @@
  */
 import type { Command } from "../command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceFromArgs } from "../s3_options.ts";
-import { formatBytes } from "../log.ts";
+import { formatBytes } from "../../log.ts";
 import { BlobStore } from "../../blobs/store.ts";
 import { StateDir } from "../../state_dir.ts";
 import { fetchImage } from "../../retrieve/fetch_image.ts";

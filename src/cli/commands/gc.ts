@@ -4,24 +4,9 @@
  */
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
-import {
-  collectGarbage,
-  DEFAULT_HISTORY_DAYS,
-  type GcResult,
-  KEEP_RUNS_PER_RESOURCE,
-} from "../../agent/gc.ts";
+import { collectGarbage, DEFAULT_HISTORY_DAYS, KEEP_RUNS_PER_RESOURCE } from "../../agent/gc.ts";
 import { UsageError } from "../../errors.ts";
-import { formatBytes } from "../log.ts";
-
-/** One line for a gc result. */
-export function gcSummary(r: GcResult): string {
-  const verb = r.dryRun ? "would remove" : "removed";
-  return `gc: ${verb} ${r.chains.length} chain device(s) and ${r.blobs.length} blob(s) (${
-    formatBytes(r.blobBytes)
-  })` + (r.runs ? `; ${r.dryRun ? "would forget" : "forgot"} ${r.runs} finished run(s)` : "") +
-    r.chains.map((c) => `\n  device ${c.device}`).join("") +
-    r.blobs.map((b) => `\n  blob sha256:${b.sha256}`).join("");
-}
+import { gcSummary } from "../render.ts";
 
 const gc: Command = {
   name: "gc",

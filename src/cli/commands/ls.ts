@@ -4,11 +4,11 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { formatBytes } from "../log.ts";
+import { formatBytes } from "../../log.ts";
 import { StateDir } from "../../state_dir.ts";
 import { Catalog } from "../../store/catalog.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
-import { mapperPath } from "../../devmapper/dmsetup.ts";
+import { mapperPath } from "../../names.ts";
 import { imageUsage } from "../../image/plan.ts";
 
 /** The `--json` document of `ls`. */

@@ -3,10 +3,10 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { formatBytes } from "../log.ts";
+import { describeStatus } from "../render.ts";
 import { StateDir } from "../../state_dir.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
-import { checkName } from "../../names.ts";
+import { checkName, KERNEL_PREFIX } from "../../names.ts";
 import { parseSize } from "../../devmapper/parse.ts";
 import {
   adoptPool,
@@ -38,20 +38,6 @@ function size(v: unknown, flag: string): number | undefined {
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\nusage: ${USAGE}`);
   }
-}
-
-export function describeStatus(s: PoolStatusReport): string {
-  const pctUsed = (u: number, t: number) => (t ? ((u / t) * 100).toFixed(1) : "0.0");
-  return [
-    `pool ${s.name}: ${s.healthy ? "healthy" : `UNHEALTHY (${s.problems.join(", ")})`}`,
-    `  data      ${formatBytes(s.dataUsedBytes)} of ${formatBytes(s.dataTotalBytes)} used (${
-      pctUsed(s.usedDataBlocks, s.totalDataBlocks)
-    }%, ${s.usedDataBlocks}/${s.totalDataBlocks} blocks of ${formatBytes(s.blockSectors * 512)})`,
-    `  metadata  ${formatBytes(s.metaUsedBytes)} of ${formatBytes(s.metaTotalBytes)} used (${
-      pctUsed(s.usedMetaBlocks, s.totalMetaBlocks)
-    }%)`,
-    `  transaction id ${s.transactionId}${s.errorIfNoSpace ? ", error_if_no_space" : ""}`,
-  ].join("\n");
 }
 
 /** The exit code a pool's health maps to. */
@@ -87,7 +73,7 @@ const pool: Command = {
     const name = values.name === undefined
       ? undefined
       : checkName("pool", values.name as string, "--name");
-    if (name !== undefined && !name.startsWith("thinimage-")) {
+    if (name !== undefined && !name.startsWith(KERNEL_PREFIX)) {
       throw new UsageError(
         `pool init --name ${name}: a pool made here is named thinimage-SOMETHING; ` +
           `to adopt a pool made elsewhere, use 'thinimage pool init --pool ${name}'`,

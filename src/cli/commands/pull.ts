@@ -12,7 +12,7 @@ import {
   preloadS3Client,
   withAgent,
 } from "../agent_options.ts";
-import { formatBytes } from "../log.ts";
+import { formatBytes } from "../../log.ts";
 import { checkName } from "../../names.ts";
 import type { PullResponse } from "../../machines/pull.ts";
 

@@ -8,7 +8,7 @@ import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
 import { collectGarbage, type GcResult } from "../../agent/gc.ts";
 import { checkName } from "../../names.ts";
 import { InvalidInputError, UsageError } from "../../errors.ts";
-import { gcSummary } from "./gc.ts";
+import { gcSummary } from "../render.ts";
 
 const rm: Command = {
   name: "rm",

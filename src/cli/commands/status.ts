@@ -9,7 +9,7 @@ import { describeError, ExitCode } from "../../errors.ts";
 import { DeviceRecords } from "../../devmapper/records.ts";
 import { openPool, poolStatus, type PoolStatusReport } from "../../devmapper/pool.ts";
 import { type Finding, ThinPool } from "../../devmapper/thin.ts";
-import { describeStatus } from "./pool.ts";
+import { describeStatus } from "../render.ts";
 
 /** One pool in the `--json` document of `status`. */
 export interface PoolReport {

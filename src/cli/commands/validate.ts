@@ -4,10 +4,8 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { formatBytes } from "../log.ts";
 import { validateLayer } from "../../tar/validate.ts";
-import type { LayerSummary } from "../../tar/rules.ts";
-import { openError } from "./apply.ts";
+import { describeSummary, openError } from "../render.ts";
 
 const validate: Command = {
   name: "validate",
@@ -23,17 +21,3 @@ const validate: Command = {
   },
 };
 export default validate;
-
-/** A layer summary as a few human lines. */
-export function describeSummary(s: LayerSummary): string {
-  const largest = s.largestFile
-    ? `${s.largestFile.path} (${formatBytes(s.largestFile.bytes)})`
-    : "none";
-  return [
-    `  ${s.entries} entries: ${s.files} files, ${s.directories} directories, ${s.symlinks} symlinks, ${s.hardlinks} hardlinks, ${s.whiteouts} whiteouts`,
-    `  unpacked ${formatBytes(s.unpackedBytes)} from ${formatBytes(s.blobBytes)} (${
-      s.compression === "none" ? "plain tar" : s.compression
-    })`,
-    `  largest file: ${largest}`,
-  ].join("\n");
-}

@@ -1,5 +1,5 @@
 /**
- * Schema 2: the content-addressed blob store (owner: S3 retrieval, issue 3).
+ * Schema 2: the content-addressed blob store (written by S3 retrieval).
  *
  * `blobs` lists every verified blob file under `blobs/sha256/<hex>`; a row exists only after
  * the file was renamed into place. `blob_sources` remembers which S3 object (ETag and size)

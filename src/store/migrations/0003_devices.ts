@@ -1,6 +1,6 @@
 /**
  * Schema: thin pools, thin devices with their write-ahead intents, and thin ids that must
- * never be handed out again (owner: device-mapper, issue 5).
+ * never be handed out again (written by the device-mapper layer).
  *
  * A device row is written before every dm message (state 'creating' or 'removing', with the
  * thin id and the owning process) and updated after it, so a crash between the two leaves a
