@@ -31,25 +31,32 @@ export const RECORD = 10;
 /** Bytes kept per record for the name of a file the worker creates (NAME_MAX and a NUL). */
 export const NAME_SLOT = 256;
 
-/** Control words (Int32Array indices). */
+/**
+ * Control words (Int32Array indices). Words one thread writes often sit 64 bytes from those
+ * the other writes: sharing a cache line, they cost a transfer between cores at every access.
+ */
 export const CTL = {
-  /** Records pushed. */
+  /** Records pushed (written by the main thread). */
   HEAD: 0,
-  /** Records done. */
-  TAIL: 1,
+  /** Records done (by the worker; published every few records and whenever it catches up). */
+  TAIL: 16,
   /** 1 once the worker failed. */
-  STATE: 2,
+  STATE: 32,
   /** The worker's errno, and the record it failed on. */
-  ERRNO: 3,
-  AT: 4,
+  ERRNO: 33,
+  AT: 34,
   /** Which call failed (an index into {@linkcode CALLS}). */
-  CALL: 5,
+  CALL: 35,
   /** 1 once the main thread pushes no more: the worker finishes what is queued and exits. */
-  FINISH: 6,
+  FINISH: 36,
   /** 1 while the worker waits for records, 1 while the main thread waits for room: notify. */
-  WORKER_WAITS: 7,
-  MAIN_WAITS: 8,
+  WORKER_WAITS: 48,
+  MAIN_WAITS: 56,
 } as const;
+const CTL_WORDS = 64;
+
+/** The worker publishes TAIL after this many records (and whenever it has none left). */
+export const TAIL_EVERY = 8;
 
 /** The calls the worker makes, by index, for error messages. */
 export const CALLS = ["sendfile", "fchown", "fchmod", "futimens", "close", "openat"] as const;
@@ -100,6 +107,8 @@ export class FileWriter {
   /** Names of queued files, for the message when one fails. */
   readonly #paths: string[] = new Array(CAPACITY);
   #head = 0;
+  /** TAIL as last read: the ring has at least this much room, perhaps more. */
+  #tailSeen = 0;
   #closed = false;
 
   private constructor(worker: Worker, ctl: Int32Array, rec: Float64Array, names: Uint8Array) {
@@ -116,12 +125,13 @@ export class FileWriter {
 
   /** Records the worker finished: every record below this index is done. */
   get tail(): number {
-    return Atomics.load(this.#ctl, CTL.TAIL);
+    return this.#tailSeen = Atomics.load(this.#ctl, CTL.TAIL);
   }
 
-  /** Records queued and not finished yet. */
+  /** Records queued and not finished yet, give or take the last few (read every 16 pushes). */
   get backlog(): number {
-    return this.#head - Atomics.load(this.#ctl, CTL.TAIL);
+    if ((this.#head & 15) === 0) this.#tailSeen = Atomics.load(this.#ctl, CTL.TAIL);
+    return this.#head - this.#tailSeen;
   }
 
   /**
@@ -131,7 +141,7 @@ export class FileWriter {
   release(fd: number, close: (fd: number) => void): void {
     // Once stopped or failed, the worker creates nothing more.
     const stopped = this.#closed || Atomics.load(this.#ctl, CTL.STATE) !== 0;
-    if (stopped || this.backlog === 0) return close(fd);
+    if (stopped || this.#head === this.tail) return close(fd);
     this.#store(
       {
         fd,
@@ -158,7 +168,7 @@ export class FileWriter {
   static async start(blob: string): Promise<{ writer: FileWriter; ino: number } | undefined> {
     const url = new URL("./file_writer_worker.ts", import.meta.url);
     if (!mayLoad(url)) return undefined;
-    const ctl = new Int32Array(new SharedArrayBuffer(16 * 4));
+    const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
     const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
     const names = new Uint8Array(new SharedArrayBuffer(CAPACITY * NAME_SLOT));
     const worker = new Worker(url, { type: "module" });
@@ -187,11 +197,12 @@ export class FileWriter {
 
   #store(job: FileJob, path: string, flags: number): void {
     const ctl = this.#ctl;
-    for (;;) {
-      this.#check();
-      const tail = Atomics.load(ctl, CTL.TAIL);
+    this.#check();
+    while (this.#head - this.#tailSeen >= CAPACITY) {
+      const tail = this.tail;
       if (this.#head - tail < CAPACITY) break;
       this.#waitForTail(tail);
+      this.#check();
     }
     const i = (this.#head % CAPACITY) * RECORD;
     const r = this.#rec;
@@ -211,7 +222,11 @@ export class FileWriter {
       }
       r[i + 8] = job.parent;
       r[i + 9] = name.length;
-      this.#names.set(name, slot * NAME_SLOT);
+      // A loop: names are short, and set() from an ordinary buffer into a shared one was
+      // measured at several µs a call.
+      const names = this.#names;
+      const at = slot * NAME_SLOT;
+      for (let k = 0; k < name.length; k++) names[at + k] = name[k];
     } else {
       r[i + 8] = -1;
     }
@@ -232,7 +247,7 @@ export class FileWriter {
     const ctl = this.#ctl;
     for (;;) {
       this.#check();
-      const tail = Atomics.load(ctl, CTL.TAIL);
+      const tail = this.tail;
       if (tail >= this.#head) return;
       this.#waitForTail(tail);
     }

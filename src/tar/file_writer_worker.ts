@@ -12,6 +12,7 @@ import {
   FLAG_CLOSE,
   NAME_SLOT,
   RECORD,
+  TAIL_EVERY,
   WAKE_BATCH,
 } from "./file_writer.ts";
 
@@ -91,7 +92,9 @@ self.onmessage = (e: MessageEvent) => {
           } catch { /* closing is all that is left */ }
         }
       }
-      Atomics.store(ctl, CTL.TAIL, ++tail);
+      // Published every few records (the main thread reads it rarely; a store per record
+      // kept the line moving between cores), and always once caught up.
+      if (++tail % TAIL_EVERY === 0 || tail === head) Atomics.store(ctl, CTL.TAIL, tail);
       // As on the other side: the main thread waits on TAIL's old value, nothing is missed;
       // it is woken once a batch of slots is free, or the ring is empty (it drains).
       if (
