@@ -1,0 +1,82 @@
+/**
+ * The reader and the layer rules alone, in one process: a layer is read into memory once,
+ * then parsed and checked `--rounds` times with no file I/O, no hashing and no runtime start-up
+ * in the numbers. What it measures is the per-entry CPU cost that validation and application
+ * both pay, so a change to `src/tar/reader.ts` or `src/tar/rules.ts` can be judged on its own.
+ *
+ * Usage: deno run --allow-read bench/tar_parse.ts LAYER.tar [--rounds N]
+ *
+ * A layer with many small entries shows per-entry cost best: `bench/tar.ts --layer small --keep`
+ * builds one (120,000 entries), or any `tar -cf` of a tree of small files.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { TarReader } from "../src/tar/reader.ts";
+import { LayerRules } from "../src/tar/rules.ts";
+import { DEFAULT_LIMITS } from "../src/tar/limits.ts";
+import type { LayerSource } from "../src/tar/source.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: { rounds: { type: "string", default: "7" } },
+});
+if (positionals.length !== 1) {
+  console.error("usage: deno run --allow-read bench/tar_parse.ts LAYER.tar [--rounds N]");
+  Deno.exit(2);
+}
+const bytes = Deno.readFileSync(positionals[0]);
+const CHUNK = 1 << 20;
+
+/** A plain layer already in memory, handed out in the chunks the file source reads. */
+function memorySource(): LayerSource {
+  let at = 0;
+  return {
+    compression: "none",
+    fileBytes: bytes.length,
+    get fileBytesRead() {
+      return at;
+    },
+    next() {
+      if (at >= bytes.length) return Promise.resolve(null);
+      const c = bytes.subarray(at, Math.min(at + CHUNK, bytes.length));
+      at += c.length;
+      return Promise.resolve(c);
+    },
+    skip(n: number) {
+      at += n;
+      return true;
+    },
+    sha256: () => Promise.resolve(undefined),
+    close() {},
+  };
+}
+
+async function pass(): Promise<number> {
+  const reader = new TarReader(memorySource(), DEFAULT_LIMITS);
+  const rules = new LayerRules(DEFAULT_LIMITS);
+  let n = 0;
+  for (let e = await reader.next(); e; e = await reader.next()) {
+    const r = rules.check(e);
+    if (r.violations) throw new Error(JSON.stringify(r.violations[0]));
+    n++;
+  }
+  return n;
+}
+
+const times: number[] = [];
+let entries = 0;
+for (let r = 0; r < Number(values.rounds); r++) {
+  const t0 = performance.now();
+  entries = await pass();
+  times.push(performance.now() - t0);
+}
+times.sort((a, b) => a - b);
+const median = times[Math.floor(times.length / 2)];
+console.log(
+  `${entries} entries, ${(bytes.length / 2 ** 20).toFixed(0)} MiB: median ${
+    median.toFixed(1)
+  } ms (${(median * 1e6 / entries).toFixed(0)} ns/entry); rounds ${
+    times.map((t) => t.toFixed(0)).join(" ")
+  }`,
+);
