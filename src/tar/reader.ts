@@ -19,7 +19,24 @@
  * ```
  * @module
  */
-import { type LayerSource, sniffOtherCompression } from "./source.ts";
+import {
+  BLOCK,
+  checksumMatches,
+  fieldBytes,
+  HEADER,
+  type HeaderField,
+  headerFormat,
+  headerLinkname,
+  headerName,
+  isZeroBlock,
+  latinField,
+  numericField,
+  padding,
+  parseNumeric,
+  typeflagOf,
+} from "./header.ts";
+import { sniffOtherCompression } from "./magic.ts";
+import type { LayerSource } from "./source.ts";
 import { TarViolation, type Violation } from "./violation.ts";
 
 /** Kinds of entries the reader hands over; meta headers (x, g, L, K) are folded in. */
@@ -113,7 +130,6 @@ const IGNORED_PREFIXES = [
 /** Pax keys that describe sparse files (GNU 0.0/0.1/1.0, star, Solaris): refused. */
 const SPARSE_PREFIXES = ["GNU.sparse.", "SCHILY.realsize", "SUN.holesdata"];
 
-const BLOCK = 512;
 /** The honoured values of an entry that has none (shared, never written to). */
 const NO_PAX: Honoured = Object.freeze({});
 const utf8Lossy = new TextDecoder("utf-8");
@@ -192,7 +208,7 @@ export class TarReader {
       }
       const first = this.#first;
       this.#first = false;
-      if (!checksumOk(hdr)) {
+      if (!checksumMatches(hdr)) {
         const other = first ? sniffOtherCompression(hdr) : undefined;
         if (other) {
           throw this.#fatal(
@@ -204,13 +220,13 @@ export class TarReader {
         }
         throw this.#fatal(
           "header-checksum",
-          lossyField(hdr, 0, 100),
+          lossyField(hdr, HEADER.name),
           offset,
           "the header checksum does not match its contents",
         );
       }
-      const format = magicOf(hdr);
-      const shown = () => lossyField(hdr, 0, 100); // decoded only for a message
+      const format = headerFormat(hdr);
+      const shown = () => lossyField(hdr, HEADER.name); // decoded only for a message
       if (!format) {
         throw this.#fatal(
           "header-format",
@@ -219,7 +235,7 @@ export class TarReader {
           "the header is neither POSIX ustar nor GNU tar (v7 and unknown formats are refused)",
         );
       }
-      const typeflag = String.fromCharCode(hdr[156]);
+      const typeflag = typeflagOf(hdr);
       const size = this.#parseSize(hdr, shown, offset);
       switch (typeflag) {
         case "x":
@@ -477,15 +493,15 @@ export class TarReader {
   }
 
   #parseSize(hdr: Uint8Array, shown: Shown, offset: number): number {
-    const value = numericField(hdr, 124, 12);
+    const value = numericField(hdr, HEADER.size);
     if (Number.isSafeInteger(value) && value >= 0) return value;
-    const r = parseNumeric(hdr, 124, 12);
+    const r = parseNumeric(hdr, HEADER.size);
     if (r.kind === "bad") {
       throw this.#fatal(
         "size-unparseable",
         shown,
         offset,
-        `the size field ${JSON.stringify(lossyField(hdr, 124, 12, true))} is not a number`,
+        `the size field ${JSON.stringify(lossyField(hdr, HEADER.size, true))} is not a number`,
       );
     }
     if (r.kind === "overflow") {
@@ -571,34 +587,21 @@ export class TarReader {
     let name: Uint8Array;
     if (pax.path !== undefined) name = encoder.encode(pax.path);
     else if (longName) name = longName;
-    else {
-      const baseEnd = fieldEnd(hdr, 0, 100);
-      const prefixEnd = format === "ustar" ? fieldEnd(hdr, 345, 155) : 345;
-      if (prefixEnd > 345) {
-        const plen = prefixEnd - 345;
-        name = new Uint8Array(plen + 1 + baseEnd);
-        name.set(hdr.subarray(345, prefixEnd));
-        name[plen] = 0x2f;
-        name.set(hdr.subarray(0, baseEnd), plen + 1);
-      } else name = hdr.slice(0, baseEnd);
-    }
+    else name = headerName(hdr, format);
     let linkname: Uint8Array;
     if (pax.linkpath !== undefined) linkname = encoder.encode(pax.linkpath);
     else if (longLink) linkname = longLink;
-    else {
-      const end = fieldEnd(hdr, 157, 100);
-      linkname = end === 157 ? NO_BYTES : hdr.slice(157, end);
-    }
-    const mode = numericField(hdr, 100, 8);
+    else linkname = headerLinkname(hdr);
+    const mode = numericField(hdr, HEADER.mode);
     const uid = pax.uid !== undefined
       ? this.#paxNumber(pax.uid, "uid", name, offset)
-      : numericField(hdr, 108, 8);
+      : numericField(hdr, HEADER.uid);
     const gid = pax.gid !== undefined
       ? this.#paxNumber(pax.gid, "gid", name, offset)
-      : numericField(hdr, 116, 8);
+      : numericField(hdr, HEADER.gid);
     const mtime = pax.mtime !== undefined
       ? this.#paxNumber(pax.mtime, "mtime", name, offset)
-      : numericField(hdr, 136, 12);
+      : numericField(hdr, HEADER.mtime);
     if (
       !Number.isFinite(mode) || !Number.isFinite(uid) || !Number.isFinite(gid) ||
       !Number.isFinite(mtime)
@@ -652,8 +655,8 @@ export class TarReader {
       mode & 0o7777,
       uid,
       gid,
-      pax.uname ?? latin(hdr, 265, 32),
-      pax.gname ?? latin(hdr, 297, 32),
+      pax.uname ?? latinField(hdr, HEADER.uname),
+      pax.gname ?? latinField(hdr, HEADER.gname),
       mtime,
       size,
       format,
@@ -737,10 +740,6 @@ const ENTRY_TYPES: Record<string, TarEntryType> = {
   "6": "fifo",
 };
 
-function padding(size: number): number {
-  return (BLOCK - (size % BLOCK)) % BLOCK;
-}
-
 /**
  * Index of the first non-zero byte of `b` at or after `from`, or -1. Four bytes at a time
  * where aligned: padding after the end marker may be gigabytes (of a tiny gzip).
@@ -762,126 +761,14 @@ function firstNonZero(b: Uint8Array, from: number): number {
   return -1;
 }
 
-function isZeroBlock(b: Uint8Array): boolean {
-  for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-/** Unsigned sum with the checksum field as spaces; old writers used a signed sum, also accepted. */
-function checksumOk(h: Uint8Array): boolean {
-  const value = numericField(h, 148, 8);
-  if (!Number.isFinite(value)) return false;
-  let unsigned = 0;
-  for (let i = 0; i < BLOCK; i++) unsigned += h[i];
-  for (let i = 148; i < 156; i++) unsigned += 0x20 - h[i];
-  if (value === unsigned) return true;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : h[i];
-    signed += b >= 0x80 ? b - 256 : b;
-  }
-  return value === signed;
-}
-
-function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
-  // "ustar" then NUL (POSIX, any version) or "  \0" (GNU)
-  if (h[257] !== 0x75 || h[258] !== 0x73 || h[259] !== 0x74 || h[260] !== 0x61 || h[261] !== 0x72) {
-    return undefined;
-  }
-  if (h[262] === 0) return "ustar";
-  if (h[262] === 0x20 && h[263] === 0x20 && h[264] === 0) return "gnu";
-  return undefined;
-}
-
-/** An ASCII-ish NUL-terminated field as a string (user and group names, shown only). */
-function latin(h: Uint8Array, off: number, len: number): string {
-  const end = fieldEnd(h, off, len);
-  return end === off
-    ? ""
-    : String.fromCharCode.apply(null, h.subarray(off, end) as unknown as number[]);
-}
-
 const encoder = new TextEncoder();
-const NO_BYTES = new Uint8Array(0);
-
-/** Where a NUL-terminated field ends (its first NUL, or its end). */
-function fieldEnd(h: Uint8Array, off: number, len: number): number {
-  const end = off + len;
-  for (let i = off; i < end; i++) if (h[i] === 0) return i;
-  return end;
-}
-
 /** An entry's name for a message, decoded lossily. */
 function shownOf(name: Uint8Array): string {
   return utf8Lossy.decode(name).slice(0, 300);
 }
 
-/**
- * {@linkcode parseNumeric} without a result object, for the fields every entry has: the value,
- * NaN when the field is not a number, Infinity when it overflows.
- */
-export function numericField(h: Uint8Array, off: number, len: number): number {
-  const first = h[off];
-  if (first === 0x80 || first === 0xff) {
-    const r = parseNumeric(h, off, len);
-    return r.kind === "ok" ? r.value : r.kind === "overflow" ? Infinity : NaN;
-  }
-  let i = off;
-  const end = off + len;
-  while (i < end && h[i] === 0x20) i++;
-  let v = 0;
-  const digits = i;
-  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) v = v * 8 + (h[i++] - 0x30);
-  if (i === digits) return NaN;
-  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
-  if (i !== end) return NaN;
-  return Number.isSafeInteger(v) ? v : Infinity;
-}
-
-type NumResult = { kind: "ok"; value: number } | { kind: "bad" } | { kind: "overflow" };
-
-/**
- * A numeric header field: octal digits after optional leading spaces, ended by NUL or space
- * (or the field's end); or GNU base-256 (first byte 0x80 positive, 0xff negative).
- */
-export function parseNumeric(h: Uint8Array, off: number, len: number): NumResult {
-  const first = h[off];
-  if (first === 0x80 || first === 0xff) {
-    // Base-256: big-endian two's complement; negatives are computed from the inverted bytes.
-    const neg = first === 0xff;
-    let v = 0;
-    for (let i = 1; i < len; i++) {
-      v = v * 256 + (neg ? 255 - h[off + i] : h[off + i]);
-      if (!Number.isSafeInteger(v)) return { kind: "overflow" };
-    }
-    return { kind: "ok", value: neg ? -(v + 1) : v };
-  }
-  let i = off;
-  const end = off + len;
-  while (i < end && h[i] === 0x20) i++;
-  let v = 0;
-  let digits = 0;
-  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) {
-    v = v * 8 + (h[i] - 0x30);
-    digits++;
-    i++;
-  }
-  if (digits === 0) return { kind: "bad" };
-  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
-  if (i !== end) return { kind: "bad" };
-  if (!Number.isSafeInteger(v)) return { kind: "overflow" };
-  return { kind: "ok", value: v };
-}
-
-/** Bytes of a NUL-terminated field (up to the first NUL). */
-function cField(h: Uint8Array, off: number, len: number): Uint8Array {
-  const f = h.subarray(off, off + len);
-  const nul = f.indexOf(0);
-  return nul < 0 ? f : f.subarray(0, nul);
-}
-
-function lossyField(h: Uint8Array, off: number, len: number, raw = false): string {
-  return utf8Lossy.decode(raw ? h.subarray(off, off + len) : cField(h, off, len));
+function lossyField(h: Uint8Array, f: HeaderField, raw = false): string {
+  return utf8Lossy.decode(fieldBytes(h, f, raw));
 }
 
 function stripTrailingNuls(b: Uint8Array): Uint8Array {
