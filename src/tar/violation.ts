@@ -14,10 +14,12 @@
  */
 import { InvalidInputError } from "../errors.ts";
 
+/** Stable kebab-case rule names, e.g. `header-checksum`, `name-absolute`, `limit-entries`. */
+export type Rule = string;
+
 /** One broken rule. */
 export interface Violation {
-  /** Stable kebab-case rule name, e.g. `header-checksum`, `name-absolute`, `limit-entries`. */
-  rule: string;
+  rule: Rule;
   /** The entry's name as the archive spells it (lossily decoded), or `""` for the archive itself. */
   entry: string;
   /** One sentence for a person. */
@@ -53,5 +55,15 @@ export function formatViolation(v: Violation): string {
 export class TarViolation extends Error {
   constructor(readonly violation: Violation) {
     super(formatViolation(violation));
+  }
+}
+
+/**
+ * A rule broken, found by code that does not know which entry or offset it concerns (pax
+ * records, field values); the reader turns it into a {@linkcode TarViolation}.
+ */
+export class Refusal extends Error {
+  constructor(readonly rule: Rule, message: string) {
+    super(message);
   }
 }
