@@ -124,12 +124,13 @@ export class TarReader {
   /** The next entry, or null after the end-of-archive marker. Skips an unread body. */
   async next(): Promise<TarEntry | null> {
     if (this.#done) return null;
-    await this.#skipRest();
+    // The common case, a small entry whose data is in the chunk at hand, costs no await.
+    if (!this.#skipInChunk()) await this.#skipRest();
     this.#start = this.#pos;
     this.#pax = this.#longName = this.#longLink = null;
     for (;;) {
       const offset = this.#pos;
-      if (!(await this.#readHeader(offset))) return null;
+      if (!this.#headerInChunk() && !(await this.#readHeader(offset))) return null;
       const format = this.#checkHeader(offset);
       const typeflag = typeflagOf(this.#hdr);
       const size = this.#headerSize(offset);
@@ -154,6 +155,21 @@ export class TarReader {
       this.#pos += n;
       this.#bodyLeft -= n;
     }
+  }
+
+  /**
+   * Take the next header block from the chunk at hand when it holds one that is not a zero
+   * block; false otherwise, and nothing is taken.
+   */
+  #headerInChunk(): boolean {
+    const off = this.#off;
+    if (this.#chunk.length - off < BLOCK || this.#chunk[off + HEADER.magic.offset] === 0) {
+      return false; // a block without magic may be a zero block: #readHeader decides
+    }
+    this.#hdr.set(this.#chunk.subarray(off, off + BLOCK));
+    this.#off = off + BLOCK;
+    this.#pos += BLOCK;
+    return true;
   }
 
   /** Read the next header block; false at the end-of-archive marker (checked to the end). */
@@ -342,6 +358,16 @@ export class TarReader {
       if (err instanceof Refusal) throw this.#refuse(err.rule, name, this.#start, err.message);
       throw err;
     }
+  }
+
+  /** Skip the rest of the current entry when it lies within the chunk at hand. */
+  #skipInChunk(): boolean {
+    const left = this.#bodyLeft + this.#padLeft;
+    if (left > this.#chunk.length - this.#off) return false;
+    this.#off += left;
+    this.#pos += left;
+    this.#bodyLeft = this.#padLeft = 0;
+    return true;
   }
 
   async #skipRest(): Promise<void> {

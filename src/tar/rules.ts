@@ -155,18 +155,21 @@ export class LayerRules {
       return { violations: typeRefused ? [typeRefused, bad] : [bad], fatal: false };
     }
     if (typeRefused) return { violations: [typeRefused], fatal: false };
-    const comps = p === "" ? [] : p.split("/");
-    for (let i = 0; i < comps.length - 1; i++) {
-      if (comps[i].startsWith(WH)) {
+    // Most names hold no ".wh." at all: one search, no split, for them.
+    if (p.includes(WH)) {
+      const slash = p.lastIndexOf("/");
+      const parent = whiteoutParent(p, slash);
+      if (parent !== undefined) {
         return refuse(
           e,
           "whiteout-parent",
-          `'${comps[i]}' is a whiteout marker and cannot contain entries`,
+          `'${parent}' is a whiteout marker and cannot contain entries`,
         );
       }
+      if (p.startsWith(WH, slash + 1)) {
+        return this.#whiteout(e, slash < 0 ? "" : p.slice(0, slash), p.slice(slash + 1));
+      }
     }
-    const base = comps[comps.length - 1] ?? "";
-    if (base.startsWith(WH)) return this.#whiteout(e, comps.slice(0, -1).join("/"), base);
     if (p === "" && e.type !== "directory") {
       return refuse(
         e,
@@ -339,6 +342,18 @@ export class LayerRules {
     }
     return v % 2 === 1 ? "directory" : "file";
   }
+}
+
+/**
+ * The first component of `p` before its last (at `slash`) that is a whiteout marker, if any: a
+ * marker names something to remove and cannot contain entries.
+ */
+function whiteoutParent(p: string, slash: number): string | undefined {
+  if (slash < 0) return undefined;
+  if (p.startsWith(WH)) return p.slice(0, p.indexOf("/"));
+  const at = p.indexOf("/" + WH);
+  if (at < 0 || at >= slash) return undefined;
+  return p.slice(at + 1, p.indexOf("/", at + 1));
 }
 
 /** The metadata an entry sets on what it creates. */
