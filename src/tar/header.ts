@@ -74,12 +74,13 @@ export function isZeroBlock(b: Uint8Array): boolean {
 /**
  * True when the stored checksum is the unsigned sum of the block with the checksum field
  * counted as spaces; or, as GNU tar also accepts, the signed sum some historic writers stored.
+ * `words`, when given, is the same block as 128 32-bit words (a view of `h`'s buffer): the
+ * unsigned sum then takes four bytes a step.
  */
-export function checksumMatches(h: Uint8Array): boolean {
+export function checksumMatches(h: Uint8Array, words?: Uint32Array): boolean {
   const value = numericField(h, HEADER.checksum);
   if (!Number.isFinite(value)) return false;
-  let unsigned = 0;
-  for (let i = 0; i < BLOCK; i++) unsigned += h[i];
+  let unsigned = words ? wordByteSum(words) : byteSum(h);
   for (let i = CHECKSUM_START; i < CHECKSUM_END; i++) unsigned += 0x20 - h[i];
   if (value === unsigned) return true;
   let signed = 0;
@@ -88,6 +89,25 @@ export function checksumMatches(h: Uint8Array): boolean {
     signed += b >= 0x80 ? b - 256 : b;
   }
   return value === signed;
+}
+
+function byteSum(h: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += h[i];
+  return sum;
+}
+
+/**
+ * The sum of the bytes of a block, from its 128 words: each step adds bytes 0 and 2 into one
+ * 16-bit lane and bytes 1 and 3 into the other, and neither lane can reach 65,536 in 128 steps.
+ */
+function wordByteSum(w: Uint32Array): number {
+  let lanes = 0;
+  for (let i = 0; i < BLOCK / 4; i++) {
+    const x = w[i];
+    lanes += (x & 0x00ff00ff) + ((x >>> 8) & 0x00ff00ff);
+  }
+  return (lanes & 0xffff) + (lanes >>> 16);
 }
 
 /** True when the magic field starts with "ustar", whatever follows (any ustar-like format). */
@@ -127,12 +147,12 @@ export function headerName(h: Uint8Array, format: HeaderFormat): Uint8Array {
   const nameEnd = fieldEnd(h, HEADER.name);
   const prefix = HEADER.prefix.offset;
   const prefixEnd = format === "ustar" ? fieldEnd(h, HEADER.prefix) : prefix;
-  if (prefixEnd === prefix) return h.slice(0, nameEnd);
+  if (prefixEnd === prefix) return copyOut(h, 0, nameEnd);
   const plen = prefixEnd - prefix;
-  const name = new Uint8Array(plen + 1 + nameEnd);
-  name.set(h.subarray(prefix, prefixEnd));
+  const name = take(plen + 1 + nameEnd);
+  for (let i = 0; i < plen; i++) name[i] = h[prefix + i];
   name[plen] = 0x2f;
-  name.set(h.subarray(0, nameEnd), plen + 1);
+  for (let i = 0; i < nameEnd; i++) name[plen + 1 + i] = h[i];
   return name;
 }
 
@@ -140,7 +160,33 @@ export function headerName(h: Uint8Array, format: HeaderFormat): Uint8Array {
 export function headerLinkname(h: Uint8Array): Uint8Array {
   const start = HEADER.linkname.offset;
   const end = fieldEnd(h, HEADER.linkname);
-  return end === start ? NO_BYTES : h.slice(start, end);
+  return end === start ? NO_BYTES : copyOut(h, start, end);
+}
+
+/**
+ * Names leave the reused header block as views of a shared slab: a small typed array each,
+ * where a copy of its own would allocate an ArrayBuffer per name (measured as the largest cost
+ * of reading a small entry, see `bench/tar_parse.ts`). A slab lives while any name taken from
+ * it does; names are at most 256 bytes, and entries do not outlive their layer.
+ */
+const SLAB_BYTES = 16384;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+function take(length: number): Uint8Array {
+  if (length > SLAB_BYTES - slabUsed) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, length);
+  slabUsed += length;
+  return out;
+}
+
+function copyOut(h: Uint8Array, start: number, end: number): Uint8Array {
+  const out = take(end - start);
+  for (let i = start; i < end; i++) out[i - start] = h[i];
+  return out;
 }
 
 /** An ASCII-ish NUL-terminated field as a string (user and group names, shown only). */

@@ -101,6 +101,8 @@ export class TarReader {
   #done = false;
   #first = true;
   readonly #hdr = new Uint8Array(BLOCK);
+  /** The header block as words, for its checksum. */
+  readonly #hdrWords = new Uint32Array(this.#hdr.buffer);
   /** Where pax and GNU long-name records are read (valid until the next record). */
   #scratch = new Uint8Array(0);
   /** Offset of the first header of the entry being read (its first meta header, if any). */
@@ -202,7 +204,7 @@ export class TarReader {
     const hdr = this.#hdr;
     const first = this.#first;
     this.#first = false;
-    if (!checksumMatches(hdr)) {
+    if (!checksumMatches(hdr, this.#hdrWords)) {
       const other = first ? sniffOtherCompression(hdr) : undefined;
       if (other) {
         throw this.#refuse(
