@@ -8,8 +8,15 @@
  * pages, headers: ~400 MB of mostly small files); `--layer small` is 120,000 generated entries
  * (files of 0-4 KiB in 1,200 directories, a few symlinks and hardlinks), where the cost per
  * entry is all there is. `--target tmpfs` (default) extracts onto a tmpfs the benchmark mounts
- * (root only; a directory on disk when it cannot); `--target disk` onto a directory under
- * /var/tmp (this machine's ext4). The table says which.
+ * (root only; a directory on disk when it cannot); `--target disk` onto ext4 made afresh each
+ * round, as the product makes it on a thin volume (journaled, by `mkfsExt4`), in a sparse
+ * file on /var/tmp mounted through a loop device (root only). The table says which.
+ *
+ * Why a fresh filesystem, and no deletion between contenders: on an ext4 with no journal
+ * (this machine's root), inodes deleted in the last minutes are skipped one by one by every
+ * inode allocation (`recently_deleted` in ext4's `find_inode_bit`), so whichever contender ran
+ * right after an `rm -rf` of the previous tree spent 10-20x longer creating files, GNU tar
+ * included, and the ratio said more about the order of the contenders than about them.
  *
  * `pull` applies a blob it validated when fetching in one pass (`applyLayer` with `validated`),
  * which no command exposes: bench/apply_one_pass.ts is that contender, with the product's
@@ -48,6 +55,7 @@ const TREES = [
   "usr/share/zoneinfo",
 ];
 const TIME = "/usr/bin/time";
+const MKFS = "/usr/sbin/mkfs.ext4";
 const TAR = "/usr/bin/tar";
 
 /** Run a program under GNU time; wall seconds and peak RSS in KiB. */
@@ -79,9 +87,13 @@ function median(xs: number[]): number {
 // keeps other processes' files out of the measurement.
 let work: string;
 let target: string;
+/** With `--target disk`: the ext4 image, mounted on `work`/fs and made afresh each round. */
+let ext4: { image: string; mnt: string } | undefined;
+let ext4Mounted = false;
 if (values.target === "disk") {
   work = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "thinimage-bench-tar-" });
-  target = `disk (${work}, ${await fsType(work)})`;
+  ext4 = { image: `${work}/ext4.img`, mnt: `${work}/fs` };
+  target = "ext4 (journaled, fresh each round, loop device on /var/tmp)";
 } else {
   work = Deno.makeTempDirSync({ prefix: "thinimage-bench-tar-" });
   target = "tmpfs";
@@ -92,8 +104,29 @@ if (values.target === "disk") {
   }
 }
 
-async function fsType(dir: string): Promise<string> {
-  return (await run("/usr/bin/stat", ["-f", "-c", "%T", dir])).trim();
+/** A fresh journaled ext4 on `ext4.mnt`, as `mkfsExt4` makes it on a thin volume. */
+async function freshExt4(bytes: number): Promise<void> {
+  const { image, mnt } = ext4!;
+  if (ext4Mounted) await run("/usr/bin/umount", [mnt]);
+  ext4Mounted = false;
+  try {
+    Deno.removeSync(image);
+  } catch { /* first round */ }
+  // Room for every contender's tree of one round, and then some.
+  Deno.writeFileSync(image, new Uint8Array(0));
+  Deno.truncateSync(image, Math.max(16 * 2 ** 30, bytes * 20));
+  await run(MKFS, [
+    "-q",
+    "-F",
+    "-E",
+    "nodiscard,lazy_itable_init=0,lazy_journal_init=0,packed_meta_blocks=1",
+    "-i",
+    "8192",
+    image,
+  ]);
+  Deno.mkdirSync(mnt, { recursive: true });
+  await run("/usr/bin/mount", ["-o", "loop", image, mnt]);
+  ext4Mounted = true;
 }
 
 /** 120,000 entries: 1,200 directories of 98 files (0-4 KiB), a symlink and a hardlink each. */
@@ -155,7 +188,15 @@ try {
     (rows[name] ??= { s: [], rss: [] }).s.push(m.s);
     rows[name].rss.push(m.rssKiB);
   };
+  // On tmpfs a contender's tree is removed before its next run; on ext4 nothing is removed
+  // during a round (see the module doc): each run gets a directory of its own.
+  let runs = 0;
   const fresh = (name: string) => {
+    if (ext4) {
+      const d = `${ext4.mnt}/${name}-${runs++}`;
+      Deno.mkdirSync(d);
+      return d;
+    }
     const d = `${work}/${name}`;
     try {
       Deno.removeSync(d, { recursive: true });
@@ -165,6 +206,10 @@ try {
   };
   for (let r = 0; r < ROUNDS; r++) {
     console.error(`round ${r + 1}/${ROUNDS}`);
+    if (ext4) {
+      await freshExt4(bytes);
+      await run("/usr/bin/sync", []);
+    }
     // Each contender once a round; odd rounds run them in reverse, so that none always
     // follows the same neighbour (page cache, CPU frequency, other tenants).
     const steps: (() => Promise<void>)[] = [
@@ -202,10 +247,13 @@ try {
     ];
     if (r % 2) steps.reverse();
     for (const step of steps) await step();
-    fresh("gnu");
-    fresh("ours");
-    fresh("one");
+    if (!ext4) {
+      fresh("gnu");
+      fresh("ours");
+      fresh("one");
+    }
   }
+  if (ext4 && values.syscalls) await freshExt4(bytes);
   /** Syscall name -> calls in one run of each contender (strace -c's table). */
   const syscalls: Record<string, Record<string, number>> = {};
   if (values.syscalls) {
@@ -298,6 +346,7 @@ try {
 } finally {
   if (!values.keep) {
     if (target === "tmpfs") await run("/usr/bin/umount", [work]).catch(() => {});
+    if (ext4Mounted) await run("/usr/bin/umount", [ext4!.mnt]).catch(() => {});
     Deno.removeSync(work, { recursive: true });
   }
 }

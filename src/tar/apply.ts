@@ -29,7 +29,7 @@ import { FileWriteError, FileWriter } from "./file_writer.ts";
 import { fileIdentity } from "../host/file_identity.ts";
 import { hashInBackground } from "./background_hash.ts";
 import { paced } from "./paced.ts";
-import { LinkedParentsError, NEEDS_CHMOD, NEEDS_CHOWN, TargetDir } from "./target.ts";
+import { LinkedParentsError, TargetDir } from "./target.ts";
 import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
@@ -252,6 +252,7 @@ async function extract(
         })]);
       }
     }
+    if (files) target.attach(files);
     const writer = new LayerWriter(target, files);
     let lastProgress = 0;
     let written = 0;
@@ -353,28 +354,9 @@ class LayerWriter {
     switch (op.kind) {
       case "file": {
         const { meta } = op;
+        // The data stays in the blob, at the reader's position: copied there by the kernel.
+        if (this.#files) return t.queueFile(op.path, reader.position, op.size, meta);
         const fd = t.createFile(op.path, meta.mode);
-        if (this.#files) {
-          // The data stays in the blob, at the reader's position: copied there by the kernel.
-          const needs = t.needs(meta.uid, meta.gid, meta.mode);
-          try {
-            this.#files.push({
-              fd,
-              offset: reader.position,
-              size: op.size,
-              uid: meta.uid,
-              gid: meta.gid,
-              mode: meta.mode,
-              mtime: meta.mtime,
-              chown: (needs & NEEDS_CHOWN) !== 0,
-              chmod: (needs & NEEDS_CHMOD) !== 0,
-            }, op.path);
-          } catch (err) {
-            t.discard(fd);
-            throw err;
-          }
-          return;
-        }
         try {
           await reader.body((chunk) => t.write(fd, chunk));
         } catch (err) {

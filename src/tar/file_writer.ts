@@ -26,38 +26,64 @@ import { mayLoad } from "./background_hash.ts";
 
 /** Files queued at most (each holds a descriptor until the worker closes it). */
 const CAPACITY = 256;
-/** Float64 slots per record: fd, offset, size, uid, gid, mode, mtime, flags. */
-export const RECORD = 8;
+/** Float64 slots per record: fd, offset, size, uid, gid, mode, mtime, flags, parent, name bytes. */
+export const RECORD = 10;
+/** Bytes kept per record for the name of a file the worker creates (NAME_MAX and a NUL). */
+export const NAME_SLOT = 256;
 
-/** Control words (Int32Array indices). */
+/**
+ * Control words (Int32Array indices). Words one thread writes often sit 64 bytes from those
+ * the other writes: sharing a cache line, they cost a transfer between cores at every access.
+ */
 export const CTL = {
-  /** Records pushed. */
+  /** Records pushed (written by the main thread). */
   HEAD: 0,
-  /** Records done. */
-  TAIL: 1,
+  /** Records done (by the worker; published every few records and whenever it catches up). */
+  TAIL: 16,
   /** 1 once the worker failed. */
-  STATE: 2,
+  STATE: 32,
   /** The worker's errno, and the record it failed on. */
-  ERRNO: 3,
-  AT: 4,
+  ERRNO: 33,
+  AT: 34,
   /** Which call failed (an index into {@linkcode CALLS}). */
-  CALL: 5,
+  CALL: 35,
   /** 1 once the main thread pushes no more: the worker finishes what is queued and exits. */
-  FINISH: 6,
+  FINISH: 36,
   /** 1 while the worker waits for records, 1 while the main thread waits for room: notify. */
-  WORKER_WAITS: 7,
-  MAIN_WAITS: 8,
+  WORKER_WAITS: 48,
+  MAIN_WAITS: 56,
 } as const;
+const CTL_WORDS = 64;
+
+/** The worker publishes TAIL after this many records (and whenever it has none left). */
+export const TAIL_EVERY = 8;
 
 /** The calls the worker makes, by index, for error messages. */
-export const CALLS = ["sendfile", "fchown", "fchmod", "futimens", "close"] as const;
+export const CALLS = ["sendfile", "fchown", "fchmod", "futimens", "close", "openat"] as const;
+
+/**
+ * Records between wake-ups, each way: the worker is woken once this many wait, the main
+ * thread once this many slots are free (or the ring is empty).
+ */
+export const WAKE_BATCH = 32;
 
 export const FLAG_CHOWN = 1;
 export const FLAG_CHMOD = 2;
+/** The record only closes `fd` (a directory the main thread let go while files in it queued). */
+export const FLAG_CLOSE = 4;
 
 /** One file to finish. */
 export interface FileJob {
+  /** The file, open for writing; -1 when the worker creates it (`parent`, `name`). */
   fd: number;
+  /**
+   * With `fd` -1: the directory to create the file in, as `openat(parent, name, O_CREAT |
+   * O_EXCL | O_NOFOLLOW, mode & 0o777)` would on the main thread. The caller keeps `parent`
+   * open until the record is done (see {@linkcode FileWriter.release}) and knows `name` is
+   * free there.
+   */
+  parent?: number;
+  name?: Uint8Array;
   /** Where its data starts in the blob (ignored when `size` is 0). */
   offset: number;
   /** Bytes to copy from the blob: 0 when the caller wrote the data itself. */
@@ -77,15 +103,60 @@ export class FileWriter {
   readonly #worker: Worker;
   readonly #ctl: Int32Array;
   readonly #rec: Float64Array;
+  readonly #names: Uint8Array;
   /** Names of queued files, for the message when one fails. */
   readonly #paths: string[] = new Array(CAPACITY);
   #head = 0;
+  /** TAIL as last read: the ring has at least this much room, perhaps more. */
+  #tailSeen = 0;
   #closed = false;
 
-  private constructor(worker: Worker, ctl: Int32Array, rec: Float64Array) {
+  private constructor(worker: Worker, ctl: Int32Array, rec: Float64Array, names: Uint8Array) {
     this.#worker = worker;
     this.#ctl = ctl;
     this.#rec = rec;
+    this.#names = names;
+  }
+
+  /** Records pushed so far: the index the next one gets. */
+  get head(): number {
+    return this.#head;
+  }
+
+  /** Records the worker finished: every record below this index is done. */
+  get tail(): number {
+    return this.#tailSeen = Atomics.load(this.#ctl, CTL.TAIL);
+  }
+
+  /** Records queued and not finished yet, give or take the last few (read every 16 pushes). */
+  get backlog(): number {
+    if ((this.#head & 15) === 0) this.#tailSeen = Atomics.load(this.#ctl, CTL.TAIL);
+    return this.#head - this.#tailSeen;
+  }
+
+  /**
+   * Close directory `fd` once every record queued so far is done (they may create files in
+   * it): now when none is pending, else by a record of its own, in order.
+   */
+  release(fd: number, close: (fd: number) => void): void {
+    // Once stopped or failed, the worker creates nothing more.
+    const stopped = this.#closed || Atomics.load(this.#ctl, CTL.STATE) !== 0;
+    if (stopped || this.#head === this.tail) return close(fd);
+    this.#store(
+      {
+        fd,
+        offset: 0,
+        size: 0,
+        uid: 0,
+        gid: 0,
+        mode: 0,
+        mtime: 0,
+        chown: false,
+        chmod: false,
+      },
+      "",
+      FLAG_CLOSE,
+    );
   }
 
   /**
@@ -97,8 +168,9 @@ export class FileWriter {
   static async start(blob: string): Promise<{ writer: FileWriter; ino: number } | undefined> {
     const url = new URL("./file_writer_worker.ts", import.meta.url);
     if (!mayLoad(url)) return undefined;
-    const ctl = new Int32Array(new SharedArrayBuffer(16 * 4));
+    const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
     const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
+    const names = new Uint8Array(new SharedArrayBuffer(CAPACITY * NAME_SLOT));
     const worker = new Worker(url, { type: "module" });
     const ready = new Promise<number>((resolve, reject) => {
       worker.onmessage = (e) =>
@@ -108,10 +180,10 @@ export class FileWriter {
         reject(new Error(e.message));
       };
     });
-    worker.postMessage({ blob, ctl, rec, capacity: CAPACITY });
+    worker.postMessage({ blob, ctl, rec, names, capacity: CAPACITY });
     try {
       const ino = await ready;
-      return { writer: new FileWriter(worker, ctl, rec), ino };
+      return { writer: new FileWriter(worker, ctl, rec, names), ino };
     } catch (err) {
       worker.terminate();
       throw new Error(`starting the file writer: ${(err as Error).message}`);
@@ -120,12 +192,17 @@ export class FileWriter {
 
   /** Queue `job` (waiting while the ring is full). Throws the worker's error, if any. */
   push(job: FileJob, path: string): void {
+    this.#store(job, path, (job.chown ? FLAG_CHOWN : 0) | (job.chmod ? FLAG_CHMOD : 0));
+  }
+
+  #store(job: FileJob, path: string, flags: number): void {
     const ctl = this.#ctl;
-    for (;;) {
-      this.#check();
-      const tail = Atomics.load(ctl, CTL.TAIL);
+    this.#check();
+    while (this.#head - this.#tailSeen >= CAPACITY) {
+      const tail = this.tail;
       if (this.#head - tail < CAPACITY) break;
       this.#waitForTail(tail);
+      this.#check();
     }
     const i = (this.#head % CAPACITY) * RECORD;
     const r = this.#rec;
@@ -136,12 +213,33 @@ export class FileWriter {
     r[i + 4] = job.gid;
     r[i + 5] = job.mode;
     r[i + 6] = job.mtime;
-    r[i + 7] = (job.chown ? FLAG_CHOWN : 0) | (job.chmod ? FLAG_CHMOD : 0);
-    this.#paths[this.#head % CAPACITY] = path;
+    r[i + 7] = flags;
+    const slot = this.#head % CAPACITY;
+    if (job.fd < 0) {
+      const name = job.name!;
+      if (job.parent === undefined || name.length >= NAME_SLOT) {
+        throw new TypeError("FileWriter: a file to create needs a parent and a short name");
+      }
+      r[i + 8] = job.parent;
+      r[i + 9] = name.length;
+      // A loop: names are short, and set() from an ordinary buffer into a shared one was
+      // measured at several µs a call.
+      const names = this.#names;
+      const at = slot * NAME_SLOT;
+      for (let k = 0; k < name.length; k++) names[at + k] = name[k];
+    } else {
+      r[i + 8] = -1;
+    }
+    this.#paths[slot] = path;
     Atomics.store(ctl, CTL.HEAD, ++this.#head);
-    // A wake-up only when the worker sleeps: it waits on HEAD's old value, so a record stored
-    // between its last look and its wait makes the wait return at once (nothing is missed).
-    if (Atomics.load(ctl, CTL.WORKER_WAITS)) Atomics.notify(ctl, CTL.HEAD);
+    // A wake-up only when the worker sleeps, and only once a batch is queued: a wake-up per
+    // file (a futex call on each side and a context switch) cost more than the file's own
+    // system calls. The worker waits on HEAD's old value, so a record stored between its last
+    // look and its wait makes the wait return at once (nothing is missed); `drain` wakes it
+    // for a last partial batch.
+    if (this.#head % WAKE_BATCH === 0 && Atomics.load(ctl, CTL.WORKER_WAITS)) {
+      Atomics.notify(ctl, CTL.HEAD);
+    }
   }
 
   /** Wait until every queued file is finished; throws the worker's first error. */
@@ -149,7 +247,7 @@ export class FileWriter {
     const ctl = this.#ctl;
     for (;;) {
       this.#check();
-      const tail = Atomics.load(ctl, CTL.TAIL);
+      const tail = this.tail;
       if (tail >= this.#head) return;
       this.#waitForTail(tail);
     }
@@ -158,6 +256,8 @@ export class FileWriter {
   /** Sleep until the worker moves TAIL past `tail` (or a second passes). */
   #waitForTail(tail: number): void {
     const ctl = this.#ctl;
+    // Records short of a batch may be queued with the worker asleep.
+    if (Atomics.load(ctl, CTL.WORKER_WAITS)) Atomics.notify(ctl, CTL.HEAD);
     Atomics.store(ctl, CTL.MAIN_WAITS, 1);
     Atomics.wait(ctl, CTL.TAIL, tail, 1000);
     Atomics.store(ctl, CTL.MAIN_WAITS, 0);

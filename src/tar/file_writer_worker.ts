@@ -4,13 +4,27 @@
  */
 /// <reference lib="deno.worker" />
 import { libc, O, SyscallError } from "../host/libc.ts";
-import { CALLS, CTL, FLAG_CHMOD, FLAG_CHOWN, RECORD } from "./file_writer.ts";
+import {
+  CALLS,
+  CTL,
+  FLAG_CHMOD,
+  FLAG_CHOWN,
+  FLAG_CLOSE,
+  NAME_SLOT,
+  RECORD,
+  TAIL_EVERY,
+  WAKE_BATCH,
+} from "./file_writer.ts";
+
+/** As the main thread creates files (target.ts): never through a link, never an existing name. */
+const CREATE = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.NOCTTY;
 
 self.onmessage = (e: MessageEvent) => {
-  const { blob, ctl, rec, capacity } = e.data as {
+  const { blob, ctl, rec, names, capacity } = e.data as {
     blob: string;
     ctl: Int32Array;
     rec: Float64Array;
+    names: Uint8Array;
     capacity: number;
   };
   const c = libc();
@@ -27,13 +41,31 @@ self.onmessage = (e: MessageEvent) => {
   for (;;) {
     const head = Atomics.load(ctl, CTL.HEAD);
     while (tail < head) {
-      const i = (tail % capacity) * RECORD;
-      const fd = rec[i];
+      const slot = tail % capacity;
+      const i = slot * RECORD;
+      let fd = rec[i];
       // After a failure, or records still queued when the main thread gave up: close only.
       const stopping = failed || Atomics.load(ctl, CTL.FINISH) !== 0;
       let call = 0;
       try {
-        if (!stopping) {
+        if (rec[i + 7] & FLAG_CLOSE) {
+          call = 4;
+        } else if (fd < 0) {
+          // Never created when stopping: nothing to close either.
+          if (stopping) call = 4;
+          else {
+            call = 5;
+            const at = slot * NAME_SLOT;
+            fd = c.openat(
+              rec[i + 8],
+              names.subarray(at, at + rec[i + 9]),
+              CREATE,
+              rec[i + 5] & 0o777,
+            );
+            call = 0;
+          }
+        }
+        if (!stopping && call === 0) {
           const size = rec[i + 2];
           if (size > 0) c.copyRange(src, rec[i + 1], fd, size);
           const flags = rec[i + 7];
@@ -45,7 +77,7 @@ self.onmessage = (e: MessageEvent) => {
           c.futimes(fd, rec[i + 6]);
         }
         call = 4;
-        c.close(fd);
+        if (fd >= 0) c.close(fd);
       } catch (err) {
         if (!failed) {
           failed = true;
@@ -54,15 +86,20 @@ self.onmessage = (e: MessageEvent) => {
           Atomics.store(ctl, CTL.AT, tail);
           Atomics.store(ctl, CTL.STATE, 1);
         }
-        if (call < 4) {
+        if (call < 4 && fd >= 0) {
           try {
             c.close(fd);
           } catch { /* closing is all that is left */ }
         }
       }
-      Atomics.store(ctl, CTL.TAIL, ++tail);
-      // As on the other side: the main thread waits on TAIL's old value, nothing is missed.
-      if (Atomics.load(ctl, CTL.MAIN_WAITS)) Atomics.notify(ctl, CTL.TAIL);
+      // Published every few records (the main thread reads it rarely; a store per record
+      // kept the line moving between cores), and always once caught up.
+      if (++tail % TAIL_EVERY === 0 || tail === head) Atomics.store(ctl, CTL.TAIL, tail);
+      // As on the other side: the main thread waits on TAIL's old value, nothing is missed;
+      // it is woken once a batch of slots is free, or the ring is empty (it drains).
+      if (
+        (tail % WAKE_BATCH === 0 || tail === head) && Atomics.load(ctl, CTL.MAIN_WAITS)
+      ) Atomics.notify(ctl, CTL.TAIL);
     }
     if (Atomics.load(ctl, CTL.FINISH) !== 0 && tail === Atomics.load(ctl, CTL.HEAD)) break;
     Atomics.store(ctl, CTL.WORKER_WAITS, 1);

@@ -19,7 +19,8 @@
  *
  * Some limit what an image may be (entries, sizes); the others exist only to bound what the
  * agent spends on one layer, whatever its bytes: memory under a fixed budget (256 MiB at the
- * defaults, issue 12) and work in proportion to the input. Those say so below.
+ * defaults, the budget the cost fuzzer in `tests/tar/cost/` holds every hostile family to) and
+ * work in proportion to the input. Those say so below.
  */
 export interface LayerLimits {
   /** Entries (files, directories, links, whiteouts) in one layer. Rule `limit-entries`. */

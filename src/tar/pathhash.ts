@@ -60,6 +60,23 @@ export class PathHasher {
   }
 
   /**
+   * The hash of `name` in directory number `dir` (an inode): as if hashing `dir` then `name`,
+   * without building the string.
+   */
+  hashIn(dir: number, name: string): number {
+    let a = Math.imul(this.#s1 ^ (dir >>> 0), M1);
+    let b = Math.imul(this.#s2 ^ Math.floor(dir / TWO32), M2);
+    b ^= b >>> 15;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      a = Math.imul(a ^ c, M1);
+      b = Math.imul(b ^ c, M2);
+      b ^= b >>> 15;
+    }
+    return key(a, b, name.length);
+  }
+
+  /**
    * Call `fn` with the hash of each proper prefix of `path` that ends before a "/" ("a", then
    * "a/b" for "a/b/c"), in order, until `fn` returns true; one pass over `path`. Returns whether
    * `fn` did.

@@ -19,8 +19,26 @@
  * ```
  * @module
  */
-import { type LayerSource, sniffOtherCompression } from "./source.ts";
-import { TarViolation, type Violation } from "./violation.ts";
+import {
+  BLOCK,
+  checksumMatches,
+  fieldBytes,
+  HEADER,
+  type HeaderFormat,
+  headerFormat,
+  headerLinkname,
+  headerName,
+  isZeroBlock,
+  latinField,
+  numericField,
+  padding,
+  parseNumeric,
+  typeflagOf,
+} from "./header.ts";
+import { sniffOtherCompression } from "./magic.ts";
+import type { LayerSource } from "./source.ts";
+import { decodePax, GlobalPax, parsePax, paxNumber, paxSize, type PaxValues } from "./pax.ts";
+import { Refusal, type Rule, TarViolation } from "./violation.ts";
 
 /** Kinds of entries the reader hands over; meta headers (x, g, L, K) are folded in. */
 export type TarEntryType =
@@ -55,7 +73,7 @@ export interface TarEntry {
   /** Bytes of data that follow the header. */
   size: number;
   /** `ustar` (POSIX magic "ustar\0") or `gnu` (magic "ustar  \0"). */
-  format: "ustar" | "gnu";
+  format: HeaderFormat;
   /** Byte offset of the first header of this entry (its first meta header, if any). */
   offset: number;
 }
@@ -66,58 +84,7 @@ export interface TarReaderOptions {
   paxHeaderBytes: number;
 }
 
-/** Pax keys whose values set entry fields. */
-const HONOURED_KEYS = new Set<string>(
-  [
-    "path",
-    "linkpath",
-    "size",
-    "uid",
-    "gid",
-    "uname",
-    "gname",
-    "mtime",
-  ] satisfies (keyof Honoured)[],
-);
-/** Honoured keys a global header may set (`path`, `linkpath` and `size` are refused there). */
-const GLOBAL_HONOURED = ["uid", "gid", "uname", "gname", "mtime"] as const;
-
-/** The values of honoured pax keys in force for one entry: all an entry takes from pax. */
-interface Honoured {
-  path?: string;
-  linkpath?: string;
-  size?: string;
-  uid?: string;
-  gid?: string;
-  uname?: string;
-  gname?: string;
-  mtime?: string;
-}
-/**
- * Pax keys ignored on purpose: times we do not keep, comments, charsets (names must be UTF-8
- * anyway), and vendor metadata (xattrs, ACLs, file flags, inode numbers) that a layer cannot use
- * to reach outside the image. Ignoring xattrs means file capabilities are not restored.
- */
-const IGNORED_KEYS = new Set(["atime", "ctime", "comment", "charset", "hdrcharset"]);
-const IGNORED_PREFIXES = [
-  "SCHILY.xattr.",
-  "SCHILY.acl.",
-  "LIBARCHIVE.",
-  "SCHILY.dev",
-  "SCHILY.ino",
-  "SCHILY.nlink",
-  "SCHILY.fflags",
-  "SCHILY.release",
-  "SCHILY.archtype",
-];
-/** Pax keys that describe sparse files (GNU 0.0/0.1/1.0, star, Solaris): refused. */
-const SPARSE_PREFIXES = ["GNU.sparse.", "SCHILY.realsize", "SUN.holesdata"];
-
-const BLOCK = 512;
-/** The honoured values of an entry that has none (shared, never written to). */
-const NO_PAX: Honoured = Object.freeze({});
 const utf8Lossy = new TextDecoder("utf-8");
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** Streams entries out of a {@linkcode LayerSource}. */
 export class TarReader {
@@ -130,25 +97,25 @@ export class TarReader {
   /** Data bytes of the current entry not yet consumed, and its padding. */
   #bodyLeft = 0;
   #padLeft = 0;
-  /**
-   * Global pax records in force. An entry takes only honoured values from them, so only those
-   * are kept as values (a handful of keys: an entry costs O(1) whatever the global headers
-   * hold); every other key in force is kept as its size, for the limit on their total.
-   */
-  #global: Honoured = {};
-  #hasGlobal = false;
-  /** Key -> key length + value length, of every global record in force; and their sum. */
-  readonly #globalSizes = new Map<string, number>();
-  #globalBytes = 0;
+  readonly #global: GlobalPax;
   #done = false;
   #first = true;
   readonly #hdr = new Uint8Array(BLOCK);
+  /** The header block as words, for its checksum. */
+  readonly #hdrWords = new Uint32Array(this.#hdr.buffer);
   /** Where pax and GNU long-name records are read (valid until the next record). */
   #scratch = new Uint8Array(0);
+  /** Offset of the first header of the entry being read (its first meta header, if any). */
+  #start = 0;
+  /** Meta headers read so far for the entry that follows them. */
+  #pax: PaxValues | null = null;
+  #longName: Uint8Array | null = null;
+  #longLink: Uint8Array | null = null;
 
   constructor(src: LayerSource, opts: TarReaderOptions) {
     this.#src = src;
     this.#opts = opts;
+    this.#global = new GlobalPax(opts.paxHeaderBytes);
   }
 
   /** Offset in the tar stream of the next unread byte. */
@@ -159,196 +126,19 @@ export class TarReader {
   /** The next entry, or null after the end-of-archive marker. Skips an unread body. */
   async next(): Promise<TarEntry | null> {
     if (this.#done) return null;
-    await this.#skipRest();
-    let pax: Record<string, string | null> | null = null;
-    let longName: Uint8Array | null = null;
-    let longLink: Uint8Array | null = null;
-    let start = -1;
+    // The common case, a small entry whose data is in the chunk at hand, costs no await.
+    if (!this.#skipInChunk()) await this.#skipRest();
+    this.#start = this.#pos;
+    this.#pax = this.#longName = this.#longLink = null;
     for (;;) {
       const offset = this.#pos;
-      if (start < 0) start = offset;
-      const hdr = this.#hdr;
-      if (!(await this.#readExact(hdr))) {
-        throw this.#fatal(
-          "truncated",
-          "",
-          offset,
-          this.#pos === 0
-            ? "the file is empty: not a tar archive"
-            : "the archive ends without its end-of-archive marker (two zero blocks)",
-        );
-      }
-      if (isZeroBlock(hdr)) {
-        if (pax || longName || longLink) {
-          throw this.#fatal(
-            "meta-dangling",
-            "",
-            start,
-            "a pax or GNU long-name header is followed by the end marker instead of an entry",
-          );
-        }
-        await this.#finish(offset);
-        return null;
-      }
-      const first = this.#first;
-      this.#first = false;
-      if (!checksumOk(hdr)) {
-        const other = first ? sniffOtherCompression(hdr) : undefined;
-        if (other) {
-          throw this.#fatal(
-            "compression-unsupported",
-            "",
-            0,
-            `the file is ${other}-compressed; only plain and gzip-compressed tar are accepted`,
-          );
-        }
-        throw this.#fatal(
-          "header-checksum",
-          lossyField(hdr, 0, 100),
-          offset,
-          "the header checksum does not match its contents",
-        );
-      }
-      const format = magicOf(hdr);
-      const shown = () => lossyField(hdr, 0, 100); // decoded only for a message
-      if (!format) {
-        throw this.#fatal(
-          "header-format",
-          shown,
-          offset,
-          "the header is neither POSIX ustar nor GNU tar (v7 and unknown formats are refused)",
-        );
-      }
-      const typeflag = String.fromCharCode(hdr[156]);
-      const size = this.#parseSize(hdr, shown, offset);
-      switch (typeflag) {
-        case "x":
-        case "g": {
-          if (typeflag === "g" && (pax || longName || longLink)) {
-            throw this.#fatal(
-              "meta-dangling",
-              shown,
-              offset,
-              "a global pax header sits between an entry's own meta headers and the entry",
-            );
-          }
-          if (typeflag === "x" && pax) {
-            throw this.#fatal("meta-repeated", shown, offset, "two pax headers for one entry");
-          }
-          if (size > this.#opts.paxHeaderBytes) {
-            throw this.#fatal(
-              "pax-too-large",
-              shown,
-              offset,
-              `a pax header of ${size} bytes exceeds the limit of ${this.#opts.paxHeaderBytes}`,
-            );
-          }
-          const records = this.#checkPaxKeys(
-            parsePax(await this.#readBody(size), shown, offset),
-            typeflag === "g",
-            shown,
-            offset,
-          );
-          if (typeflag === "x") pax = records;
-          else {
-            // O(records of this header): a later tiny global header does not revisit the
-            // records an earlier one left in force.
-            for (const [k, v] of Object.entries(records)) {
-              this.#globalBytes -= this.#globalSizes.get(k) ?? 0;
-              if (v === null) this.#globalSizes.delete(k);
-              else {
-                this.#globalSizes.set(k, k.length + v.length);
-                this.#globalBytes += k.length + v.length;
-              }
-            }
-            for (const k of GLOBAL_HONOURED) {
-              if (!(k in records)) continue;
-              const v = records[k];
-              if (v === null) delete this.#global[k];
-              else this.#global[k] = v;
-            }
-            this.#hasGlobal = GLOBAL_HONOURED.some((k) => this.#global[k] !== undefined);
-            // Many global headers, each within the limit, must not add up to an unbounded set.
-            if (this.#globalBytes > this.#opts.paxHeaderBytes) {
-              throw this.#fatal(
-                "pax-too-large",
-                shown,
-                offset,
-                `global pax records in force add up to more than ${this.#opts.paxHeaderBytes} bytes`,
-              );
-            }
-          }
-          continue;
-        }
-        case "L":
-        case "K": {
-          if ((typeflag === "L" ? longName : longLink) !== null) {
-            throw this.#fatal(
-              "meta-repeated",
-              shown,
-              offset,
-              `two GNU long-${typeflag === "L" ? "name" : "link"} headers for one entry`,
-            );
-          }
-          if (size > this.#opts.paxHeaderBytes) {
-            throw this.#fatal(
-              "longname-too-large",
-              shown,
-              offset,
-              `a GNU long-name record of ${size} bytes exceeds the limit of ${this.#opts.paxHeaderBytes}`,
-            );
-          }
-          const body = stripTrailingNuls(await this.#readBody(size));
-          if (typeflag === "L") longName = body;
-          else longLink = body;
-          continue;
-        }
-        case "S":
-          throw this.#fatal("sparse", shown, offset, "GNU sparse files are refused");
-        case "V":
-          throw this.#fatal("volume", shown, offset, "GNU volume labels are refused");
-        case "M":
-          throw this.#fatal(
-            "volume",
-            shown,
-            offset,
-            "multi-volume continuation headers are refused",
-          );
-      }
-      const type = ENTRY_TYPES[typeflag];
-      if (!type) {
-        throw this.#fatal(
-          "unknown-type",
-          shown,
-          offset,
-          `unknown entry type ${JSON.stringify(typeflag)}`,
-        );
-      }
-      let merged: Honoured = NO_PAX;
-      if (pax) merged = mergeHonoured(this.#global, pax);
-      else if (this.#hasGlobal) merged = this.#global;
-      const entry = this.#entryFrom(
-        hdr,
-        format,
-        typeflag,
-        type,
-        size,
-        merged,
-        longName,
-        longLink,
-        start,
-      );
-      if (type !== "file" && entry.size !== 0) {
-        throw this.#fatal(
-          "size-unexpected",
-          entry.displayName,
-          start,
-          `a ${type} entry declares ${entry.size} bytes of data`,
-        );
-      }
-      this.#bodyLeft = entry.size;
-      this.#padLeft = padding(entry.size);
-      return entry;
+      if (!this.#headerInChunk() && !(await this.#readHeader(offset))) return null;
+      const format = this.#checkHeader(offset);
+      const typeflag = typeflagOf(this.#hdr);
+      const size = this.#headerSize(offset);
+      if (!isMeta(typeflag)) return this.#entry(format, typeflag, size, offset);
+      if (typeflag === "x" || typeflag === "g") await this.#readPax(typeflag === "g", size, offset);
+      else await this.#readLongName(typeflag === "L", size, offset);
     }
   }
 
@@ -359,7 +149,7 @@ export class TarReader {
   async body(sink: (chunk: Uint8Array) => void): Promise<void> {
     while (this.#bodyLeft > 0) {
       if (this.#off >= this.#chunk.length && !(await this.#fill())) {
-        throw this.#fatal("truncated", "", this.#pos, "the archive ends inside an entry's data");
+        throw this.#refuse("truncated", null, this.#pos, "the archive ends inside an entry's data");
       }
       const n = Math.min(this.#bodyLeft, this.#chunk.length - this.#off);
       sink(this.#chunk.subarray(this.#off, this.#off + n));
@@ -367,6 +157,219 @@ export class TarReader {
       this.#pos += n;
       this.#bodyLeft -= n;
     }
+  }
+
+  /**
+   * Take the next header block from the chunk at hand when it holds one that is not a zero
+   * block; false otherwise, and nothing is taken.
+   */
+  #headerInChunk(): boolean {
+    const off = this.#off;
+    if (this.#chunk.length - off < BLOCK || this.#chunk[off + HEADER.magic.offset] === 0) {
+      return false; // a block without magic may be a zero block: #readHeader decides
+    }
+    this.#hdr.set(this.#chunk.subarray(off, off + BLOCK));
+    this.#off = off + BLOCK;
+    this.#pos += BLOCK;
+    return true;
+  }
+
+  /** Read the next header block; false at the end-of-archive marker (checked to the end). */
+  async #readHeader(offset: number): Promise<boolean> {
+    if (!(await this.#readExact(this.#hdr))) {
+      throw this.#refuse(
+        "truncated",
+        null,
+        offset,
+        this.#pos === 0
+          ? "the file is empty: not a tar archive"
+          : "the archive ends without its end-of-archive marker (two zero blocks)",
+      );
+    }
+    if (!isZeroBlock(this.#hdr)) return true;
+    if (this.#pax || this.#longName || this.#longLink) {
+      throw this.#refuse(
+        "meta-dangling",
+        null,
+        this.#start,
+        "a pax or GNU long-name header is followed by the end marker instead of an entry",
+      );
+    }
+    await this.#finish(offset);
+    return false;
+  }
+
+  /** Refuse a header that does not add up or is not ustar or GNU; its format otherwise. */
+  #checkHeader(offset: number): HeaderFormat {
+    const hdr = this.#hdr;
+    const first = this.#first;
+    this.#first = false;
+    if (!checksumMatches(hdr, this.#hdrWords)) {
+      const other = first ? sniffOtherCompression(hdr) : undefined;
+      if (other) {
+        throw this.#refuse(
+          "compression-unsupported",
+          null,
+          0,
+          `the file is ${other}-compressed; only plain and gzip-compressed tar are accepted`,
+        );
+      }
+      throw this.#refuseHeader(
+        "header-checksum",
+        offset,
+        "the header checksum does not match its contents",
+      );
+    }
+    const format = headerFormat(hdr);
+    if (!format) {
+      throw this.#refuseHeader(
+        "header-format",
+        offset,
+        "the header is neither POSIX ustar nor GNU tar (v7 and unknown formats are refused)",
+      );
+    }
+    return format;
+  }
+
+  /** The size field: bytes of data after the header. */
+  #headerSize(offset: number): number {
+    const hdr = this.#hdr;
+    const value = numericField(hdr, HEADER.size);
+    if (Number.isSafeInteger(value) && value >= 0) return value;
+    const r = parseNumeric(hdr, HEADER.size);
+    if (r.kind === "bad") {
+      const field = utf8Lossy.decode(fieldBytes(hdr, HEADER.size, true));
+      throw this.#refuseHeader(
+        "size-unparseable",
+        offset,
+        `the size field ${JSON.stringify(field)} is not a number`,
+      );
+    }
+    if (r.kind === "overflow") {
+      throw this.#refuseHeader("size-overflow", offset, "the size field overflows");
+    }
+    if (r.value < 0) {
+      throw this.#refuseHeader("size-negative", offset, `the size field is negative (${r.value})`);
+    }
+    return r.value;
+  }
+
+  /** A pax header: the next entry's own (`x`), or records for every later entry (`g`). */
+  async #readPax(global: boolean, size: number, offset: number): Promise<void> {
+    if (global && (this.#pax || this.#longName || this.#longLink)) {
+      throw this.#refuseHeader(
+        "meta-dangling",
+        offset,
+        "a global pax header sits between an entry's own meta headers and the entry",
+      );
+    }
+    if (!global && this.#pax) {
+      throw this.#refuseHeader("meta-repeated", offset, "two pax headers for one entry");
+    }
+    const limit = this.#opts.paxHeaderBytes;
+    if (size > limit) {
+      throw this.#refuseHeader(
+        "pax-too-large",
+        offset,
+        `a pax header of ${size} bytes exceeds the limit of ${limit}`,
+      );
+    }
+    const data = await this.#readBody(size);
+    try {
+      const values = decodePax(parsePax(data), global);
+      if (global) this.#global.apply(values);
+      else this.#pax = values;
+    } catch (err) {
+      if (err instanceof Refusal) throw this.#refuseHeader(err.rule, offset, err.message);
+      throw err;
+    }
+  }
+
+  /** A GNU long name (`L`) or long link target (`K`) for the next entry. */
+  async #readLongName(isName: boolean, size: number, offset: number): Promise<void> {
+    if ((isName ? this.#longName : this.#longLink) !== null) {
+      throw this.#refuseHeader(
+        "meta-repeated",
+        offset,
+        `two GNU long-${isName ? "name" : "link"} headers for one entry`,
+      );
+    }
+    const limit = this.#opts.paxHeaderBytes;
+    if (size > limit) {
+      throw this.#refuseHeader(
+        "longname-too-large",
+        offset,
+        `a GNU long-name record of ${size} bytes exceeds the limit of ${limit}`,
+      );
+    }
+    const body = stripTrailingNuls(await this.#readBody(size));
+    if (isName) this.#longName = body;
+    else this.#longLink = body;
+  }
+
+  /**
+   * The entry the current header describes, its meta headers applied. Once per entry, for every
+   * entry: no closures, no copies of empty fields; messages are built only on the way to a
+   * refusal.
+   */
+  #entry(format: HeaderFormat, typeflag: string, headerSize: number, offset: number): TarEntry {
+    const hdr = this.#hdr;
+    const type = ENTRY_TYPES[typeflag];
+    if (!type) {
+      const [rule, message] = REFUSED_TYPES[typeflag] ??
+        ["unknown-type", `unknown entry type ${JSON.stringify(typeflag)}`];
+      throw this.#refuseHeader(rule, offset, message);
+    }
+    const pax = this.#global.forEntry(this.#pax);
+    const name = pax.path !== undefined
+      ? encoder.encode(pax.path)
+      : this.#longName ?? headerName(hdr, format);
+    const linkname = pax.linkpath !== undefined
+      ? encoder.encode(pax.linkpath)
+      : this.#longLink ?? headerLinkname(hdr);
+    try {
+      const mode = numericField(hdr, HEADER.mode);
+      const uid = pax.uid === undefined ? numericField(hdr, HEADER.uid) : paxNumber(pax.uid, "uid");
+      const gid = pax.gid === undefined ? numericField(hdr, HEADER.gid) : paxNumber(pax.gid, "gid");
+      const mtime = pax.mtime === undefined
+        ? numericField(hdr, HEADER.mtime)
+        : paxNumber(pax.mtime, "mtime");
+      checkNumbers(mode, uid, gid, mtime);
+      const size = pax.size === undefined ? headerSize : paxSize(pax.size);
+      if (type !== "file" && size !== 0) {
+        throw new Refusal("size-unexpected", `a ${type} entry declares ${size} bytes of data`);
+      }
+      this.#bodyLeft = size;
+      this.#padLeft = padding(size);
+      return new Entry({
+        type,
+        typeflag,
+        name,
+        linkname,
+        mode: mode & 0o7777,
+        uid,
+        gid,
+        uname: pax.uname ?? latinField(hdr, HEADER.uname),
+        gname: pax.gname ?? latinField(hdr, HEADER.gname),
+        mtime,
+        size,
+        format,
+        offset: this.#start,
+      });
+    } catch (err) {
+      if (err instanceof Refusal) throw this.#refuse(err.rule, name, this.#start, err.message);
+      throw err;
+    }
+  }
+
+  /** Skip the rest of the current entry when it lies within the chunk at hand. */
+  #skipInChunk(): boolean {
+    const left = this.#bodyLeft + this.#padLeft;
+    if (left > this.#chunk.length - this.#off) return false;
+    this.#off += left;
+    this.#pos += left;
+    this.#bodyLeft = this.#padLeft = 0;
+    return true;
   }
 
   async #skipRest(): Promise<void> {
@@ -380,7 +383,12 @@ export class TarReader {
           return;
         }
         if (!(await this.#fill())) {
-          throw this.#fatal("truncated", "", this.#pos, "the archive ends inside an entry's data");
+          throw this.#refuse(
+            "truncated",
+            null,
+            this.#pos,
+            "the archive ends inside an entry's data",
+          );
         }
         continue;
       }
@@ -405,9 +413,9 @@ export class TarReader {
     while (got < dst.length) {
       if (this.#off >= this.#chunk.length && !(await this.#fill())) {
         if (got === 0) return false;
-        throw this.#fatal(
+        throw this.#refuse(
           "truncated",
-          "",
+          null,
           this.#pos,
           "the archive ends inside a header or data block",
         );
@@ -430,9 +438,9 @@ export class TarReader {
     if (this.#scratch.length < need) this.#scratch = new Uint8Array(Math.max(need, 4096));
     const buf = this.#scratch.subarray(0, need);
     if (!(await this.#readExact(buf)) && buf.length > 0) {
-      throw this.#fatal(
+      throw this.#refuse(
         "truncated",
-        "",
+        null,
         this.#pos,
         "the archive ends inside a pax or long-name header",
       );
@@ -444,17 +452,17 @@ export class TarReader {
   async #finish(offset: number): Promise<void> {
     const second = new Uint8Array(BLOCK);
     if (!(await this.#readExact(second))) {
-      throw this.#fatal(
+      throw this.#refuse(
         "truncated",
-        "",
+        null,
         offset,
         "the end-of-archive marker has one zero block instead of two",
       );
     }
     if (!isZeroBlock(second)) {
-      throw this.#fatal(
+      throw this.#refuse(
         "zero-block",
-        "",
+        null,
         offset,
         "a single zero block sits in the middle of the archive",
       );
@@ -462,9 +470,9 @@ export class TarReader {
     for (;;) {
       const i = firstNonZero(this.#chunk, this.#off);
       if (i >= 0) {
-        throw this.#fatal(
+        throw this.#refuse(
           "trailing-data",
-          "",
+          null,
           this.#pos + i - this.#off,
           "data follows the end-of-archive marker (a concatenated archive?)",
         );
@@ -476,253 +484,84 @@ export class TarReader {
     this.#done = true;
   }
 
-  #parseSize(hdr: Uint8Array, shown: Shown, offset: number): number {
-    const value = numericField(hdr, 124, 12);
-    if (Number.isSafeInteger(value) && value >= 0) return value;
-    const r = parseNumeric(hdr, 124, 12);
-    if (r.kind === "bad") {
-      throw this.#fatal(
-        "size-unparseable",
-        shown,
-        offset,
-        `the size field ${JSON.stringify(lossyField(hdr, 124, 12, true))} is not a number`,
-      );
-    }
-    if (r.kind === "overflow") {
-      throw this.#fatal("size-overflow", shown, offset, "the size field overflows");
-    }
-    if (r.value < 0) {
-      throw this.#fatal("size-negative", shown, offset, `the size field is negative (${r.value})`);
-    }
-    return r.value;
+  /** A violation that stops reading, about the entry `name` (null: the archive itself). */
+  #refuse(rule: Rule, name: Uint8Array | null, offset: number, message: string): TarViolation {
+    return new TarViolation({ rule, entry: name ? shownOf(name) : "", message, offset });
   }
 
-  /** Refuse what must be refused; decode honoured values strictly and the rest lossily. */
-  #checkPaxKeys(
-    records: Record<string, Uint8Array | null>,
-    global: boolean,
-    shown: Shown,
-    offset: number,
-  ): Record<string, string | null> {
-    const out: Record<string, string | null> = {};
-    for (const [key, raw] of Object.entries(records)) {
-      if (SPARSE_PREFIXES.some((p) => key.startsWith(p))) {
-        throw this.#fatal(
-          "sparse",
-          shown,
-          offset,
-          `pax key '${key}' describes a sparse file; sparse files are refused`,
-        );
-      }
-      if (key.startsWith("GNU.volume.")) {
-        throw this.#fatal(
-          "volume",
-          shown,
-          offset,
-          `pax key '${key}' belongs to a multi-volume archive`,
-        );
-      }
-      if (global && (key === "path" || key === "linkpath" || key === "size")) {
-        throw this.#fatal(
-          "pax-global-key",
-          shown,
-          offset,
-          `a global pax header may not set '${key}' for every entry`,
-        );
-      }
-      if (HONOURED_KEYS.has(key)) {
-        if (raw === null) {
-          out[key] = null;
-          continue;
-        }
-        if (raw.includes(0)) {
-          throw this.#fatal("name-nul", shown, offset, `pax '${key}' contains a NUL byte`);
-        }
-        try {
-          out[key] = utf8Strict.decode(raw);
-        } catch {
-          throw this.#fatal("name-utf8", shown, offset, `pax '${key}' is not valid UTF-8`);
-        }
-        continue;
-      }
-      if (!IGNORED_KEYS.has(key) && !IGNORED_PREFIXES.some((p) => key.startsWith(p))) {
-        throw this.#fatal("pax-unknown-key", shown, offset, `unknown pax key '${key}'`);
-      }
-      // An ignored value sets nothing; a global one is decoded only for its share of the limit
-      // on global records in force.
-      out[key] = raw === null ? null : global ? utf8Lossy.decode(raw.subarray(0, 256)) : "";
-    }
-    return out;
-  }
-
-  #entryFrom(
-    hdr: Uint8Array,
-    format: "ustar" | "gnu",
-    typeflag: string,
-    type: TarEntryType,
-    headerSize: number,
-    pax: Honoured,
-    longName: Uint8Array | null,
-    longLink: Uint8Array | null,
-    offset: number,
-  ): TarEntry {
-    // Once per entry, for every entry: no closures, no result objects, no copies of empty
-    // fields. Messages are built only on the way to a refusal.
-    let name: Uint8Array;
-    if (pax.path !== undefined) name = encoder.encode(pax.path);
-    else if (longName) name = longName;
-    else {
-      const baseEnd = fieldEnd(hdr, 0, 100);
-      const prefixEnd = format === "ustar" ? fieldEnd(hdr, 345, 155) : 345;
-      if (prefixEnd > 345) {
-        const plen = prefixEnd - 345;
-        name = new Uint8Array(plen + 1 + baseEnd);
-        name.set(hdr.subarray(345, prefixEnd));
-        name[plen] = 0x2f;
-        name.set(hdr.subarray(0, baseEnd), plen + 1);
-      } else name = hdr.slice(0, baseEnd);
-    }
-    let linkname: Uint8Array;
-    if (pax.linkpath !== undefined) linkname = encoder.encode(pax.linkpath);
-    else if (longLink) linkname = longLink;
-    else {
-      const end = fieldEnd(hdr, 157, 100);
-      linkname = end === 157 ? NO_BYTES : hdr.slice(157, end);
-    }
-    const mode = numericField(hdr, 100, 8);
-    const uid = pax.uid !== undefined
-      ? this.#paxNumber(pax.uid, "uid", name, offset)
-      : numericField(hdr, 108, 8);
-    const gid = pax.gid !== undefined
-      ? this.#paxNumber(pax.gid, "gid", name, offset)
-      : numericField(hdr, 116, 8);
-    const mtime = pax.mtime !== undefined
-      ? this.#paxNumber(pax.mtime, "mtime", name, offset)
-      : numericField(hdr, 136, 12);
-    if (
-      !Number.isFinite(mode) || !Number.isFinite(uid) || !Number.isFinite(gid) ||
-      !Number.isFinite(mtime)
-    ) {
-      const what = !Number.isFinite(mode)
-        ? "mode"
-        : !Number.isFinite(uid)
-        ? "uid"
-        : !Number.isFinite(gid)
-        ? "gid"
-        : "mtime";
-      throw this.#fatal(
-        "field-unparseable",
-        shownOf(name),
-        offset,
-        `the ${what} field is not a number`,
-      );
-    }
-    if (uid < 0 || uid > 0xfffffffe) {
-      throw this.#fatal("owner-range", shownOf(name), offset, `uid ${uid} is out of range`);
-    }
-    if (gid < 0 || gid > 0xfffffffe) {
-      throw this.#fatal("owner-range", shownOf(name), offset, `gid ${gid} is out of range`);
-    }
-    if (mode < 0) {
-      throw this.#fatal("field-unparseable", shownOf(name), offset, "the mode field is negative");
-    }
-    if (Math.abs(mtime) > 2 ** 40) {
-      throw this.#fatal("mtime-range", shownOf(name), offset, `mtime ${mtime} is out of range`);
-    }
-    let size = headerSize;
-    if (pax.size !== undefined) {
-      if (!/^\d+$/.test(pax.size)) {
-        throw this.#fatal(
-          pax.size.startsWith("-") ? "size-negative" : "size-unparseable",
-          shownOf(name),
-          offset,
-          `pax size ${JSON.stringify(pax.size.slice(0, 40))} is not a valid size`,
-        );
-      }
-      size = Number(pax.size);
-      if (!Number.isSafeInteger(size)) {
-        throw this.#fatal("size-overflow", shownOf(name), offset, "pax size overflows");
-      }
-    }
-    return new Entry(
-      type,
-      typeflag,
-      name,
-      linkname,
-      mode & 0o7777,
-      uid,
-      gid,
-      pax.uname ?? latin(hdr, 265, 32),
-      pax.gname ?? latin(hdr, 297, 32),
-      mtime,
-      size,
-      format,
-      offset,
-    );
-  }
-
-  /** A pax number (uid, gid: whole; mtime: may be negative and fractional), strictly. */
-  #paxNumber(p: string, key: "uid" | "gid" | "mtime", name: Uint8Array, offset: number): number {
-    const ok = key === "mtime" ? /^-?\d{1,15}(\.\d{1,9})?$/.test(p) : /^\d{1,15}$/.test(p);
-    if (!ok) {
-      throw this.#fatal(
-        "field-unparseable",
-        shownOf(name),
-        offset,
-        `pax ${key} ${JSON.stringify(p.slice(0, 40))} is not a valid number`,
-      );
-    }
-    return Number(p);
-  }
-
-  #fatal(rule: string, entry: Shown, offset: number, message: string): TarViolation {
-    const v: Violation = { rule, entry: text(entry), message, offset };
-    return new TarViolation(v);
+  /** A violation about the header just read, shown by the name field it holds. */
+  #refuseHeader(rule: Rule, offset: number, message: string): TarViolation {
+    return this.#refuse(rule, fieldBytes(this.#hdr, HEADER.name), offset, message);
   }
 }
 
+/** The fields of an entry, as {@linkcode TarReader} builds it. */
+type EntryFields = Omit<TarEntry, "displayName">;
+
 /** A class, not an object literal with a getter: V8 keeps one fast shape for every entry. */
 class Entry implements TarEntry {
-  constructor(
-    readonly type: TarEntryType,
-    readonly typeflag: string,
-    readonly name: Uint8Array,
-    readonly linkname: Uint8Array,
-    readonly mode: number,
-    readonly uid: number,
-    readonly gid: number,
-    readonly uname: string,
-    readonly gname: string,
-    readonly mtime: number,
-    readonly size: number,
-    readonly format: "ustar" | "gnu",
-    readonly offset: number,
-  ) {}
+  readonly type: TarEntryType;
+  readonly typeflag: string;
+  readonly name: Uint8Array;
+  readonly linkname: Uint8Array;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly uname: string;
+  readonly gname: string;
+  readonly mtime: number;
+  readonly size: number;
+  readonly format: HeaderFormat;
+  readonly offset: number;
+
+  constructor(f: EntryFields) {
+    this.type = f.type;
+    this.typeflag = f.typeflag;
+    this.name = f.name;
+    this.linkname = f.linkname;
+    this.mode = f.mode;
+    this.uid = f.uid;
+    this.gid = f.gid;
+    this.uname = f.uname;
+    this.gname = f.gname;
+    this.mtime = f.mtime;
+    this.size = f.size;
+    this.format = f.format;
+    this.offset = f.offset;
+  }
 
   /** Decoded only when a message needs it. */
   get displayName(): string {
-    return utf8Lossy.decode(this.name).slice(0, 300);
+    return shownOf(this.name);
   }
 }
 
 /**
- * The honoured values in force for an entry with its own pax header: its records over the
- * global ones (an empty per-entry value unsets the key). O(honoured keys), never O(global keys).
+ * Refuse a mode, owner or time that is not a number in range (malformed pax values were refused
+ * while they were read). The order is fixed, so one header always names the same rule.
  */
-function mergeHonoured(global: Honoured, pax: Record<string, string | null>): Honoured {
-  const out: Honoured = {};
-  for (const k of HONOURED_KEYS as Set<keyof Honoured>) {
-    const v = Object.hasOwn(pax, k) ? pax[k] : global[k];
-    if (v !== null && v !== undefined) out[k] = v;
+function checkNumbers(mode: number, uid: number, gid: number, mtime: number): void {
+  const notNumber = !Number.isFinite(mode)
+    ? "mode"
+    : !Number.isFinite(uid)
+    ? "uid"
+    : !Number.isFinite(gid)
+    ? "gid"
+    : !Number.isFinite(mtime)
+    ? "mtime"
+    : undefined;
+  if (notNumber) throw new Refusal("field-unparseable", `the ${notNumber} field is not a number`);
+  if (uid < 0 || uid > 0xfffffffe) throw new Refusal("owner-range", `uid ${uid} is out of range`);
+  if (gid < 0 || gid > 0xfffffffe) throw new Refusal("owner-range", `gid ${gid} is out of range`);
+  if (mode < 0) throw new Refusal("field-unparseable", "the mode field is negative");
+  if (Math.abs(mtime) > 2 ** 40) {
+    throw new Refusal("mtime-range", `mtime ${mtime} is out of range`);
   }
-  return out;
 }
 
-/** An entry name for messages, or a function computing it only when a message needs it. */
-type Shown = string | (() => string);
-
-function text(s: Shown): string {
-  return typeof s === "string" ? s : s();
+/** Meta headers: they describe the entry that follows them. */
+function isMeta(typeflag: string): boolean {
+  return typeflag === "x" || typeflag === "g" || typeflag === "L" || typeflag === "K";
 }
 
 const ENTRY_TYPES: Record<string, TarEntryType> = {
@@ -737,9 +576,12 @@ const ENTRY_TYPES: Record<string, TarEntryType> = {
   "6": "fifo",
 };
 
-function padding(size: number): number {
-  return (BLOCK - (size % BLOCK)) % BLOCK;
-}
+/** Type flags known and refused, with the rule and the reason. */
+const REFUSED_TYPES: Record<string, [Rule, string]> = {
+  S: ["sparse", "GNU sparse files are refused"],
+  V: ["volume", "GNU volume labels are refused"],
+  M: ["volume", "multi-volume continuation headers are refused"],
+};
 
 /**
  * Index of the first non-zero byte of `b` at or after `from`, or -1. Four bytes at a time
@@ -762,199 +604,14 @@ function firstNonZero(b: Uint8Array, from: number): number {
   return -1;
 }
 
-function isZeroBlock(b: Uint8Array): boolean {
-  for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-/** Unsigned sum with the checksum field as spaces; old writers used a signed sum, also accepted. */
-function checksumOk(h: Uint8Array): boolean {
-  const value = numericField(h, 148, 8);
-  if (!Number.isFinite(value)) return false;
-  let unsigned = 0;
-  for (let i = 0; i < BLOCK; i++) unsigned += h[i];
-  for (let i = 148; i < 156; i++) unsigned += 0x20 - h[i];
-  if (value === unsigned) return true;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : h[i];
-    signed += b >= 0x80 ? b - 256 : b;
-  }
-  return value === signed;
-}
-
-function magicOf(h: Uint8Array): "ustar" | "gnu" | undefined {
-  // "ustar" then NUL (POSIX, any version) or "  \0" (GNU)
-  if (h[257] !== 0x75 || h[258] !== 0x73 || h[259] !== 0x74 || h[260] !== 0x61 || h[261] !== 0x72) {
-    return undefined;
-  }
-  if (h[262] === 0) return "ustar";
-  if (h[262] === 0x20 && h[263] === 0x20 && h[264] === 0) return "gnu";
-  return undefined;
-}
-
-/** An ASCII-ish NUL-terminated field as a string (user and group names, shown only). */
-function latin(h: Uint8Array, off: number, len: number): string {
-  const end = fieldEnd(h, off, len);
-  return end === off
-    ? ""
-    : String.fromCharCode.apply(null, h.subarray(off, end) as unknown as number[]);
-}
-
 const encoder = new TextEncoder();
-const NO_BYTES = new Uint8Array(0);
-
-/** Where a NUL-terminated field ends (its first NUL, or its end). */
-function fieldEnd(h: Uint8Array, off: number, len: number): number {
-  const end = off + len;
-  for (let i = off; i < end; i++) if (h[i] === 0) return i;
-  return end;
-}
-
 /** An entry's name for a message, decoded lossily. */
 function shownOf(name: Uint8Array): string {
   return utf8Lossy.decode(name).slice(0, 300);
-}
-
-/**
- * {@linkcode parseNumeric} without a result object, for the fields every entry has: the value,
- * NaN when the field is not a number, Infinity when it overflows.
- */
-export function numericField(h: Uint8Array, off: number, len: number): number {
-  const first = h[off];
-  if (first === 0x80 || first === 0xff) {
-    const r = parseNumeric(h, off, len);
-    return r.kind === "ok" ? r.value : r.kind === "overflow" ? Infinity : NaN;
-  }
-  let i = off;
-  const end = off + len;
-  while (i < end && h[i] === 0x20) i++;
-  let v = 0;
-  const digits = i;
-  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) v = v * 8 + (h[i++] - 0x30);
-  if (i === digits) return NaN;
-  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
-  if (i !== end) return NaN;
-  return Number.isSafeInteger(v) ? v : Infinity;
-}
-
-type NumResult = { kind: "ok"; value: number } | { kind: "bad" } | { kind: "overflow" };
-
-/**
- * A numeric header field: octal digits after optional leading spaces, ended by NUL or space
- * (or the field's end); or GNU base-256 (first byte 0x80 positive, 0xff negative).
- */
-export function parseNumeric(h: Uint8Array, off: number, len: number): NumResult {
-  const first = h[off];
-  if (first === 0x80 || first === 0xff) {
-    // Base-256: big-endian two's complement; negatives are computed from the inverted bytes.
-    const neg = first === 0xff;
-    let v = 0;
-    for (let i = 1; i < len; i++) {
-      v = v * 256 + (neg ? 255 - h[off + i] : h[off + i]);
-      if (!Number.isSafeInteger(v)) return { kind: "overflow" };
-    }
-    return { kind: "ok", value: neg ? -(v + 1) : v };
-  }
-  let i = off;
-  const end = off + len;
-  while (i < end && h[i] === 0x20) i++;
-  let v = 0;
-  let digits = 0;
-  while (i < end && h[i] >= 0x30 && h[i] <= 0x37) {
-    v = v * 8 + (h[i] - 0x30);
-    digits++;
-    i++;
-  }
-  if (digits === 0) return { kind: "bad" };
-  while (i < end && (h[i] === 0 || h[i] === 0x20)) i++;
-  if (i !== end) return { kind: "bad" };
-  if (!Number.isSafeInteger(v)) return { kind: "overflow" };
-  return { kind: "ok", value: v };
-}
-
-/** Bytes of a NUL-terminated field (up to the first NUL). */
-function cField(h: Uint8Array, off: number, len: number): Uint8Array {
-  const f = h.subarray(off, off + len);
-  const nul = f.indexOf(0);
-  return nul < 0 ? f : f.subarray(0, nul);
-}
-
-function lossyField(h: Uint8Array, off: number, len: number, raw = false): string {
-  return utf8Lossy.decode(raw ? h.subarray(off, off + len) : cField(h, off, len));
 }
 
 function stripTrailingNuls(b: Uint8Array): Uint8Array {
   let end = b.length;
   while (end > 0 && b[end - 1] === 0) end--;
   return b.slice(0, end);
-}
-
-/**
- * Parse pax records `"%d %s=%s\n"`, strictly: the length counts the whole record, the record
- * ends with a newline, keys are UTF-8 without '=', no key twice, nothing after the last record.
- * An empty value means "unset" (null). Values stay bytes: xattr values are binary.
- */
-export function parsePax(
-  data: Uint8Array,
-  shown: Shown,
-  offset: number,
-): Record<string, Uint8Array | null> {
-  const out: Record<string, Uint8Array | null> = Object.create(null);
-  const bad = (why: string) =>
-    new TarViolation({
-      rule: "pax-malformed",
-      entry: text(shown),
-      offset,
-      message: `malformed pax header: ${why}`,
-    });
-  let off = 0;
-  while (off < data.length) {
-    let len = 0;
-    let i = off;
-    while (i < data.length && data[i] >= 0x30 && data[i] <= 0x39 && i - off < 16) {
-      len = len * 10 + (data[i] - 0x30);
-      i++;
-    }
-    if (i === off || data[i] !== 0x20) {
-      throw bad(`record at byte ${off} does not start with a length and a space`);
-    }
-    if (data[off] === 0x30) throw bad(`record length at byte ${off} has a leading zero`);
-    if (len <= i - off + 1 || off + len > data.length) {
-      throw bad(`record length ${len} at byte ${off} does not fit`);
-    }
-    const rec = data.subarray(i + 1, off + len);
-    if (rec[rec.length - 1] !== 0x0a) {
-      throw bad(`record at byte ${off} does not end with a newline`);
-    }
-    const eq = rec.indexOf(0x3d);
-    if (eq <= 0) throw bad(`record at byte ${off} has no 'key='`);
-    let key: string;
-    try {
-      key = asciiKey(rec.subarray(0, eq)) ?? utf8Strict.decode(rec.subarray(0, eq));
-    } catch {
-      throw bad(`key of the record at byte ${off} is not valid UTF-8`);
-    }
-    if (key in out) {
-      // GNU sparse 0.0 repeats its offset/numbytes keys: name the real reason.
-      const sparse = SPARSE_PREFIXES.some((p) => key.startsWith(p));
-      throw new TarViolation({
-        rule: sparse ? "sparse" : "pax-duplicate-key",
-        entry: text(shown),
-        offset,
-        message: `pax key '${key}' appears twice`,
-      });
-    }
-    const value = rec.subarray(eq + 1, rec.length - 1);
-    out[key] = value.length === 0 ? null : value;
-    off += len;
-  }
-  return out;
-}
-
-/** A short pure-ASCII key without a call into the runtime (most keys); undefined otherwise. */
-function asciiKey(b: Uint8Array): string | undefined {
-  if (b.length > 64) return undefined;
-  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
-  return String.fromCharCode.apply(null, b as unknown as number[]);
 }

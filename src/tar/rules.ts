@@ -18,7 +18,7 @@
 import { COST_BOUNDS, DIRECTORY_ENTRY_OVERHEAD, type LayerLimits } from "./limits.ts";
 import { HashTable, PathHasher } from "./pathhash.ts";
 import type { TarEntry } from "./reader.ts";
-import type { Violation } from "./violation.ts";
+import type { Rule, Violation } from "./violation.ts";
 
 /** Metadata set on what an entry creates. */
 export interface EntryMeta {
@@ -129,214 +129,193 @@ export class LayerRules {
     return { ...this.#s, largestFile: this.#s.largestFile ? { ...this.#s.largestFile } : null };
   }
 
-  /** Check one entry; on success, the operation it stands for. */
+  /**
+   * Check one entry; on success, the operation it stands for. Every entry counts against the
+   * entry limit and needs a clean name; then a whiteout marker is checked as one, and anything
+   * else by the checker of its type.
+   */
   check(e: TarEntry): CheckResult {
     const L = this.#limits;
-
-    const v = (rule: string, message: string): Violation => ({
-      rule,
-      entry: e.displayName,
-      message,
-      offset: e.offset,
-    });
     if (++this.#s.entries > L.entries) {
-      return {
-        violations: [v("limit-entries", `more than ${L.entries} entries in one layer`)],
-        fatal: true,
-      };
+      return stop(e, "limit-entries", `more than ${L.entries} entries in one layer`);
     }
-    const violations: Violation[] = [];
-    if (e.type === "char" || e.type === "block") {
-      violations.push(
-        v("device", `${e.type === "char" ? "character" : "block"} device entries are refused`),
-      );
-    } else if (e.type === "fifo") violations.push(v("fifo", "FIFO entries are refused"));
+    // A device or FIFO is refused whatever its name; a bad name is reported beside it.
+    const typeRefused = e.type === "char" || e.type === "block"
+      ? violation(
+        e,
+        "device",
+        `${e.type === "char" ? "character" : "block"} device entries are refused`,
+      )
+      : e.type === "fifo"
+      ? violation(e, "fifo", "FIFO entries are refused")
+      : undefined;
     const p = normalizePath(e.name, L, "name");
     if (typeof p !== "string") {
-      violations.push(v(p.rule, p.message));
-      return { violations, fatal: false };
+      const bad = violation(e, p.rule, p.message);
+      return { violations: typeRefused ? [typeRefused, bad] : [bad], fatal: false };
     }
-    if (violations.length) return { violations, fatal: false };
-    const comps = p === "" ? [] : p.split("/");
-    const base = comps[comps.length - 1] ?? "";
-    for (let i = 0; i < comps.length - 1; i++) {
-      if (comps[i].startsWith(WH)) {
-        return {
-          violations: [
-            v("whiteout-parent", `'${comps[i]}' is a whiteout marker and cannot contain entries`),
-          ],
-          fatal: false,
-        };
+    if (typeRefused) return { violations: [typeRefused], fatal: false };
+    // Most names hold no ".wh." at all: one search, no split, for them.
+    if (p.includes(WH)) {
+      const slash = p.lastIndexOf("/");
+      const parent = whiteoutParent(p, slash);
+      if (parent !== undefined) {
+        return refuse(
+          e,
+          "whiteout-parent",
+          `'${parent}' is a whiteout marker and cannot contain entries`,
+        );
       }
-    }
-    if (base.startsWith(WH)) {
-      const dir = comps.slice(0, -1).join("/");
-      this.#s.whiteouts++;
-      if (e.type === "hardlink" || e.type === "symlink" || e.type === "directory") {
-        return {
-          violations: [
-            v("whiteout-type", `a whiteout must be an empty regular file, not a ${e.type}`),
-          ],
-          fatal: false,
-        };
+      if (p.startsWith(WH, slash + 1)) {
+        return this.#whiteout(e, slash < 0 ? "" : p.slice(0, slash), p.slice(slash + 1));
       }
-      if (base === OPAQUE) return { op: { kind: "opaque", path: dir } };
-      const name = base.slice(WH.length);
-      if (name.startsWith(WH)) {
-        return {
-          violations: [v("whiteout-reserved", `'${base}' is a reserved whiteout name`)],
-          fatal: false,
-        };
-      }
-      if (name === "" || name === "." || name === "..") {
-        return {
-          violations: [
-            v("whiteout-dot", `whiteout '${base}' names ${name === "" ? "nothing" : `'${name}'`}`),
-          ],
-          fatal: false,
-        };
-      }
-      return { op: { kind: "whiteout", path: dir === "" ? name : `${dir}/${name}` } };
     }
     if (p === "" && e.type !== "directory") {
-      return {
-        violations: [
-          v("root-not-directory", `the image root may only be a directory, not a ${e.type}`),
-        ],
-        fatal: false,
-      };
+      return refuse(
+        e,
+        "root-not-directory",
+        `the image root may only be a directory, not a ${e.type}`,
+      );
     }
-    const meta: EntryMeta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
     switch (e.type) {
-      case "file": {
-        if (e.size > L.fileBytes) {
-          return {
-            violations: [
-              v("limit-file-bytes", `file of ${e.size} bytes exceeds the limit of ${L.fileBytes}`),
-            ],
-            fatal: true,
-          };
-        }
-        this.#s.unpackedBytes += e.size;
-        if (this.#s.unpackedBytes > L.unpackedBytes) {
-          return {
-            violations: [
-              v("limit-unpacked-bytes", `layer unpacks to more than ${L.unpackedBytes} bytes`),
-            ],
-            fatal: true,
-          };
-        }
-        this.#s.files++;
-        if (!this.#s.largestFile || e.size > this.#s.largestFile.bytes) {
-          this.#s.largestFile = { path: p, bytes: e.size };
-        }
-        this.#see(p, false);
-        return { op: { kind: "file", path: p, size: e.size, meta } };
-      }
+      case "file":
+        return this.#file(e, p);
       case "directory":
-        // The applier keeps each directory's path until the end, to set its time last.
-        this.#directoryBytes += byteLength(p) + DIRECTORY_ENTRY_OVERHEAD;
-        if (this.#directoryBytes > L.directoryPathBytes) {
-          return {
-            violations: [
-              v(
-                "limit-directory-paths",
-                `the layer's directory paths add up to more than ${L.directoryPathBytes} bytes`,
-              ),
-            ],
-            fatal: true,
-          };
-        }
-        this.#s.directories++;
-        this.#see(p, true);
-        return { op: { kind: "directory", path: p, meta } };
-      case "symlink": {
-        if (e.linkname.length === 0) {
-          return { violations: [v("symlink-empty", "symlink with an empty target")], fatal: false };
-        }
-        if (e.linkname.length > L.symlinkTargetBytes) {
-          return {
-            violations: [
-              v(
-                "symlink-too-long",
-                `symlink target of ${e.linkname.length} bytes exceeds the limit of ${L.symlinkTargetBytes}`,
-              ),
-            ],
-            fatal: false,
-          };
-        }
-        if (e.linkname.includes(0)) {
-          return {
-            violations: [v("link-nul", "symlink target contains a NUL byte")],
-            fatal: false,
-          };
-        }
-        let target: string;
-        try {
-          target = ascii(e.linkname) ?? utf8.decode(e.linkname);
-        } catch {
-          return {
-            violations: [v("link-utf8", "symlink target is not valid UTF-8")],
-            fatal: false,
-          };
-        }
-        this.#s.symlinks++;
-        this.#see(p, false);
-        return { op: { kind: "symlink", path: p, target, meta } };
-      }
-      case "hardlink": {
-        const raw = e.linkname;
-        if (raw[0] === 0x2f) {
-          return {
-            violations: [
-              v("hardlink-outside", "hardlink target is an absolute path outside the image"),
-            ],
-            fatal: false,
-          };
-        }
-        const t = normalizePath(raw, L, "hardlink target");
-        if (typeof t !== "string") {
-          return {
-            violations: [v(t.rule === "name-dotdot" ? "hardlink-outside" : t.rule, t.message)],
-            fatal: false,
-          };
-        }
-        if (t === "" || t === p) {
-          return {
-            violations: [
-              v("hardlink-unknown-target", `hardlink to ${t === "" ? "the image root" : "itself"}`),
-            ],
-            fatal: false,
-          };
-        }
-        const known = this.#seenKind(t);
-        const kind = known ?? this.#lower?.(t) ?? "missing";
-        if (kind === "missing") {
-          return {
-            violations: [
-              v(
-                "hardlink-unknown-target",
-                `hardlink target '${t}' was not seen before in this layer${
-                  this.#lower ? " and is not in the lower layers" : ""
-                }`,
-              ),
-            ],
-            fatal: false,
-          };
-        }
-        if (kind === "directory") {
-          return {
-            violations: [v("hardlink-to-directory", `hardlink target '${t}' is a directory`)],
-            fatal: false,
-          };
-        }
-        this.#s.hardlinks++;
-        this.#see(p, false);
-        return { op: { kind: "hardlink", path: p, target: t } };
-      }
+        return this.#directory(e, p);
+      case "symlink":
+        return this.#symlink(e, p);
+      case "hardlink":
+        return this.#hardlink(e, p);
       default:
-        return { violations: [v("unknown-type", `entry type ${e.type} is refused`)], fatal: false };
+        return refuse(e, "unknown-type", `entry type ${e.type} is refused`);
     }
+  }
+
+  /**
+   * A whiteout (`.wh.NAME` in `dir`: remove what lower layers left at NAME) or an opaque marker
+   * (`.wh..wh..opq`: empty `dir` of lower-layer content). Either is an empty regular file.
+   */
+  #whiteout(e: TarEntry, dir: string, base: string): CheckResult {
+    this.#s.whiteouts++;
+    if (e.type === "hardlink" || e.type === "symlink" || e.type === "directory") {
+      return refuse(
+        e,
+        "whiteout-type",
+        `a whiteout must be an empty regular file, not a ${e.type}`,
+      );
+    }
+    if (base === OPAQUE) return { op: { kind: "opaque", path: dir } };
+    const name = base.slice(WH.length);
+    if (name.startsWith(WH)) {
+      return refuse(e, "whiteout-reserved", `'${base}' is a reserved whiteout name`);
+    }
+    if (name === "" || name === "." || name === "..") {
+      return refuse(
+        e,
+        "whiteout-dot",
+        `whiteout '${base}' names ${name === "" ? "nothing" : `'${name}'`}`,
+      );
+    }
+    return { op: { kind: "whiteout", path: dir === "" ? name : `${dir}/${name}` } };
+  }
+
+  /** A regular file: within the size limits, one file and the layer's total. */
+  #file(e: TarEntry, p: string): CheckResult {
+    const L = this.#limits;
+    if (e.size > L.fileBytes) {
+      return stop(
+        e,
+        "limit-file-bytes",
+        `file of ${e.size} bytes exceeds the limit of ${L.fileBytes}`,
+      );
+    }
+    this.#s.unpackedBytes += e.size;
+    if (this.#s.unpackedBytes > L.unpackedBytes) {
+      return stop(e, "limit-unpacked-bytes", `layer unpacks to more than ${L.unpackedBytes} bytes`);
+    }
+    this.#s.files++;
+    if (!this.#s.largestFile || e.size > this.#s.largestFile.bytes) {
+      this.#s.largestFile = { path: p, bytes: e.size };
+    }
+    this.#see(p, false);
+    return { op: { kind: "file", path: p, size: e.size, meta: metaOf(e) } };
+  }
+
+  /** A directory: the applier keeps each one's path until the end, to set its time last. */
+  #directory(e: TarEntry, p: string): CheckResult {
+    const L = this.#limits;
+    this.#directoryBytes += byteLength(p) + DIRECTORY_ENTRY_OVERHEAD;
+    if (this.#directoryBytes > L.directoryPathBytes) {
+      return stop(
+        e,
+        "limit-directory-paths",
+        `the layer's directory paths add up to more than ${L.directoryPathBytes} bytes`,
+      );
+    }
+    this.#s.directories++;
+    this.#see(p, true);
+    return { op: { kind: "directory", path: p, meta: metaOf(e) } };
+  }
+
+  /** A symlink: a target that is not empty, not too long, UTF-8 without NUL. Never followed. */
+  #symlink(e: TarEntry, p: string): CheckResult {
+    const raw = e.linkname;
+    const limit = this.#limits.symlinkTargetBytes;
+    if (raw.length === 0) return refuse(e, "symlink-empty", "symlink with an empty target");
+    if (raw.length > limit) {
+      return refuse(
+        e,
+        "symlink-too-long",
+        `symlink target of ${raw.length} bytes exceeds the limit of ${limit}`,
+      );
+    }
+    if (raw.includes(0)) return refuse(e, "link-nul", "symlink target contains a NUL byte");
+    let target: string;
+    try {
+      target = ascii(raw) ?? utf8.decode(raw);
+    } catch {
+      return refuse(e, "link-utf8", "symlink target is not valid UTF-8");
+    }
+    this.#s.symlinks++;
+    this.#see(p, false);
+    return { op: { kind: "symlink", path: p, target, meta: metaOf(e) } };
+  }
+
+  /**
+   * A hardlink: to a non-directory inside the image, made earlier in this layer and still
+   * there, or found in the lower layers.
+   */
+  #hardlink(e: TarEntry, p: string): CheckResult {
+    const raw = e.linkname;
+    if (raw[0] === 0x2f) {
+      return refuse(e, "hardlink-outside", "hardlink target is an absolute path outside the image");
+    }
+    const t = normalizePath(raw, this.#limits, "hardlink target");
+    if (typeof t !== "string") {
+      return refuse(e, t.rule === "name-dotdot" ? "hardlink-outside" : t.rule, t.message);
+    }
+    if (t === "" || t === p) {
+      return refuse(
+        e,
+        "hardlink-unknown-target",
+        `hardlink to ${t === "" ? "the image root" : "itself"}`,
+      );
+    }
+    const kind = this.#seenKind(t) ?? this.#lower?.(t) ?? "missing";
+    if (kind === "missing") {
+      const lower = this.#lower ? " and is not in the lower layers" : "";
+      return refuse(
+        e,
+        "hardlink-unknown-target",
+        `hardlink target '${t}' was not seen before in this layer${lower}`,
+      );
+    }
+    if (kind === "directory") {
+      return refuse(e, "hardlink-to-directory", `hardlink target '${t}' is a directory`);
+    }
+    this.#s.hardlinks++;
+    this.#see(p, false);
+    return { op: { kind: "hardlink", path: p, target: t } };
   }
 
   /** Remember that entry number `entries` made `p`. O(length of p). */
@@ -366,6 +345,37 @@ export class LayerRules {
 }
 
 /**
+ * The first component of `p` before its last (at `slash`) that is a whiteout marker, if any: a
+ * marker names something to remove and cannot contain entries.
+ */
+function whiteoutParent(p: string, slash: number): string | undefined {
+  if (slash < 0) return undefined;
+  if (p.startsWith(WH)) return p.slice(0, p.indexOf("/"));
+  const at = p.indexOf("/" + WH);
+  if (at < 0 || at >= slash) return undefined;
+  return p.slice(at + 1, p.indexOf("/", at + 1));
+}
+
+/** The metadata an entry sets on what it creates. */
+function metaOf(e: TarEntry): EntryMeta {
+  return { mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
+}
+
+function violation(e: TarEntry, rule: Rule, message: string): Violation {
+  return { rule, entry: e.displayName, message, offset: e.offset };
+}
+
+/** The entry is refused; later entries are still checked, to list every violation. */
+function refuse(e: TarEntry, rule: Rule, message: string): CheckResult {
+  return { violations: [violation(e, rule, message)], fatal: false };
+}
+
+/** A limit is broken: stop reading, what follows cannot be trusted to be bounded. */
+function stop(e: TarEntry, rule: Rule, message: string): CheckResult {
+  return { violations: [violation(e, rule, message)], fatal: true };
+}
+
+/**
  * Normalize an entry name: strict UTF-8, no NUL, relative, no `..`; a leading `./` and `.`
  * components and repeated or trailing slashes are dropped ("./" alone is the root, "").
  * Returns the path, or the rule it breaks.
@@ -374,7 +384,7 @@ export function normalizePath(
   raw: Uint8Array,
   limits: Pick<LayerLimits, "pathDepth">,
   what = "name",
-): string | { rule: string; message: string } {
+): string | { rule: Rule; message: string } {
   if (raw.length === 0) return { rule: "name-empty", message: `empty ${what}` };
   if (raw.includes(0)) return { rule: "name-nul", message: `${what} contains a NUL byte` };
   if (raw.length > COST_BOUNDS.pathBytes) {

@@ -17,6 +17,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { COST_BOUNDS } from "./limits.ts";
+import { sniffOtherCompression } from "./magic.ts";
 import { TarViolation } from "./violation.ts";
 
 /** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
@@ -238,23 +239,4 @@ function release(chunk: Uint8Array | undefined): void {
   if (!chunk || chunk.byteOffset !== 0 || chunk.byteLength !== chunk.buffer.byteLength) return;
   const buf = chunk.buffer as { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
   if (buf.transfer && !buf.detached) buf.transfer(0);
-}
-
-/** Compression formats recognised only to name them in the refusal. Magic bytes -> name. */
-const OTHER_COMPRESSIONS: [number[], string][] = [
-  [[0x28, 0xb5, 0x2f, 0xfd], "zstd"],
-  [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz"],
-  [[0x42, 0x5a, 0x68], "bzip2"],
-  [[0x04, 0x22, 0x4d, 0x18], "lz4"],
-  [[0x1f, 0x9d], "compress (.Z)"],
-  [[0x4c, 0x5a, 0x49, 0x50], "lzip"],
-  [[0x5d, 0x00, 0x00], "lzma"],
-];
-
-/** The name of the compression format `head` starts with, if it is one we refuse. */
-export function sniffOtherCompression(head: Uint8Array): string | undefined {
-  for (const [magic, name] of OTHER_COMPRESSIONS) {
-    if (magic.every((b, i) => head[i] === b)) return name;
-  }
-  return undefined;
 }

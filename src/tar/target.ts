@@ -32,6 +32,8 @@ import {
   type Stat,
   SyscallError,
 } from "../host/libc.ts";
+import type { FileWriter } from "./file_writer.ts";
+import { HashTable, PathHasher } from "./pathhash.ts";
 
 /** Bits of {@linkcode TargetDir.needs}: the same as the file writer's record flags. */
 export const NEEDS_CHOWN = 1;
@@ -39,6 +41,13 @@ export const NEEDS_CHMOD = 2;
 
 /** Parent descriptors kept open at once. */
 const PARENT_CACHE = 16;
+
+/**
+ * A file is created on the writer's thread only while fewer records than this wait there:
+ * past it, that thread has enough to do and this one creates the file itself. The threads
+ * balance so, whatever the share of parsing, creating and copying a layer needs.
+ */
+const DEFER_BELOW = 64;
 
 /** What a path holds, its last component not followed. */
 export type Kind = "file" | "directory" | "missing";
@@ -75,6 +84,26 @@ export class TargetDir {
   readonly #groupOf = new Map<number, number>();
   /** The group the last file from {@linkcode createFile} was created with. */
   #createdGid = 0;
+  /**
+   * Where files are finished (and, when it can, created), once {@linkcode attach}ed. Creating
+   * a file on its thread is safe only where this thread knows the name is free: in a
+   * directory this layer made (so empty when made) and under a name not made there before.
+   */
+  #writer?: FileWriter;
+  /** Open directory descriptor -> its inode. */
+  readonly #inoOf = new Map<number, number>();
+  /** Inodes of directories this layer made, while files may be created on the writer's thread. */
+  readonly #fresh = new Set<number>();
+  /**
+   * Names made in those directories (a hash of "inode/name") -> 1 + the writer's record
+   * creating it, or 0 when made here. A hash collision only keeps a file on this thread.
+   */
+  readonly #made = new HashTable();
+  readonly #hasher = new PathHasher();
+  /** Directory descriptor -> the last record that creates a file in it (not to close before). */
+  readonly #lastUse = new Map<number, number>();
+  readonly #nameBuf = new Uint8Array(1024);
+  readonly #enc = new TextEncoder();
 
   private constructor(
     c: Libc,
@@ -91,6 +120,109 @@ export class TargetDir {
     this.#umask = c.umask();
     this.#ids = c.ids();
     this.#groupOf.set(root, this.#groupFor(root));
+  }
+
+  /**
+   * Queue regular files on `writer` from now on ({@linkcode queueFile}). Unless this target
+   * tracks what it creates (a layer with whiteouts), the writer's thread may also create them.
+   */
+  attach(writer: FileWriter): void {
+    this.#writer = writer;
+  }
+
+  /** True while files may be created on the writer's thread. */
+  get #defer(): boolean {
+    return this.#writer !== undefined && !this.#track;
+  }
+
+  /**
+   * Regular file `path` (replacing whatever is there, never following it), its data `size`
+   * bytes at `offset` in the blob, finished on the attached writer's thread; created there
+   * too when this thread knows the name is free and that thread has room, else here.
+   */
+  queueFile(
+    path: string,
+    offset: number,
+    size: number,
+    meta: { uid: number; gid: number; mode: number; mtime: number },
+  ): void {
+    const w = this.#writer!;
+    const { parent, name } = this.#split(path, true);
+    const key = this.#freshKey(parent, name);
+    let fd = -1;
+    let bytes: Uint8Array | undefined;
+    if (key !== 0) {
+      const at = this.#made.get(key);
+      if (at === undefined && w.backlog < DEFER_BELOW) bytes = this.#encodeName(name);
+      if (bytes) this.#createdGid = this.#groupOf.get(parent) ?? -1;
+      else if (at !== undefined && at > w.tail) w.drain(); // its record is not done
+    }
+    if (!bytes) fd = this.#createIn(parent, name, meta.mode);
+    const n = this.needs(meta.uid, meta.gid, meta.mode);
+    try {
+      w.push({
+        fd,
+        parent,
+        name: bytes,
+        offset,
+        size,
+        uid: meta.uid,
+        gid: meta.gid,
+        mode: meta.mode,
+        mtime: meta.mtime,
+        chown: (n & NEEDS_CHOWN) !== 0,
+        chmod: (n & NEEDS_CHMOD) !== 0,
+      }, path);
+    } catch (err) {
+      if (fd >= 0) this.discard(fd);
+      throw err;
+    }
+    if (key === 0) return;
+    this.#made.set(key, bytes ? w.head : 0); // 1 + the record creating it, or 0: made here
+    if (bytes) this.#lastUse.set(parent, w.head - 1);
+  }
+
+  /** `name` as the bytes a system call takes, when it fits NAME_MAX; else undefined. */
+  #encodeName(name: string): Uint8Array | undefined {
+    const buf = this.#nameBuf;
+    if (name.length > 255) return undefined;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 0x80) {
+        const { read, written } = this.#enc.encodeInto(name, buf);
+        return read === name.length && written <= 255 ? buf.subarray(0, written) : undefined;
+      }
+      buf[i] = c;
+    }
+    return buf.subarray(0, name.length);
+  }
+
+  /**
+   * The key of `name` in `parent` when `parent` is a directory this layer made, while files
+   * may be created on the writer's thread; else 0.
+   */
+  #freshKey(parent: number, name: string): number {
+    if (!this.#defer || this.#fresh.size === 0) return 0;
+    const ino = this.#inoOf.get(parent);
+    if (ino === undefined || !this.#fresh.has(ino)) return 0;
+    return this.#hasher.hashIn(ino, name);
+  }
+
+  /**
+   * Before this thread makes or replaces `name` in `parent`: wait for the writer if its thread
+   * is still creating that very name, and note the name as made.
+   */
+  #claim(parent: number, name: string): void {
+    const key = this.#freshKey(parent, name);
+    if (key === 0) return;
+    const at = this.#made.get(key);
+    if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain();
+    this.#made.set(key, 0);
+  }
+
+  /** Before an operation that may look at or remove any name: every queued file exists. */
+  #settle(): void {
+    if (this.#defer) this.#writer!.drain();
   }
 
   /**
@@ -120,6 +252,11 @@ export class TargetDir {
    */
   createFile(path: string, mode: number): number {
     const { parent, name } = this.#split(path, true);
+    this.#claim(parent, name);
+    return this.#createIn(parent, name, mode);
+  }
+
+  #createIn(parent: number, name: string, mode: number): number {
     const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.NOCTTY;
     let fd: number;
     try {
@@ -175,6 +312,7 @@ export class TargetDir {
       mine = false;
     } else {
       const { parent, name } = this.#split(path, true);
+      this.#claim(parent, name);
       try {
         this.#c.mkdirat(parent, name, 0o700);
       } catch (err) {
@@ -194,7 +332,10 @@ export class TargetDir {
       (mine ? this.#created : this.#listed).add(ino);
     }
     if (fd === this.#root) this.#groupOf.set(fd, mode & 0o2000 ? gid : this.#ids.gid);
-    else this.#cacheParent(path, fd); // after chmod: the group new files get is known now
+    else {
+      this.#cacheParent(path, fd); // after chmod: the group new files get is known now
+      if (mine && this.#defer) this.#fresh.add(this.#inoOf.get(fd)!);
+    }
     // A directory that was there may also be cached under another path (through a link),
     // with the group its files got before this entry.
     if (!mine) this.#stale = true;
@@ -214,6 +355,7 @@ export class TargetDir {
   /** Make symlink `path` -> `target` (the target is stored, never resolved here). */
   symlink(path: string, target: string, uid: number, gid: number, mtime: number): void {
     const { parent, name } = this.#split(path, true);
+    this.#claim(parent, name);
     try {
       this.#c.symlinkat(target, parent, name);
     } catch (err) {
@@ -231,9 +373,11 @@ export class TargetDir {
    * linked itself, not followed). Throws SyscallError ENOENT when the target is missing.
    */
   hardlink(path: string, target: string): void {
+    this.#settle(); // the target may be a file still being created
     const t = this.#openParentUncached(target);
     try {
       const { parent, name } = this.#split(path, true);
+      this.#claim(parent, name);
       try {
         this.#c.linkat(t.fd, t.name, parent, name);
       } catch (err) {
@@ -249,6 +393,7 @@ export class TargetDir {
   /** What is at `path` (its last component not followed). */
   lookup(path: string): Kind {
     if (path === "") return "directory";
+    this.#settle();
     let t: { fd: number; name: string };
     try {
       t = this.#openParentUncached(path);
@@ -272,6 +417,7 @@ export class TargetDir {
    * directory this layer lists or wrote into stays, emptied of lower content.
    */
   whiteout(path: string): void {
+    this.#settle();
     const p = this.#splitExisting(path);
     if (!p) return;
     let st: Stat;
@@ -291,6 +437,7 @@ export class TargetDir {
 
   /** An opaque marker: empty directory `path` of lower content, keeping this layer's. */
   opaque(path: string): void {
+    this.#settle();
     const fd = this.#openExistingDir(path);
     if (fd === null) return;
     try {
@@ -366,6 +513,7 @@ export class TargetDir {
   #removeAt(dirfd: number, name: string | Uint8Array): void {
     const st = this.#c.lstatat(dirfd, name);
     if ((st.mode & S_IFMT) === S_IFDIR) {
+      this.#settle(); // files may still be queued for creation inside
       const fd = this.#c.openat(dirfd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
       try {
         for (const child of this.#c.readdir(fd)) this.#removeAt(fd, child);
@@ -424,6 +572,8 @@ export class TargetDir {
     const { parent, name } = this.#splitFor(path, links);
     // Only real names are made: "." and ".." are the kernel's to resolve.
     if (name === "" || name === "." || name === "..") throw notFound;
+    // A file still queued under this name is what is missing: made first, it is no directory.
+    this.#claim(parent, name);
     try {
       this.#c.mkdirat(parent, name, 0o755);
     } catch (err) {
@@ -446,6 +596,7 @@ export class TargetDir {
     }
     const fd = this.#c.openat(parent, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
     if (this.#track) this.#created.add(this.#c.lstatat(fd, "").ino);
+    if (this.#defer) this.#fresh.add(this.#c.lstatat(fd, "").ino);
     return fd;
   }
 
@@ -471,24 +622,32 @@ export class TargetDir {
     // A directory made through a symlink is cached under the link's target path already.
     for (const v of this.#parents.values()) if (v === fd) return;
     const old = this.#parents.get(path);
-    if (old !== undefined) this.#c.close(old);
+    if (old !== undefined) this.#release(old);
     else if (this.#parents.size >= PARENT_CACHE) this.#dropParents();
-    if (old !== undefined) this.#groupOf.delete(old);
     this.#parents.set(path, fd);
     this.#groupOf.set(fd, this.#groupFor(fd));
   }
 
-  /** The group a file created in directory `fd` gets. */
+  /** The group a file created in directory `fd` gets (and, on the way, `fd`'s inode). */
   #groupFor(fd: number): number {
     const st = this.#c.lstatat(fd, "");
+    this.#inoOf.set(fd, st.ino);
     return st.mode & 0o2000 ? st.gid : this.#ids.gid;
   }
 
+  /** Close cached directory `fd`, once no queued file is still to be created in it. */
+  #release(fd: number): void {
+    this.#groupOf.delete(fd);
+    this.#inoOf.delete(fd);
+    const last = this.#lastUse.get(fd);
+    if (last === undefined) return this.#c.close(fd);
+    this.#lastUse.delete(fd);
+    if (last < this.#writer!.tail) return this.#c.close(fd);
+    this.#writer!.release(fd, (d) => this.#c.close(d));
+  }
+
   #dropParents(): void {
-    for (const fd of this.#parents.values()) {
-      this.#c.close(fd);
-      this.#groupOf.delete(fd);
-    }
+    for (const fd of this.#parents.values()) this.#release(fd);
     this.#parents.clear();
     this.#stale = false;
   }

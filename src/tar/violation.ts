@@ -14,9 +14,80 @@
  */
 import { InvalidInputError } from "../errors.ts";
 
+/** The name of a broken rule: stable and kebab-case, for scripts reading `--json`. */
+export type Rule =
+  // The blob and the tar format, refused by the source and the reader (`source.ts`, `reader.ts`).
+  | "compression-unsupported"
+  | "gzip-corrupt"
+  | "truncated"
+  | "zero-block"
+  | "trailing-data"
+  | "header-checksum"
+  | "header-format"
+  | "size-unparseable"
+  | "size-overflow"
+  | "size-negative"
+  | "size-unexpected"
+  | "field-unparseable"
+  | "owner-range"
+  | "mtime-range"
+  | "unknown-type"
+  | "sparse"
+  | "volume"
+  // Pax and GNU meta headers (`pax.ts`, `reader.ts`).
+  | "meta-dangling"
+  | "meta-repeated"
+  | "pax-malformed"
+  | "pax-duplicate-key"
+  | "pax-unknown-key"
+  | "pax-global-key"
+  | "pax-too-large"
+  | "longname-too-large"
+  // Names and link targets (`rules.ts`).
+  | "name-empty"
+  | "name-nul"
+  | "name-utf8"
+  | "name-absolute"
+  | "name-dotdot"
+  | "path-too-long"
+  | "path-depth"
+  | "component-too-long"
+  | "root-not-directory"
+  | "device"
+  | "fifo"
+  | "symlink-empty"
+  | "symlink-too-long"
+  | "link-nul"
+  | "link-utf8"
+  | "hardlink-outside"
+  | "hardlink-unknown-target"
+  | "hardlink-to-directory"
+  // OCI whiteouts (`rules.ts`).
+  | "whiteout-parent"
+  | "whiteout-type"
+  | "whiteout-reserved"
+  | "whiteout-dot"
+  // Layer limits (`limits.ts`, checked in `rules.ts`; linked parents by the applier).
+  | "limit-entries"
+  | "limit-file-bytes"
+  | "limit-unpacked-bytes"
+  | "limit-directory-paths"
+  | "limit-linked-parents"
+  // What the kernel or the blob says while a layer is applied (`apply.ts`).
+  | "sha256-mismatch"
+  | "blob-changed"
+  | "too-many-links"
+  | "symlink-loop"
+  | "parent-not-directory"
+  | "parent-missing"
+  | "too-large-for-target";
+
 /** One broken rule. */
 export interface Violation {
-  /** Stable kebab-case rule name, e.g. `header-checksum`, `name-absolute`, `limit-entries`. */
+  /**
+   * One of the {@linkcode Rule} names. Declared as a string while the applier's table of kernel
+   * errors (`apply.ts`) still names its rules as strings; the readers and rules produce `Rule`.
+   */
   rule: string;
   /** The entry's name as the archive spells it (lossily decoded), or `""` for the archive itself. */
   entry: string;
@@ -53,5 +124,15 @@ export function formatViolation(v: Violation): string {
 export class TarViolation extends Error {
   constructor(readonly violation: Violation) {
     super(formatViolation(violation));
+  }
+}
+
+/**
+ * A rule broken, found by code that does not know which entry or offset it concerns (pax
+ * records, field values); the reader turns it into a {@linkcode TarViolation}.
+ */
+export class Refusal extends Error {
+  constructor(readonly rule: Rule, message: string) {
+    super(message);
   }
 }

@@ -4,6 +4,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { Tar } from "./tar_builder.ts";
 import { LayerRejectedError, validateLayer } from "../../src/tar/validate.ts";
 import type { LayerLimits } from "../../src/tar/limits.ts";
+import type { Rule } from "../../src/tar/violation.ts";
 
 const enc = new TextEncoder();
 const tmp = Deno.makeTempDirSync({ prefix: "thinimage-validate-test-" });
@@ -15,7 +16,7 @@ function write(bytes: Uint8Array): string {
   return p;
 }
 
-async function rejected(t: Tar | Uint8Array, rule: string, limits?: Partial<LayerLimits>) {
+async function rejected(t: Tar | Uint8Array, rule: Rule, limits?: Partial<LayerLimits>) {
   const path = write(t instanceof Tar ? t.bytes() : t);
   try {
     await validateLayer(path, { limits });

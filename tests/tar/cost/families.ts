@@ -154,7 +154,7 @@ function* bigGlobal(): Iterable<Uint8Array> {
 
 // --- families ------------------------------------------------------------------------------
 
-/** Every family; issue 12's shapes first, then others. */
+/** Every family: the shapes that first set the memory budget, then others found since. */
 export const FAMILIES: Family[] = [
   {
     name: "global-pax-ignored",
@@ -348,7 +348,7 @@ export const FAMILIES: Family[] = [
       yield END;
     },
   },
-  // --- beyond the issue's list ---------------------------------------------------------------
+  // --- found since ---------------------------------------------------------------------------
   {
     name: "pax-many-records",
     about: "n entries, each with a pax header of 500 ignored records",

@@ -131,7 +131,10 @@ export interface GrowthBudget {
   rssMaxKiB: number;
 }
 
-/** 256 MiB at the default limits is issue 12's budget; growth of a fixed 64 MiB at most. */
+/**
+ * The agent's memory budget for one layer at the default limits (`src/tar/limits.ts`): never
+ * past 256 MiB, and growth of a fixed 64 MiB at most whatever the size of the input.
+ */
 export const DEFAULT_BUDGET: GrowthBudget = {
   slack: 2,
   floorSeconds: 0.1,
