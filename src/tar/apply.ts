@@ -30,7 +30,13 @@ import { fileIdentity } from "../host/file_identity.ts";
 import { hashInBackground } from "./background_hash.ts";
 import { paced } from "./paced.ts";
 import { LinkedParentsError, TargetDir } from "./target.ts";
-import { formatViolation, LayerRejectedError, TarViolation, type Violation } from "./violation.ts";
+import {
+  formatViolation,
+  LayerRejectedError,
+  type Rule,
+  TarViolation,
+  type Violation,
+} from "./violation.ts";
 import { validateLayer } from "./validate.ts";
 
 /**
@@ -402,7 +408,7 @@ class LayerWriter {
  * Errors the kernel returns because of what the layer holds, not because of this host: each
  * is a permanent refusal (exit 65), never retried. The rule names the cause.
  */
-const CONTENT_ERRNOS: Record<string, { rule: string; why: string }> = {
+const CONTENT_ERRNOS: Record<string, { rule: Rule; why: string }> = {
   EMLINK: { rule: "too-many-links", why: "more hard links to one file than the filesystem allows" },
   ENAMETOOLONG: {
     rule: "path-too-long",

@@ -244,7 +244,6 @@ export class FileWriter {
 
   /** Wait until every queued file is finished; throws the worker's first error. */
   drain(): void {
-    const ctl = this.#ctl;
     for (;;) {
       this.#check();
       const tail = this.tail;

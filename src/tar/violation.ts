@@ -84,11 +84,7 @@ export type Rule =
 
 /** One broken rule. */
 export interface Violation {
-  /**
-   * One of the {@linkcode Rule} names. Declared as a string while the applier's table of kernel
-   * errors (`apply.ts`) still names its rules as strings; the readers and rules produce `Rule`.
-   */
-  rule: string;
+  rule: Rule;
   /** The entry's name as the archive spells it (lossily decoded), or `""` for the archive itself. */
   entry: string;
   /** One sentence for a person. */
