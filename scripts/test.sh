@@ -34,10 +34,11 @@ if [ "$mode" != host ]; then
   bash scripts/s3-server.sh fixtures || echo "s3-server.sh fixtures failed: the VM builds them"
   # The device and end-to-end suites take minutes under emulation (more on a busy machine):
   # give each VM 40 minutes of CI's 90 before vm.sh calls it hung. Two VMs at once, each its
-  # own kernel: the tests name kernel-wide things (chain and activation devices, and
-  # reconcile resumes any suspended thinimage device), so two files must not share one
-  # kernel, and one test file keeps one vCPU of a VM busy, not two. The second VM takes the
-  # files listed here (the longest), the first everything else, new files included.
+  # own kernel: the tests name kernel-wide things (chain and activation devices by content,
+  # and reconcile resumes any suspended thinimage device), so two test files must not run
+  # side by side in one kernel, and one file at a time keeps about one host core busy. The
+  # second VM takes the files listed here (about half the time, radosgw's start included),
+  # the first everything else, new files included.
   second=(tests/vm/e2e/crash_test.ts tests/vm/e2e/failfast_test.ts)
   narrowed=0
   for a in "$@"; do case $a in tests/vm/*) narrowed=1;; esac; done
