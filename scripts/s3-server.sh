@@ -5,6 +5,9 @@
 #   scripts/s3-server.sh env    start it unless one already answers, create the fixtures if
 #                               missing or stale, print `export THINIMAGE_TEST_*=...` lines
 #   scripts/s3-server.sh stop   stop the daemons this script started
+#   scripts/s3-server.sh fixtures   build the fixture layers into .cache/fixtures/ unless there
+#                               (what `env` uploads; scripts/test.sh builds them on the host
+#                               before the device-test VM, where building costs a minute)
 #
 # State under $THINIMAGE_S3_DIR (default /tmp/thinimage-s3). Memory: memstore keeps objects in
 # RAM as they are stored, capped by $THINIMAGE_S3_MEMSTORE_BYTES (default 8 GiB; the small
@@ -26,6 +29,9 @@ PRIVATE_BUCKET=thinimage-private
 SCALE=${THINIMAGE_FIXTURES_SCALE:-500}
 [ -n "${THINIMAGE_FIXTURES_FULL_SIZE:-}" ] && SCALE=1
 FIXTURES_VERSION=$(sha256sum scripts/make-fixtures.ts | cut -c1-16)-scale$SCALE
+
+# The layers as built, by version: `env` uploads from here (the VM reads it over 9p).
+FIXTURES_DIR=$PWD/.cache/fixtures/$FIXTURES_VERSION
 
 log() { echo "s3-server: $*" >&2; }
 
@@ -123,6 +129,19 @@ CONF
     --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >/dev/null
 }
 
+build_fixtures() {
+  [ -s "$FIXTURES_DIR/complete" ] && return 0
+  log "building fixture layers into $FIXTURES_DIR"
+  local tmp
+  mkdir -p "$(dirname "$FIXTURES_DIR")"
+  tmp=$(mktemp -d "$FIXTURES_DIR.XXXXXX")
+  deno run --allow-read --allow-write --allow-env --allow-run=/usr/bin/tar,/usr/bin/gzip \
+    scripts/make-fixtures.ts --out "$tmp" --scale "$SCALE" >&2 || { rm -rf "$tmp"; return 1; }
+  echo "$FIXTURES_VERSION" >"$tmp/complete"
+  # Another run may have built it meanwhile: the same bytes, so either copy does.
+  mv -T "$tmp" "$FIXTURES_DIR" 2>/dev/null || rm -rf "$tmp"
+}
+
 fixtures_current() {
   [ "$(curl -s -m 5 "$ENDPOINT/$PUBLIC_BUCKET/fixtures-version" 2>/dev/null)" = "$FIXTURES_VERSION" ]
 }
@@ -139,12 +158,13 @@ case "${1:-}" in
       start
     fi
     if ! fixtures_current; then
-      log "writing fixtures (version $FIXTURES_VERSION)"
+      build_fixtures
+      log "uploading fixtures (version $FIXTURES_VERSION)"
       AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
-        deno run --allow-read --allow-write --allow-env --allow-sys --allow-net=127.0.0.1 \
-        --allow-run=/usr/bin/tar,/usr/bin/gzip scripts/make-fixtures.ts \
+        deno run --allow-read --allow-env --allow-sys --allow-net=127.0.0.1 \
+        scripts/make-fixtures.ts --from "$FIXTURES_DIR" \
         --endpoint "$ENDPOINT" --bucket "$PUBLIC_BUCKET" --private-bucket "$PRIVATE_BUCKET" \
-        --version "$FIXTURES_VERSION" --scale "$SCALE" >&2
+        --version "$FIXTURES_VERSION" >&2
     fi
     echo "export THINIMAGE_TEST_S3_ENDPOINT=$ENDPOINT"
     echo "export THINIMAGE_TEST_BUCKET=$PUBLIC_BUCKET"
@@ -153,8 +173,9 @@ case "${1:-}" in
     echo "export THINIMAGE_TEST_SECRET_KEY=$SECRET_KEY"
     ;;
   stop) stop ;;
+  fixtures) build_fixtures ;;
   *)
-    echo "usage: $0 env|stop" >&2
+    echo "usage: $0 env|stop|fixtures" >&2
     exit 2
     ;;
 esac
