@@ -19,7 +19,7 @@ import type { ImageEffects } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { MACHINE } from "./names.ts";
 import { activationDeviceName } from "../image/chain.ts";
-import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
+import { ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
@@ -64,8 +64,11 @@ export function activateMachine(fx: ImageEffects, pull: ReturnType<typeof pullMa
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);
       if (existing && existing.image !== request.image) {
-        throw new InvalidInputError(
-          `activation ${request.name} already exists for image ${existing.image}, not ${request.image}`,
+        // The name on the command line is taken: a usage error (README's 2), nothing hostile.
+        throw new UsageError(
+          `activation name '${request.name}' is taken by image ${existing.image}: choose ` +
+            `another --name, or free it with 'thinimage deactivate ${request.name}'`,
+          { details: { name: request.name, image: existing.image, asked: request.image } },
         );
       }
       if (existing) {

@@ -32,7 +32,7 @@ import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
 import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
-import { SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { NotInSourceError, SourceUnavailableError, ThinimageError } from "../errors.ts";
 import { MACHINE } from "./names.ts";
 
 /** What `pull` is asked. */
@@ -230,7 +230,11 @@ export function pullMachine(
         try {
           manifest = await fx.resolve(request.image, signal);
         } catch (err) {
-          if (!(err instanceof SourceUnavailableError) || known?.state !== "ready") throw err;
+          // Unreachable: the local copy stands in. Answered "no such image": it does not.
+          if (
+            !(err instanceof SourceUnavailableError) || err instanceof NotInSourceError ||
+            known?.state !== "ready"
+          ) throw err;
           fx.warn(`source unreachable; using the local copy of ${request.image}`, {
             error: err.message,
           });
