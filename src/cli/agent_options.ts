@@ -3,7 +3,7 @@
  * `deactivate`, `rm`, `gc`), and how they open an agent.
  * @module
  */
-import type { ParseArgsOptionsConfig } from "node:util";
+import type { OptionsConfig } from "./args.ts";
 import type { CommandArgs, CommandContext } from "./command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_options.ts";
 import type { Agent } from "../agent/runtime.ts";
@@ -20,7 +20,7 @@ export const AGENT_OPTIONS = {
   "no-wait": { type: "boolean" },
   pool: { type: "string" },
   "device-size": { type: "string" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies OptionsConfig;
 
 /** The usage fragment of {@linkcode AGENT_OPTIONS}. */
 export const AGENT_USAGE = `[--offline] [--no-wait] [--pool NAME] [--device-size SIZE] ${S3_USAGE}`;

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 import { DmBusyError, DmExistsError, Dmsetup, mapperPath } from "./dmsetup.ts";

@@ -17,6 +17,7 @@
 import { createHash } from "node:crypto";
 import { InvalidInputError, NotInSourceError } from "../errors.ts";
 import { DEFAULT_MAX_KEYS, DEFAULT_MAX_LAYERS } from "./limits.ts";
+export { describeIgnored } from "./ignored.ts";
 
 /** One object of a listing, as the source reports it. */
 export interface ListedObject {
@@ -230,17 +231,6 @@ export class ManifestBuilder {
     }
     return { image: this.#image, digest: manifestDigest(layers), layers, ignored };
   }
-}
-
-/** One line about the keys a listing ignored, or undefined when there were none. */
-export function describeIgnored(m: Pick<Manifest, "image" | "ignored">): string | undefined {
-  const { count, examples } = m.ignored ?? { count: 0, examples: [] };
-  if (count === 0) return undefined;
-  // Keys may be 1,024 bytes long: a summary line names the start of each.
-  const short = (k: string) => JSON.stringify(k.length > 80 ? `${k.slice(0, 77)}...` : k);
-  return `${m.image}: ignored ${count} key(s) that are not layers (${
-    examples.map(short).join(", ")
-  }${count > examples.length ? ", ..." : ""})`;
 }
 
 /**

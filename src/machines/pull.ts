@@ -30,7 +30,8 @@
 import { machine } from "../engine/machine.ts";
 import type { ImageEffects } from "./effects.ts";
 import type { ImageRecord } from "../store/catalog.ts";
-import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
+import type { Layer, Manifest } from "../image/manifest.ts";
+import { describeIgnored } from "../image/ignored.ts";
 import { chainDeviceName, chainId as chainIdOf } from "../image/chain.ts";
 import { NotInSourceError, SourceUnavailableError, ThinimageError } from "../errors.ts";
 import { MACHINE } from "./names.ts";
