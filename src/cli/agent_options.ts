@@ -6,7 +6,7 @@
 import type { OptionsConfig } from "./args.ts";
 import type { CommandArgs, CommandContext } from "./command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_options.ts";
-import type { Agent } from "../agent/runtime.ts";
+import type { Agent, AgentOptions } from "../agent/runtime.ts";
 import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
 import { formatBytes } from "./log.ts";
@@ -40,6 +40,7 @@ export const AGENT_HELP = [
 export async function agentFromArgs(
   ctx: CommandContext,
   values: CommandArgs["values"],
+  extra: Pick<AgentOptions, "dm"> = {},
 ): Promise<Agent> {
   let deviceSizeBytes: number | undefined;
   if (values["device-size"] !== undefined) {
@@ -62,6 +63,7 @@ export async function agentFromArgs(
       ? undefined
       : checkName("pool", values.pool as string, "--pool"),
     deviceSizeBytes,
+    ...extra,
   });
 }
 
@@ -99,8 +101,9 @@ export async function withAgent<T>(
   ctx: CommandContext,
   values: CommandArgs["values"],
   fn: (agent: Agent) => Promise<T>,
+  extra: Pick<AgentOptions, "dm"> = {},
 ): Promise<T> {
-  const agent = await agentFromArgs(ctx, values);
+  const agent = await agentFromArgs(ctx, values, extra);
   try {
     return await fn(agent);
   } finally {

@@ -36,7 +36,16 @@ import {
   parseThinPoolTable,
   type PoolStatus,
 } from "./parse.ts";
-import { checkDeviceName, DeviceRecords, type PoolRow } from "./records.ts";
+import {
+  checkDeviceName,
+  choosePool,
+  DEFAULT_POOL,
+  DeviceRecords,
+  type PoolRow,
+} from "./records.ts";
+
+// Where they were first: the device-free part of the device layer has them now.
+export { choosePool, DEFAULT_POOL };
 import { runTool, TOOLS } from "./tools.ts";
 
 /** A pool ready for thin devices. */
@@ -76,9 +85,6 @@ export interface InitPoolOptions {
   /** Data block size (default 64 KiB): a multiple of 64 KiB, 64 KiB to 1 GiB. */
   blockSize?: number;
 }
-
-/** The default pool name. */
-export const DEFAULT_POOL = "thinimage-pool";
 
 const SECTOR = 512;
 const MIN_META = 2 * 2 ** 20;
@@ -473,23 +479,6 @@ async function sizeFile(
 
 function normalize(table: string): string {
   return table.trim().split(/\s+/).join(" ");
-}
-
-/**
- * The pool to use: `asked`, else the only pool recorded in `store`, else
- * {@linkcode DEFAULT_POOL}.
- *
- * @example
- * ```ts
- * import { openStore } from "../store/db.ts";
- * import { choosePool } from "./pool.ts";
- * choosePool(openStore(":memory:")); // "thinimage-pool"
- * ```
- */
-export function choosePool(store: Store, asked?: string): string {
-  if (asked) return asked;
-  const names = new DeviceRecords(store).poolNames();
-  return names.length === 1 ? names[0] : DEFAULT_POOL;
 }
 
 /**

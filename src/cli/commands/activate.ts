@@ -14,6 +14,7 @@ import {
 } from "../agent_options.ts";
 import { checkName } from "../../names.ts";
 import { liveActivation } from "../../agent/existing.ts";
+import { Dmsetup } from "../../devmapper/dmsetup.ts";
 import type { Agent } from "../../agent/runtime.ts";
 import { UsageError } from "../../errors.ts";
 
@@ -65,7 +66,12 @@ const activate: Command = {
       ? image
       : checkName("activation", values.name as string, "--name");
     const policy = pullPolicy(values);
-    const live = await liveActivation(ctx.stateDir, image, name);
+    // Not live: the pool's reads start at once, to run while the machines' modules load.
+    const dm = new Dmsetup();
+    const live = await liveActivation(ctx.stateDir, image, name, dm, {
+      readPoolAhead: true,
+      pool: values.pool as string | undefined,
+    });
     const res = live ? { ...live, created: false } : await withAgent(
       ctx,
       { ...values, offline: policy === "never" },
@@ -86,6 +92,7 @@ const activate: Command = {
           ctx.signal,
         );
       },
+      { dm },
     );
     ctx.log.endProgress();
     const doc: ActivateResult = {
