@@ -42,21 +42,33 @@ export async function liveActivation(
   image: string,
   name: string,
   dm: Dmsetup = new Dmsetup(),
-  opts: { readPoolAhead?: boolean; pool?: string } = {},
 ): Promise<LiveActivation | undefined> {
   const dir = new StateDir(stateDir);
   if (!dir.hasDatabase()) return undefined;
   const store = dir.openStore();
   try {
-    const found = await find(store);
-    // Not live: the machine runs next, and its pool's reads can run while it loads.
-    if (!found && opts.readPoolAhead) readPoolAhead(store, choosePool(store, opts.pool), dm);
-    return found;
+    return await findLiveActivation(store, image, name, dm);
   } finally {
     store.close();
   }
+}
 
-  async function find(store: Store): Promise<LiveActivation | undefined> {
+/**
+ * {@linkcode liveActivation} in an open store. With `readPoolAhead`, when the answer is no
+ * (the machine runs next), the pool's reads start now, to run while the machine loads.
+ */
+export async function findLiveActivation(
+  store: Store,
+  image: string,
+  name: string,
+  dm: Dmsetup = new Dmsetup(),
+  opts: { readPoolAhead?: boolean; pool?: string } = {},
+): Promise<LiveActivation | undefined> {
+  const found = await find();
+  if (!found && opts.readPoolAhead) readPoolAhead(store, choosePool(store, opts.pool), dm);
+  return found;
+
+  async function find(): Promise<LiveActivation | undefined> {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.
     const runs = new SqliteRunStore(store);

@@ -42,6 +42,11 @@ export interface AgentOptions {
   deviceSizeBytes?: number;
   /** The device tool, perhaps already reading the pool ahead (see `readPoolAhead`). */
   dm?: Dmsetup;
+  /**
+   * The state directory's store, already open (the agent closes it): each open and close of a
+   * WAL database creates, checkpoints and removes its -wal and -shm files.
+   */
+  store?: Store;
 }
 
 /** An open agent. */
@@ -71,8 +76,8 @@ export interface Agent {
 /** Open the agent of `stateDir` (created if missing). */
 export async function openAgent(o: AgentOptions): Promise<Agent> {
   const dir = new StateDir(o.stateDir);
-  await dir.ensure();
-  const store = dir.openStore();
+  if (!o.store) await dir.ensure();
+  const store = o.store ?? dir.openStore();
   const catalog = new Catalog(store);
   const blobs = new BlobStore(o.stateDir, store);
   const me = dir.processOwner();

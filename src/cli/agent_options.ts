@@ -40,7 +40,7 @@ export const AGENT_HELP = [
 export async function agentFromArgs(
   ctx: CommandContext,
   values: CommandArgs["values"],
-  extra: Pick<AgentOptions, "dm"> = {},
+  extra: Pick<AgentOptions, "dm" | "store"> = {},
 ): Promise<Agent> {
   let deviceSizeBytes: number | undefined;
   if (values["device-size"] !== undefined) {
@@ -101,7 +101,7 @@ export async function withAgent<T>(
   ctx: CommandContext,
   values: CommandArgs["values"],
   fn: (agent: Agent) => Promise<T>,
-  extra: Pick<AgentOptions, "dm"> = {},
+  extra: Pick<AgentOptions, "dm" | "store"> = {},
 ): Promise<T> {
   const agent = await agentFromArgs(ctx, values, extra);
   try {
