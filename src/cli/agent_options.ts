@@ -96,6 +96,16 @@ export function preloadS3Client(): void {
   import("../retrieve/source.ts").catch(() => {});
 }
 
+/**
+ * Start loading the device layer (the pool and its thin devices) beside the agent's modules,
+ * which the agent would load only once it is open: a new activation needs both, and module
+ * loads in flight together overlap their file and cache reads.
+ */
+export function preloadDeviceModules(): void {
+  import("../devmapper/pool.ts").catch(() => {});
+  import("../devmapper/thin.ts").catch(() => {});
+}
+
 /** Run `fn` on an open agent and close it afterwards. */
 export async function withAgent<T>(
   ctx: CommandContext,

@@ -9,6 +9,7 @@ import {
   AGENT_OPTIONS,
   AGENT_USAGE,
   checkNetPermission,
+  preloadDeviceModules,
   preloadS3Client,
   withAgent,
 } from "../agent_options.ts";
@@ -78,6 +79,7 @@ const activate: Command = {
         readPoolAhead: true,
         pool: values.pool as string | undefined,
       });
+      if (!live) preloadDeviceModules();
       res = live ? { ...live, created: false } : await withAgent(
         ctx,
         { ...values, offline: policy === "never" },
