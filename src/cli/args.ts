@@ -2,8 +2,8 @@
  * The command line's parser: the part of `node:util`'s `parseArgs` this CLI uses (strict, with
  * positionals; string and boolean options, short aliases, `--opt=value`, `--`), with its error
  * messages. Not `node:util` itself: importing any of Deno's Node modules but `node:sqlite`
- * loads its Node compatibility layer, which was most of a warm activation's module loading
- * (bench/diag/warm_phases.sh).
+ * loads its Node compatibility layer, which on the host costs more CPU than all of a warm
+ * activation's own modules (README, "warm activate").
  *
  * @example
  * ```ts

@@ -3,7 +3,7 @@ import { assertEquals } from "../helpers/assert.ts";
 /**
  * The modules a new activation of an image pulled here loads before it acts (the CLI, the
  * activate command, the agent, the pool): without Deno's Node layer, which any Node module but
- * node:sqlite loads and which cost most of that path's start in the VM (bench/diag/warm.sh).
+ * node:sqlite loads, and which on the host costs more CPU than all of that path's own modules.
  */
 const WARM_PATH = [
   "src/main.ts",
