@@ -12,7 +12,7 @@
  * @module
  */
 import type { Store } from "../store/db.ts";
-import { InvalidInputError, ThinimageError } from "../errors.ts";
+import { ThinimageError } from "../errors.ts";
 import { DEFAULT_POOL, mapperPath } from "../names.ts";
 import type { Dmsetup } from "./dmsetup.ts";
 

@@ -18,7 +18,7 @@ import { machine } from "../engine/machine.ts";
 import type { CataloguePort, DevicePort, RunPort } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { activationDeviceName, MACHINE } from "../names.ts";
-import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
+import { ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
