@@ -89,6 +89,13 @@ export class SourceUnavailableError extends ThinimageError {
 }
 
 /**
+ * The source answered and does not have it: an image with nothing under its prefix (exit 69,
+ * as any object missing from the source). Unlike an unreachable source, a local copy does not
+ * stand in for it: the image is gone from where it is pulled.
+ */
+export class NotInSourceError extends SourceUnavailableError {}
+
+/**
  * Temporary: another process holds it, the run was cancelled, or the pool is short of space;
  * safe to retry later (exit 75). Permanent within a run: what it waits for is not this run's
  * to change, so the command ends and its caller (cron) tries again.

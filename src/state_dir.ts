@@ -24,7 +24,7 @@
  * ```
  * @module
  */
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { type OpenOptions, openStore, type Store } from "./store/db.ts";
 import { LockLiveness, OwnerLock } from "./host/process.ts";
 

@@ -13,10 +13,11 @@
  * @module
  */
 import { StateDir } from "../state_dir.ts";
+import type { Store } from "../store/db.ts";
 import { Catalog } from "../store/catalog.ts";
 import { SqliteRunStore } from "../store/runs.ts";
 import { MACHINE } from "../names.ts";
-import { DeviceRecords } from "../devmapper/records.ts";
+import { choosePool, DeviceRecords, readPoolAhead } from "../devmapper/records.ts";
 import { Dmsetup } from "../devmapper/dmsetup.ts";
 import { isThinTableOf } from "../devmapper/parse.ts";
 
@@ -46,6 +47,28 @@ export async function liveActivation(
   if (!dir.hasDatabase()) return undefined;
   const store = dir.openStore();
   try {
+    return await findLiveActivation(store, image, name, dm);
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * {@linkcode liveActivation} in an open store. With `readPoolAhead`, when the answer is no
+ * (the machine runs next), the pool's reads start now, to run while the machine loads.
+ */
+export async function findLiveActivation(
+  store: Store,
+  image: string,
+  name: string,
+  dm: Dmsetup = new Dmsetup(),
+  opts: { readPoolAhead?: boolean; pool?: string } = {},
+): Promise<LiveActivation | undefined> {
+  const found = await find();
+  if (!found && opts.readPoolAhead) readPoolAhead(store, choosePool(store, opts.pool), dm);
+  return found;
+
+  async function find(): Promise<LiveActivation | undefined> {
     // A run of this name still in flight (a process died in it, or a deactivate is under
     // way) is for the engine to resume or join: answering from the rows would leave it so.
     const runs = new SqliteRunStore(store);
@@ -54,8 +77,6 @@ export async function liveActivation(
     if (!a || a.image !== image) return undefined;
     const live = await liveDevice(new DeviceRecords(store), a.device, dm);
     return live && { image: a.image, manifestDigest: a.manifestDigest, name, ...live };
-  } finally {
-    store.close();
   }
 }
 

@@ -26,6 +26,8 @@ import { blobMachine, chainMachine, pullMachine } from "../machines/pull.ts";
 import type { SourceConfig } from "../retrieve/source.ts";
 import type { Logger } from "../log.ts";
 import type { ThinPool } from "../devmapper/thin.ts";
+import { Dmsetup } from "../devmapper/dmsetup.ts";
+import { choosePool, readPoolAhead } from "../devmapper/records.ts";
 
 /** What {@linkcode openAgent} needs. */
 export interface AgentOptions {
@@ -38,6 +40,13 @@ export interface AgentOptions {
   pool?: string;
   /** Virtual size of chain devices (default 8 GiB). */
   deviceSizeBytes?: number;
+  /** The device tool, perhaps already reading the pool ahead (see `readPoolAhead`). */
+  dm?: Dmsetup;
+  /**
+   * The state directory's store, already open (the agent closes it): each open and close of a
+   * WAL database creates, checkpoints and removes its -wal and -shm files.
+   */
+  store?: Store;
 }
 
 /** An open agent. */
@@ -67,8 +76,8 @@ export interface Agent {
 /** Open the agent of `stateDir` (created if missing). */
 export async function openAgent(o: AgentOptions): Promise<Agent> {
   const dir = new StateDir(o.stateDir);
-  await dir.ensure();
-  const store = dir.openStore();
+  if (!o.store) await dir.ensure();
+  const store = o.store ?? dir.openStore();
   const catalog = new Catalog(store);
   const blobs = new BlobStore(o.stateDir, store);
   const me = dir.processOwner();
@@ -86,12 +95,15 @@ export async function openAgent(o: AgentOptions): Promise<Agent> {
     onEvent: crash.onEvent,
   });
   let pool: Promise<ThinPool> | undefined;
+  const dm = o.dm ?? new Dmsetup();
   const openPool = (): Promise<ThinPool> =>
     pool ??= (async () => {
-      const { choosePool, ensurePool } = await import("../devmapper/pool.ts");
+      const name = choosePool(store, o.pool);
+      readPoolAhead(store, name, dm); // while the device modules load
+      const { ensurePool } = await import("../devmapper/pool.ts");
       const { ThinPool } = await import("../devmapper/thin.ts");
-      const info = await ensurePool(dir.pool, store, choosePool(store, o.pool));
-      const tp = new ThinPool(store, info, { owners: me, locksDir: dir.locks });
+      const info = await ensurePool(dir.pool, store, name, dm);
+      const tp = new ThinPool(store, info, { owners: me, locksDir: dir.locks }, dm);
       if (tp.list().some((d) => d.state === "creating" || d.state === "removing")) {
         const report = await tp.reconcile();
         for (const f of report.findings) {

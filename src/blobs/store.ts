@@ -20,7 +20,6 @@
 import type { Store } from "../store/db.ts";
 import type { LayerFormat } from "../image/format.ts";
 import { ThinimageError } from "../errors.ts";
-import { createHash } from "node:crypto";
 import { fileIdentity } from "../host/file_identity.ts";
 import { StateDir } from "../state_dir.ts";
 
@@ -58,9 +57,14 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** How long a dead download's bytes are kept for the next fetch of the same object. */
 const RESUMABLE_MS = 24 * 3600_000;
 
-/** A file-name-safe tag for an object (e.g. its ETag and size). */
-function tempTag(object: string): string {
-  return createHash("sha256").update(object).digest("hex").slice(0, 16);
+/**
+ * A file-name-safe tag for an object (e.g. its ETag and size): the start of its SHA-256 in hex.
+ * Web Crypto, not node:crypto, which would load Deno's Node layer for every command.
+ */
+async function tempTag(object: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(object));
+  return Array.from(new Uint8Array(digest).subarray(0, 8), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
 }
 /**
  * ETags that name the content: an MD5 (single-part upload, checked while downloading) or an
@@ -200,7 +204,7 @@ export class BlobStore {
   async createTemp(object?: string): Promise<TempBlob> {
     const dir = `${this.root}/tmp`;
     await Deno.mkdir(dir, { recursive: true });
-    const name = `${dir}/${object ? `${tempTag(object)}.` : ""}${crypto.randomUUID()}`;
+    const name = `${dir}/${object ? `${await tempTag(object)}.` : ""}${crypto.randomUUID()}`;
     // Created and locked under a name the sweeper leaves alone, then renamed (the lock
     // follows the file), so no sweeper can take a fresh file for an abandoned one.
     const file = await Deno.open(`${name}.new`, { read: true, write: true, createNew: true });
@@ -223,7 +227,7 @@ export class BlobStore {
    */
   async adoptTemp(object: string): Promise<TempBlob | undefined> {
     const dir = `${this.root}/tmp`;
-    const prefix = `${tempTag(object)}.`;
+    const prefix = `${await tempTag(object)}.`;
     const entries = await listDir(dir);
     for (const e of entries) {
       if (!e.name.startsWith(prefix) || !e.name.endsWith(".partial")) continue;

@@ -3,10 +3,10 @@
  * `deactivate`, `rm`, `gc`), and how they open an agent.
  * @module
  */
-import type { ParseArgsOptionsConfig } from "node:util";
+import type { OptionsConfig } from "./args.ts";
 import type { CommandArgs, CommandContext } from "./command.ts";
 import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "./s3_options.ts";
-import type { Agent } from "../agent/runtime.ts";
+import type { Agent, AgentOptions } from "../agent/runtime.ts";
 import { DEFAULT_DEVICE_SIZE } from "../agent/defaults.ts";
 import { parseSize } from "../devmapper/parse.ts";
 import { formatBytes } from "../log.ts";
@@ -20,7 +20,7 @@ export const AGENT_OPTIONS = {
   "no-wait": { type: "boolean" },
   pool: { type: "string" },
   "device-size": { type: "string" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies OptionsConfig;
 
 /** The usage fragment of {@linkcode AGENT_OPTIONS}. */
 export const AGENT_USAGE = `[--offline] [--no-wait] [--pool NAME] [--device-size SIZE] ${S3_USAGE}`;
@@ -40,6 +40,7 @@ export const AGENT_HELP = [
 export async function agentFromArgs(
   ctx: CommandContext,
   values: CommandArgs["values"],
+  extra: Pick<AgentOptions, "dm" | "store"> = {},
 ): Promise<Agent> {
   let deviceSizeBytes: number | undefined;
   if (values["device-size"] !== undefined) {
@@ -62,6 +63,7 @@ export async function agentFromArgs(
       ? undefined
       : checkName("pool", values.pool as string, "--pool"),
     deviceSizeBytes,
+    ...extra,
   });
 }
 
@@ -94,13 +96,24 @@ export function preloadS3Client(): void {
   import("../retrieve/source.ts").catch(() => {});
 }
 
+/**
+ * Start loading the device layer (the pool and its thin devices) beside the agent's modules,
+ * which the agent would load only once it is open: a new activation needs both, and module
+ * loads in flight together overlap their file and cache reads.
+ */
+export function preloadDeviceModules(): void {
+  import("../devmapper/pool.ts").catch(() => {});
+  import("../devmapper/thin.ts").catch(() => {});
+}
+
 /** Run `fn` on an open agent and close it afterwards. */
 export async function withAgent<T>(
   ctx: CommandContext,
   values: CommandArgs["values"],
   fn: (agent: Agent) => Promise<T>,
+  extra: Pick<AgentOptions, "dm" | "store"> = {},
 ): Promise<T> {
-  const agent = await agentFromArgs(ctx, values);
+  const agent = await agentFromArgs(ctx, values, extra);
   try {
     return await fn(agent);
   } finally {

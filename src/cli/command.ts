@@ -22,7 +22,7 @@
  * ```
  * @module
  */
-import type { ParseArgsOptionsConfig } from "node:util";
+import type { OptionsConfig } from "./args.ts";
 import type { Logger } from "./log.ts";
 
 /** A Deno permission a command may keep after argument parsing; all others are revoked. */
@@ -58,8 +58,8 @@ export interface Command {
   summary: string;
   /** The usage block for `thinimage NAME --help`. */
   usage: string;
-  /** Options of this subcommand, in `node:util` parseArgs form. */
-  options: ParseArgsOptionsConfig;
+  /** Options of this subcommand, in `node:util` parseArgs form (src/cli/args.ts). */
+  options: OptionsConfig;
   /** Positional arguments: [min, max] (default [0, 0]). */
   positionals?: [number, number];
   /** Permissions kept after parsing. Everything else is revoked before `run`. */

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { type OptionsConfig, parseArgs } from "./args.ts";
 import { COMMANDS } from "./registry.ts";
 import type { Command, CommandContext, PermissionName } from "./command.ts";
 import { type LogFormat, Logger, type LogLevel } from "./log.ts";
@@ -35,7 +35,7 @@ export const GLOBAL_OPTIONS = {
   verbose: { type: "boolean", short: "v" },
   "log-format": { type: "string" },
   help: { type: "boolean", short: "h" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies OptionsConfig;
 
 const ALL_PERMISSIONS: readonly PermissionName[] = [
   "read",
@@ -188,8 +188,6 @@ export function parseCommandArgs(cmd: Command, rest: string[]) {
     parsed = parseArgs({
       args: rest,
       options: { ...GLOBAL_OPTIONS, ...cmd.options },
-      allowPositionals: true,
-      strict: true,
     });
   } catch (err) {
     // node's text goes on about '--' after its first sentence: the usage below says more.

@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import type { ParseArgsOptionsConfig } from "node:util";
+import type { OptionsConfig } from "./args.ts";
 import type { CommandArgs } from "./command.ts";
 import type { ObjectSource, SourceConfig } from "../retrieve/source.ts";
 import {
@@ -34,7 +34,7 @@ export const S3_OPTIONS = {
   prefix: { type: "string" },
   "max-pages": { type: "string" },
   "max-keys": { type: "string" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies OptionsConfig;
 
 /** The usage fragment for {@linkcode S3_OPTIONS}. */
 export const S3_USAGE =

@@ -99,9 +99,14 @@ export interface BusyRetry {
   delayMs?: number;
 }
 
+/** dmsetup commands that only read: every other one drops the answers read ahead. */
+const READS = new Set(["table", "status", "info", "ls", "version"]);
+
 /** `dmsetup`, one method per operation this project uses. */
 export class Dmsetup {
   readonly #retry: RetryPolicy;
+  /** Answers started by {@linkcode Dmsetup.readAhead}, by `what name`, each served once. */
+  readonly #ahead = new Map<string, Promise<string | undefined>>();
 
   constructor(retry: BusyRetry = {}) {
     this.#retry = {
@@ -121,12 +126,19 @@ export class Dmsetup {
     return out.stdout;
   }
 
+  /** {@linkcode Dmsetup.run}, for every method here. */
+  #call(args: string[]): Promise<string> {
+    // What this object is about to change makes what it read ahead stale.
+    if (!READS.has(args[0])) this.#ahead.clear();
+    return this.run(args);
+  }
+
   /**
    * Create and activate `name` with a one-line `table`. `--verifyudev` makes (and on
    * {@linkcode Dmsetup.remove} removes) `/dev/mapper/NAME` itself when no udev does.
    */
   async create(name: string, table: string): Promise<void> {
-    await this.run(["create", "--verifyudev", name, "--table", table]);
+    await this.#call(["create", "--verifyudev", name, "--table", table]);
   }
 
   /**
@@ -135,11 +147,40 @@ export class Dmsetup {
    */
   async ensureNode(name: string): Promise<void> {
     // For devices made elsewhere, perhaps without udev and without --verifyudev.
-    await this.run(["mknodes", name]);
+    await this.#call(["mknodes", name]);
+  }
+
+  /**
+   * Start reading `name`'s table, status and device number now, three processes at once, so
+   * that they run while the caller does other work (loads modules, under emulation seconds of
+   * it). The next {@linkcode Dmsetup.table}, {@linkcode Dmsetup.status} and
+   * {@linkcode Dmsetup.deviceNumber} of `name` take these answers, each once; anything this
+   * object changes first drops them. A name already read ahead is not read again.
+   */
+  readAhead(name: string): void {
+    if (this.#ahead.has(`table ${name}`)) return;
+    const keep = (key: string, answer: Promise<string | undefined>) => {
+      answer.catch(() => {}); // taken (and thrown) later, or never
+      this.#ahead.set(`${key} ${name}`, answer);
+    };
+    keep("table", this.#table(name));
+    keep("status", this.#status(name));
+    keep("info", this.#deviceNumber(name));
+  }
+
+  /** The answer read ahead for `key`, once. */
+  #take(key: string): Promise<string | undefined> | undefined {
+    const answer = this.#ahead.get(key);
+    this.#ahead.delete(key);
+    return answer;
   }
 
   /** `MAJOR:MINOR` of the live device `name`. */
   async deviceNumber(name: string): Promise<string> {
+    return (await (this.#take(`info ${name}`) ?? this.#deviceNumber(name)))!;
+  }
+
+  async #deviceNumber(name: string): Promise<string> {
     const out = await this.#columns("major,minor", name);
     const m = /^\s*(\d+):(\d+)\s*$/.exec(out);
     if (!m) {
@@ -150,22 +191,22 @@ export class Dmsetup {
 
   /** Deactivate `name`, retrying while it is busy; throws {@linkcode DmBusyError} at the end. */
   async remove(name: string): Promise<void> {
-    await this.#whileBusy(() => this.run(["remove", "--verifyudev", name]));
+    await this.#whileBusy(() => this.#call(["remove", "--verifyudev", name]));
   }
 
   /** Suspend `name` (flushing and freezing a mounted filesystem), retrying while busy. */
   async suspend(name: string): Promise<void> {
-    await this.#whileBusy(() => this.run(["suspend", name]));
+    await this.#whileBusy(() => this.#call(["suspend", name]));
   }
 
   /** Resume a suspended `name`. */
   async resume(name: string): Promise<void> {
-    await this.#whileBusy(() => this.run(["resume", "--verifyudev", name]));
+    await this.#whileBusy(() => this.#call(["resume", "--verifyudev", name]));
   }
 
   /** Send a target message (sector 0), such as `create_thin 7`, to the pool `pool`. */
   async message(pool: string, msg: string): Promise<void> {
-    await this.run(["message", pool, "0", msg]);
+    await this.#call(["message", pool, "0", msg]);
   }
 
   /**
@@ -211,9 +252,13 @@ export class Dmsetup {
   }
 
   /** The live table of `name` (one line per target), or undefined when there is no such device. */
-  async table(name: string): Promise<string | undefined> {
+  table(name: string): Promise<string | undefined> {
+    return this.#take(`table ${name}`) ?? this.#table(name);
+  }
+
+  async #table(name: string): Promise<string | undefined> {
     try {
-      return (await this.run(["table", name])).trim();
+      return (await this.#call(["table", name])).trim();
     } catch (err) {
       if (err instanceof DmNoSuchDeviceError) return undefined;
       throw err;
@@ -221,9 +266,13 @@ export class Dmsetup {
   }
 
   /** The status line of `name`, or undefined when there is no such device. */
-  async status(name: string): Promise<string | undefined> {
+  status(name: string): Promise<string | undefined> {
+    return this.#take(`status ${name}`) ?? this.#status(name);
+  }
+
+  async #status(name: string): Promise<string | undefined> {
     try {
-      return (await this.run(["status", name])).trim();
+      return (await this.#call(["status", name])).trim();
     } catch (err) {
       if (err instanceof DmNoSuchDeviceError) return undefined;
       throw err;
@@ -232,7 +281,7 @@ export class Dmsetup {
 
   /** The live table of every device-mapper device on the host, in one run. */
   async tables(): Promise<Map<string, string>> {
-    return parseDmsetupTables(await this.run(["table"]));
+    return parseDmsetupTables(await this.#call(["table"]));
   }
 
   /** The names of every suspended device-mapper device on the host, in one run. */
@@ -243,13 +292,13 @@ export class Dmsetup {
 
   /** Every device-mapper device on the host, with its `MAJOR:MINOR`. */
   async ls(): Promise<{ name: string; dev: string }[]> {
-    return parseDmsetupLs(await this.run(["ls"]));
+    return parseDmsetupLs(await this.#call(["ls"]));
   }
 
   /** `dmsetup info` as `:`-separated columns `fields`, for `name` or every device. */
   #columns(fields: string, name?: string): Promise<string> {
     const args = ["info", "-c", "--noheadings", "--separator", ":", "-o", fields];
-    return this.run(name === undefined ? args : [...args, name]);
+    return this.#call(name === undefined ? args : [...args, name]);
   }
 
   async #whileBusy(op: () => Promise<unknown>): Promise<void> {

@@ -19,7 +19,7 @@
 import { TemporaryError, ThinimageError } from "../errors.ts";
 import { Dmsetup } from "./dmsetup.ts";
 import { poolStatus, type PoolStatusReport } from "./pool.ts";
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import { runTool, type ToolPath, TOOLS } from "./tools.ts";
 
 async function must(tool: ToolPath, args: string[], what: string): Promise<string> {

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { Store } from "../store/db.ts";
 import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
 import { DmBusyError, DmExistsError, Dmsetup } from "./dmsetup.ts";
@@ -473,23 +473,6 @@ async function sizeFile(
 
 function normalize(table: string): string {
   return table.trim().split(/\s+/).join(" ");
-}
-
-/**
- * The pool to use: `asked`, else the only pool recorded in `store`, else
- * {@linkcode DEFAULT_POOL}.
- *
- * @example
- * ```ts
- * import { openStore } from "../store/db.ts";
- * import { choosePool } from "./pool.ts";
- * choosePool(openStore(":memory:")); // "thinimage-pool"
- * ```
- */
-export function choosePool(store: Store, asked?: string): string {
-  if (asked) return asked;
-  const names = new DeviceRecords(store).poolNames();
-  return names.length === 1 ? names[0] : DEFAULT_POOL;
 }
 
 /**

@@ -13,7 +13,8 @@
  */
 import type { Store } from "../store/db.ts";
 import { ThinimageError } from "../errors.ts";
-import { mapperPath } from "../names.ts";
+import { DEFAULT_POOL, mapperPath } from "../names.ts";
+import type { Dmsetup } from "./dmsetup.ts";
 
 /** Thin ids are 24-bit (the kernel's thin-provisioning document, linked from dmsetup.ts). */
 export const MAX_THIN_ID = 0xffffff;
@@ -255,4 +256,31 @@ export class DeviceRecords {
     }
     throw new ThinimageError(`pool ${pool} has no free thin id left`);
   }
+}
+
+/**
+ * The pool to use: `asked`, else the only pool recorded in `store`, else
+ * {@linkcode DEFAULT_POOL}.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "../store/db.ts";
+ * import { choosePool } from "./records.ts";
+ * choosePool(openStore(":memory:")); // "thinimage-pool"
+ * ```
+ */
+export function choosePool(store: Store, asked?: string): string {
+  if (asked) return asked;
+  const names = new DeviceRecords(store).poolNames();
+  return names.length === 1 ? names[0] : DEFAULT_POOL;
+}
+
+/**
+ * Start reading the pool `name` (table, status, device number: what opening it, its health
+ * check and a new device's table need) in device-tool processes that run beside whatever comes
+ * next. Only for a pool made here: adopting one runs `mknodes` first, which drops such reads.
+ */
+export function readPoolAhead(store: Store, name: string, dm: Dmsetup): void {
+  const row = new DeviceRecords(store).pool(name);
+  if (row && !row.adopted) dm.readAhead(name);
 }

@@ -31,7 +31,7 @@ import {
   Dmsetup,
 } from "./dmsetup.ts";
 import { mkfsExt4, syncFilesystem } from "./fs.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { isThinTableOf, parseThinPoolTable, parseThinTable } from "./parse.ts";
 import { listThinIds, type PoolInfo, poolStatus, type PoolStatusReport } from "./pool.ts";
 import { DeviceRecords, type ThinDevice } from "./records.ts";

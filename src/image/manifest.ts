@@ -15,8 +15,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { InvalidInputError } from "../errors.ts";
+import { InvalidInputError, NotInSourceError } from "../errors.ts";
 import { DEFAULT_MAX_KEYS, DEFAULT_MAX_LAYERS } from "./limits.ts";
+export { describeIgnored } from "./ignored.ts";
 
 /** One object of a listing, as the source reports it. */
 export interface ListedObject {
@@ -80,7 +81,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /**
  * Judge the listing of `prefix` (which ends in `/`, e.g. `images/golang/`) as image `image`.
  *
- * Throws {@linkcode InvalidInputError} (exit 65), naming the offending key, for: no layers, a
+ * Throws {@linkcode NotInSourceError} (exit 69) when nothing is under `prefix`, and
+ * {@linkcode InvalidInputError} (exit 65), naming the offending key, for: no layers, a
  * gap in the numbering, a malformed layer name, more layers than `maxLayers`, more keys than
  * `maxKeys`, a key with control characters, or an impossible size. Keys that do not look like
  * layers are counted in `ignored`.
@@ -193,17 +195,25 @@ export class ManifestBuilder {
     const prefix = this.#prefix;
     const layers = this.#layers;
     const ignored = { count: this.#ignored, examples: [...this.#examples] };
+    if (layers.length === 0 && ignored.count === 0) {
+      // Nothing at all under the prefix: the source does not have this image (README's 69,
+      // "missing object"); keys that are there but are not layers are bad input (65).
+      throw new NotInSourceError(
+        `image ${this.#image} is not in the bucket (no objects under ${
+          JSON.stringify(prefix)
+        }): check its name with 'thinimage images --remote'`,
+        { details: { image: this.#image, key: prefix } },
+      );
+    }
     if (layers.length === 0) {
       this.#refuse(
-        ignored.count === 0
-          ? `no objects under ${JSON.stringify(prefix)}`
-          : `no layers (N.tar) under ${JSON.stringify(prefix)}; found only ${
-            ignored.examples.map((k) => JSON.stringify(k)).join(", ")
-          }${
-            ignored.count > ignored.examples.length
-              ? ` and ${ignored.count - ignored.examples.length} more`
-              : ""
-          }`,
+        `no layers (N.tar) under ${JSON.stringify(prefix)}; found only ${
+          ignored.examples.map((k) => JSON.stringify(k)).join(", ")
+        }${
+          ignored.count > ignored.examples.length
+            ? ` and ${ignored.count - ignored.examples.length} more`
+            : ""
+        }`,
         prefix,
       );
     }
@@ -221,17 +231,6 @@ export class ManifestBuilder {
     }
     return { image: this.#image, digest: manifestDigest(layers), layers, ignored };
   }
-}
-
-/** One line about the keys a listing ignored, or undefined when there were none. */
-export function describeIgnored(m: Pick<Manifest, "image" | "ignored">): string | undefined {
-  const { count, examples } = m.ignored ?? { count: 0, examples: [] };
-  if (count === 0) return undefined;
-  // Keys may be 1,024 bytes long: a summary line names the start of each.
-  const short = (k: string) => JSON.stringify(k.length > 80 ? `${k.slice(0, 77)}...` : k);
-  return `${m.image}: ignored ${count} key(s) that are not layers (${
-    examples.map(short).join(", ")
-  }${count > examples.length ? ", ..." : ""})`;
 }
 
 /**

@@ -18,7 +18,7 @@ import { machine } from "../engine/machine.ts";
 import type { CataloguePort, DevicePort, RunPort } from "./effects.ts";
 import { IMAGE_RETRY, ORCHESTRATION_RETRY, type pullMachine } from "./pull.ts";
 import { activationDeviceName, MACHINE } from "../names.ts";
-import { InvalidInputError, ThinimageError, UsageError } from "../errors.ts";
+import { ThinimageError, UsageError } from "../errors.ts";
 
 /** What `activate` is asked. */
 export interface ActivateRequest {
@@ -66,8 +66,11 @@ export function activateMachine(
     .start("pull", async ({ request, signal }) => {
       const existing = fx.catalog.getActivation(request.name);
       if (existing && existing.image !== request.image) {
-        throw new InvalidInputError(
-          `activation ${request.name} already exists for image ${existing.image}, not ${request.image}`,
+        // The name on the command line is taken: a usage error (README's 2), nothing hostile.
+        throw new UsageError(
+          `activation name '${request.name}' is taken by image ${existing.image}: choose ` +
+            `another --name, or free it with 'thinimage deactivate ${request.name}'`,
+          { details: { name: request.name, image: existing.image, asked: request.image } },
         );
       }
       if (existing) {

@@ -39,10 +39,11 @@ import type {
 } from "./effects.ts";
 import { type LayerStages, runLayerPipeline } from "../image/pipeline.ts";
 import type { ImageRecord } from "../image/catalogue.ts";
-import { describeIgnored, type Layer, type Manifest } from "../image/manifest.ts";
+import type { Layer, Manifest } from "../image/manifest.ts";
+import { describeIgnored } from "../image/ignored.ts";
 import { chainId as chainIdOf } from "../image/chain.ts";
 import { chainDeviceName, MACHINE } from "../names.ts";
-import { SourceUnavailableError, ThinimageError } from "../errors.ts";
+import { NotInSourceError, SourceUnavailableError, ThinimageError } from "../errors.ts";
 
 /** What `pull` is asked. */
 export interface PullRequest {
@@ -258,7 +259,11 @@ async function resolveStep(
     try {
       manifest = await fx.resolve(image, signal);
     } catch (err) {
-      if (!(err instanceof SourceUnavailableError) || known?.state !== "ready") throw err;
+      // Unreachable: the local copy stands in. Answered "no such image": it does not.
+      if (
+        !(err instanceof SourceUnavailableError) || err instanceof NotInSourceError ||
+        known?.state !== "ready"
+      ) throw err;
       fx.warn(`source unreachable; using the local copy of ${image}`, { error: err.message });
       offline = true;
     }

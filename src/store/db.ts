@@ -144,6 +144,8 @@ export function migrate(store: Store, migrations: readonly Migration[]): void {
     }
   }
   const known = migrations.length;
+  // Every open after the first: one read, where the checks below take six write locks.
+  if (store.schemaVersion() === known) return;
   store.tx(() => {
     const current = store.schemaVersion();
     if (current > known) {

@@ -6,6 +6,7 @@ import {
   DmExistsError,
   DmNoDataError,
   DmNoSuchDeviceError,
+  Dmsetup,
   DmUnavailableError,
 } from "../../src/devmapper/dmsetup.ts";
 import {
@@ -67,4 +68,52 @@ Deno.test("a busy device is retried by the engine and the machines; classified r
   }
   assert(!isPermanentByDefault(new ThinimageError("unclassified")));
   assert(!isPermanentByDefault(new Error("plain")));
+});
+
+/** Answers every read of one pool from canned text, counting the processes it stands for. */
+class Canned extends Dmsetup {
+  calls: string[] = [];
+  override run(args: string[]): Promise<string> {
+    this.calls.push(args[0]);
+    switch (args[0]) {
+      case "table":
+        return Promise.resolve(`0 2097152 thin-pool 7:0 7:1 128 32768 1 error_if_no_space\n`);
+      case "status":
+        return Promise.resolve(
+          "0 2097152 thin-pool 3 10/1000 20/1000 - rw discard_passdown error_if_no_space - 256\n",
+        );
+      case "info":
+        return Promise.resolve("253:0\n");
+      default:
+        return Promise.resolve("");
+    }
+  }
+}
+
+Deno.test("dmsetup: readAhead starts the three reads at once; each answers the next call once", async () => {
+  const dm = new Canned();
+  dm.readAhead("thinimage-p");
+  assertEquals(dm.calls, ["table", "status", "info"], "started before anyone asks");
+  dm.readAhead("thinimage-p");
+  assertEquals(dm.calls.length, 3, "not read twice");
+  assert((await dm.table("thinimage-p"))?.includes("thin-pool 7:0 7:1"));
+  assert((await dm.status("thinimage-p"))?.includes("10/1000"));
+  assertEquals(await dm.deviceNumber("thinimage-p"), "253:0");
+  assertEquals(dm.calls.length, 3, "the answers read ahead served the calls");
+  await dm.table("thinimage-p");
+  assertEquals(dm.calls.length, 4, "once: the next call reads again");
+  // Another name is read as ever.
+  await dm.status("thinimage-q");
+  assertEquals(dm.calls.length, 5);
+});
+
+Deno.test("dmsetup: what this object changes drops the answers read ahead", async () => {
+  const dm = new Canned();
+  dm.readAhead("thinimage-p");
+  await dm.table("thinimage-p");
+  await dm.message("thinimage-p", "create_thin 1");
+  assertEquals(dm.calls, ["table", "status", "info", "message"]);
+  await dm.status("thinimage-p");
+  await dm.deviceNumber("thinimage-p");
+  assertEquals(dm.calls, ["table", "status", "info", "message", "status", "info"]);
 });

@@ -11,7 +11,7 @@ import {
   ManifestBuilder,
   manifestDigest,
 } from "../../src/image/manifest.ts";
-import { InvalidInputError } from "../../src/errors.ts";
+import { InvalidInputError, NotInSourceError } from "../../src/errors.ts";
 
 const P = "images/app/";
 const obj = (name: string, size = 100, etag = `etag-${name}`): ListedObject => ({
@@ -90,7 +90,6 @@ Deno.test("manifest: the digest covers order, key, size and ETag, and nothing el
 
 Deno.test("manifest: refusals name the offending key and exit 65", () => {
   const cases: [ListedObject[], string, string][] = [
-    [[], "no objects under", P],
     [[obj("README")], "no layers", P],
     [[obj("1.tar"), obj("3.tar")], "gap in the layer numbering", "images/app/2.tar"],
     [[obj("2.tar")], "gap in the layer numbering", "images/app/1.tar"],
@@ -117,6 +116,21 @@ Deno.test("manifest: refusals name the offending key and exit 65", () => {
       "no raw control characters in messages",
     );
   }
+});
+
+Deno.test("manifest: nothing under the prefix is an image the source does not have (69)", () => {
+  const err = assertThrows(
+    () => buildManifest("app", P, []),
+    NotInSourceError,
+    "not in the bucket",
+  );
+  assertEquals(err.exitCode, 69);
+  assertEquals(err.details?.key, P);
+  // Keys that are there but are no layers are the listing's fault: still 65.
+  assertEquals(
+    assertThrows(() => buildManifest("app", P, [obj("README")]), InvalidInputError).exitCode,
+    65,
+  );
 });
 
 Deno.test("manifest: the layer limit is configurable and huge numbers never parse", () => {

@@ -339,6 +339,14 @@ Deno.test("unreachable source: a ready image is used with a warning; an unknown 
     assert(world.calls.some((c) => c.startsWith("warn source unreachable")));
     const err = await assertRejects(() => t.pull("golang"));
     assertEquals((err as ThinimageError).exitCode, 69);
+    // Reachable, but the image is gone from the bucket: 69 too, and the local copy does not
+    // stand in (the source answered; it is not unreachable).
+    world.reachable = true;
+    world.bucket = { golang: BUCKET.golang }; // a copy: BUCKET is shared by every test
+    const gone = await assertRejects(() => t.pull("node"));
+    assertEquals((gone as ThinimageError).exitCode, 69);
+    assertStringIncludes((gone as Error).message, "not in the bucket");
+    assertEquals(world.calls.filter((c) => c.startsWith("warn source unreachable")).length, 1);
   } finally {
     await t.close();
   }
@@ -365,7 +373,7 @@ Deno.test("a retried apply starts again from a fresh snapshot of the parent", as
   }
 });
 
-Deno.test("activate: the same (image, name) returns the activation; another image under the name is 65", async () => {
+Deno.test("activate: the same (image, name) returns the activation; another image under the name is a usage error (2)", async () => {
   const world = new World(BUCKET);
   const t = await setup(world);
   try {
@@ -374,7 +382,8 @@ Deno.test("activate: the same (image, name) returns the activation; another imag
     const b = await t.activate("node", "web");
     assertEquals([b.created, b.device, b.path], [false, a.device, a.path]);
     const err = await assertRejects(() => t.activate("golang", "web"));
-    assertEquals((err as ThinimageError).exitCode, 65);
+    assertEquals((err as ThinimageError).exitCode, 2);
+    assertStringIncludes((err as Error).message, "name 'web' is taken by image node");
     const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
     assertEquals(snaps.length, 1);
   } finally {

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { makeTar, publicSource, s3Env, uploadScratch } from "../helpers/s3.ts";
 import { startFaultProxy } from "../../scripts/fault-proxy.ts";
 import { listRemoteImages, resolveImage } from "../../src/retrieve/resolve.ts";
-import { InvalidInputError, SourceUnavailableError } from "../../src/errors.ts";
+import { InvalidInputError, NotInSourceError, SourceUnavailableError } from "../../src/errors.ts";
 
 Deno.test("resolve: the fixture images mirror the bucket: five layers, 1-3 shared, 4 shared by node and python", async () => {
   const source = publicSource();
@@ -65,7 +65,6 @@ Deno.test("resolve: a malformed listing on a real server is refused with 65 nami
       ["dir", "malformed layer name", "dir/1.tar/"],
       ["many", "beyond the limit of 2 layers", "many/3.tar", 2],
       ["empty", "no layers", "empty/"],
-      ["nothing", "no objects under", "nothing/"],
     ];
     for (const [image, message, key, maxLayers] of cases) {
       const err = await assertRejects(
@@ -76,6 +75,13 @@ Deno.test("resolve: a malformed listing on a real server is refused with 65 nami
       assertEquals(err.details?.key, scratch.prefix + key);
       assertEquals(err.exitCode, 65);
     }
+    // Nothing under the prefix: the bucket does not have the image (69), whatever it holds.
+    const missing = await assertRejects(
+      () => resolveImage(source, "nothing"),
+      NotInSourceError,
+      "not in the bucket",
+    );
+    assertEquals(missing.exitCode, 69);
     const m = await resolveImage(source, "extra");
     assertEquals(m.ignored, { count: 1, examples: [`${scratch.prefix}extra/README`] });
   } finally {

@@ -9,11 +9,14 @@ import {
   AGENT_OPTIONS,
   AGENT_USAGE,
   checkNetPermission,
+  preloadDeviceModules,
   preloadS3Client,
   withAgent,
 } from "../agent_options.ts";
 import { checkName } from "../../names.ts";
-import { liveActivation } from "../../agent/existing.ts";
+import { findLiveActivation } from "../../agent/existing.ts";
+import { StateDir } from "../../state_dir.ts";
+import { Dmsetup } from "../../devmapper/dmsetup.ts";
 import type { Agent } from "../../agent/runtime.ts";
 import { UsageError } from "../../errors.ts";
 
@@ -65,28 +68,44 @@ const activate: Command = {
       ? image
       : checkName("activation", values.name as string, "--name");
     const policy = pullPolicy(values);
-    const live = await liveActivation(ctx.stateDir, image, name);
-    const res = live ? { ...live, created: false } : await withAgent(
-      ctx,
-      { ...values, offline: policy === "never" },
-      async (agent) => {
-        // S3 is contacted only to pull: with the image here and 'missing', not at all (and
-        // its client is not even loaded). What cannot succeed here fails before the network.
-        const listing = policy === "always" || (policy === "missing" && !readyHere(agent, image));
-        if (listing) {
-          checkNetPermission(values);
-          preloadS3Client();
-        }
-        await agent.checkPool();
-        // As a child run is: --no-wait refuses (75) to wait on another process's activation.
-        return await agent.effects.child(
-          agent.machines.activate,
-          name,
-          { image, name, pull: policy },
-          ctx.signal,
-        );
-      },
-    );
+    // One open of the database for the answer and, when not live, for the agent; and then
+    // the pool's reads start at once, to run while the machines' modules load.
+    const dir = new StateDir(ctx.stateDir);
+    const store = dir.hasDatabase() ? dir.openStore() : undefined;
+    const dm = new Dmsetup();
+    let res;
+    try {
+      const live = store && await findLiveActivation(store, image, name, dm, {
+        readPoolAhead: true,
+        pool: values.pool as string | undefined,
+      });
+      if (!live) preloadDeviceModules();
+      res = live ? { ...live, created: false } : await withAgent(
+        ctx,
+        { ...values, offline: policy === "never" },
+        async (agent) => {
+          // S3 is contacted only to pull: with the image here and 'missing', not at all (and
+          // its client is not even loaded). What cannot succeed here fails before the network.
+          const listing = policy === "always" ||
+            (policy === "missing" && !readyHere(agent, image));
+          if (listing) {
+            checkNetPermission(values);
+            preloadS3Client();
+          }
+          await agent.checkPool();
+          // As a child run is: --no-wait refuses (75) to wait on another process's activation.
+          return await agent.effects.child(
+            agent.machines.activate,
+            name,
+            { image, name, pull: policy },
+            ctx.signal,
+          );
+        },
+        { dm, store },
+      );
+    } finally {
+      store?.close(); // the agent's close closed it already, unless opening the agent failed
+    }
     ctx.log.endProgress();
     const doc: ActivateResult = {
       image: res.image,

@@ -10,12 +10,12 @@ import { checkName, KERNEL_PREFIX } from "../../names.ts";
 import { parseSize } from "../../devmapper/parse.ts";
 import {
   adoptPool,
-  choosePool,
   initPool,
   type PoolInfo,
   poolStatus,
   type PoolStatusReport,
 } from "../../devmapper/pool.ts";
+import { choosePool } from "../../devmapper/records.ts";
 
 /** The `--json` document of `pool init`. */
 export interface PoolInitResult {

@@ -80,9 +80,10 @@ Deno.test("cli fetch: exit codes name what was wrong", async () => {
     assertEquals(bad.code, 2);
     assertEquals(JSON.parse(bad.stdout).error.code, 2);
     assertStringIncludes(bad.stderr, 'invalid image name "Bad/Name" for IMAGE');
+    // An image the bucket does not have: the source lacks it (69), as any missing object.
     const missing = await thinimage(dir, "fetch", "no-such-image");
-    assertEquals(missing.code, 65);
-    assertStringIncludes(missing.stderr, "no-such-image");
+    assertEquals(missing.code, 69);
+    assertStringIncludes(missing.stderr, "image no-such-image is not in the bucket");
     const denied = await thinimage(dir, "fetch", "node", "--bucket", s3Env().privateBucket);
     assertEquals(denied.code, 69);
     assertStringIncludes(denied.stderr, "access denied");

@@ -2,7 +2,7 @@
  * End to end, on a real kernel: the CLI (as child processes with the launcher's permissions)
  * against the loopback S3 server and a loop-backed thin pool. Runs inside the VM only.
  */
-import { assert, assertEquals } from "../../helpers/assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../../helpers/assert.ts";
 import { Scenario } from "./helpers.ts";
 
 /** How many `chain` runs made their chain (a run that found it sealed made nothing). */
@@ -107,6 +107,13 @@ Deno.test("hostile image refused, then four processes at once, then warm, offlin
     // A live activation is answered by reading, without a run (and without loading the engine).
     assertEquals(await sc.query("SELECT COUNT(*) AS n FROM runs"), runsBefore);
     assertEquals([again.json.path, again.json.thinId], [first[0].path, first[0].thinId]);
+    // g1 is golang's: node under that name is the command line's mistake (2), nothing made.
+    const taken = await sc.cli(["activate", "node", "--name", "g1"]);
+    assertEquals(taken.code, 2, taken.stderr);
+    assertStringIncludes(taken.stderr, "activation name 'g1' is taken by image golang");
+    // (Rows come with a null prototype: compare the values.)
+    const g1 = await sc.query("SELECT image FROM activations WHERE name = 'g1'");
+    assertEquals(g1.map((r) => r.image), ["golang"]);
     const p = await sc.cli(["pull", "node", "--json"]);
     assertEquals(p.code, 0, p.stderr);
     for (const l of p.json.layers) {
