@@ -48,15 +48,7 @@ export class PathHasher {
 
   /** The hash of `s` (the same as `prefixes` reports for a prefix spelled the same). */
   hash(s: string): number {
-    let a = this.#s1;
-    let b = this.#s2;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      a = Math.imul(a ^ c, M1);
-      b = Math.imul(b ^ c, M2);
-      b ^= b >>> 15;
-    }
-    return key(a, b, s.length);
+    return mix(this.#s1, this.#s2, s);
   }
 
   /**
@@ -64,16 +56,8 @@ export class PathHasher {
    * without building the string.
    */
   hashIn(dir: number, name: string): number {
-    let a = Math.imul(this.#s1 ^ (dir >>> 0), M1);
-    let b = Math.imul(this.#s2 ^ Math.floor(dir / TWO32), M2);
-    b ^= b >>> 15;
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
-      a = Math.imul(a ^ c, M1);
-      b = Math.imul(b ^ c, M2);
-      b ^= b >>> 15;
-    }
-    return key(a, b, name.length);
+    const b = Math.imul(this.#s2 ^ Math.floor(dir / TWO32), M2);
+    return mix(Math.imul(this.#s1 ^ (dir >>> 0), M1), b ^ (b >>> 15), name);
   }
 
   /**
@@ -93,6 +77,17 @@ export class PathHasher {
     }
     return false;
   }
+}
+
+/** The key of `s` fed into lanes that start at `a` and `b`. */
+function mix(a: number, b: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, M1);
+    b = Math.imul(b ^ c, M2);
+    b ^= b >>> 15;
+  }
+  return key(a, b, s.length);
 }
 
 /** 21 bits of one lane (the length mixed in) and 32 of the other; never 0 (the empty slot). */

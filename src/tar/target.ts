@@ -151,13 +151,13 @@ export class TargetDir {
     const key = this.#freshKey(parent, name);
     let fd = -1;
     let bytes: Uint8Array | undefined;
-    if (key !== 0) {
-      const at = this.#made.get(key);
-      if (at === undefined && w.backlog < DEFER_BELOW) bytes = this.#encodeName(name);
-      if (bytes) this.#createdGid = this.#groupOf.get(parent) ?? -1;
-      else if (at !== undefined && at > w.tail) w.drain(); // its record is not done
+    const at = key === 0 ? undefined : this.#made.get(key);
+    if (key !== 0 && at === undefined && w.backlog < DEFER_BELOW) bytes = this.#encodeName(name);
+    if (bytes) this.#createdGid = this.#groupOf.get(parent) ?? -1;
+    else {
+      this.#claimKey(key, at);
+      fd = this.#createIn(parent, name, meta.mode);
     }
-    if (!bytes) fd = this.#createIn(parent, name, meta.mode);
     const n = this.needs(meta.uid, meta.gid, meta.mode);
     try {
       w.push({
@@ -177,9 +177,9 @@ export class TargetDir {
       if (fd >= 0) this.discard(fd);
       throw err;
     }
-    if (key === 0) return;
-    this.#made.set(key, bytes ? w.head : 0); // 1 + the record creating it, or 0: made here
-    if (bytes) this.#lastUse.set(parent, w.head - 1);
+    if (!bytes) return;
+    this.#made.set(key, w.head); // 1 + the record creating it
+    this.#lastUse.set(parent, w.head - 1);
   }
 
   /** `name` as the bytes a system call takes, when it fits NAME_MAX; else undefined. */
@@ -213,11 +213,14 @@ export class TargetDir {
    * is still creating that very name, and note the name as made.
    */
   #claim(parent: number, name: string): void {
-    const key = this.#freshKey(parent, name);
+    this.#claimKey(this.#freshKey(parent, name));
+  }
+
+  /** {@linkcode #claim} by key (0: not in a fresh directory), `at` its entry in `#made`. */
+  #claimKey(key: number, at = key === 0 ? undefined : this.#made.get(key)): void {
     if (key === 0) return;
-    const at = this.#made.get(key);
-    if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain();
-    this.#made.set(key, 0);
+    if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain(); // still queued
+    this.#made.set(key, 0); // made here
   }
 
   /** Before an operation that may look at or remove any name: every queued file exists. */
