@@ -376,9 +376,21 @@ export class TargetDir {
    * linked itself, not followed). Throws SyscallError ENOENT when the target is missing.
    */
   hardlink(path: string, target: string): void {
-    this.#settle(); // the target may be a file still being created
+    try {
+      this.#link(path, target);
+    } catch (err) {
+      // A miss may be a file the writer's thread has still to create, along the way or at
+      // the end: the same call once everything queued exists gives the layer's own answer.
+      if (!this.#defer || this.#writer!.backlog === 0) throw err;
+      this.#settle();
+      this.#link(path, target);
+    }
+  }
+
+  #link(path: string, target: string): void {
     const t = this.#openParentUncached(target);
     try {
+      this.#awaitCreated(t.fd, t.name); // a link to a file still queued would find nothing
       const { parent, name } = this.#split(path, true);
       this.#claim(parent, name);
       try {
@@ -391,6 +403,18 @@ export class TargetDir {
     } finally {
       if (t.fd !== this.#root) this.#c.close(t.fd);
     }
+  }
+
+  /**
+   * Wait for the writer when `name` in directory `dir` is a file its thread has still to
+   * create: a layer of many hard links would otherwise wait for the whole queue at each one.
+   */
+  #awaitCreated(dir: number, name: string): void {
+    if (!this.#defer || this.#fresh.size === 0) return;
+    const ino = dir === this.#root ? this.#inoOf.get(dir)! : this.#c.lstatat(dir, "").ino;
+    if (!this.#fresh.has(ino)) return;
+    const at = this.#made.get(this.#hasher.hashIn(ino, name));
+    if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain();
   }
 
   /** What is at `path` (its last component not followed). */
