@@ -101,19 +101,16 @@ export class MemoryCatalogue implements Catalogue {
   beginChain(
     c: { chainId: string; parentChainId: string | null; layerSha256: string; device: string },
   ): ChainRecord {
-    if (!this.#chains.has(c.chainId)) {
-      deviceFree(this.#chains.values(), c.device, "chain");
-      this.#chains.set(c.chainId, {
-        chainId: c.chainId,
-        parentChainId: c.parentChainId,
-        layerSha256: c.layerSha256,
-        device: c.device,
-        state: "applying",
-        unpackedBytes: null,
-        createdAt: this.now(),
-        sealedAt: null,
-      });
-    }
+    insertOnce(this.#chains, c.chainId, "chain", {
+      chainId: c.chainId,
+      parentChainId: c.parentChainId,
+      layerSha256: c.layerSha256,
+      device: c.device,
+      state: "applying",
+      unpackedBytes: null,
+      createdAt: this.now(),
+      sealedAt: null,
+    });
     return this.getChain(c.chainId)!;
   }
 
@@ -128,17 +125,14 @@ export class MemoryCatalogue implements Catalogue {
   }
 
   addActivation(a: Omit<ActivationRecord, "createdAt">): ActivationRecord {
-    if (!this.#activations.has(a.name)) {
-      deviceFree(this.#activations.values(), a.device, "activation");
-      this.#activations.set(a.name, {
-        name: a.name,
-        image: a.image,
-        manifestDigest: a.manifestDigest,
-        chainId: a.chainId,
-        device: a.device,
-        createdAt: this.now(),
-      });
-    }
+    insertOnce(this.#activations, a.name, "activation", {
+      name: a.name,
+      image: a.image,
+      manifestDigest: a.manifestDigest,
+      chainId: a.chainId,
+      device: a.device,
+      createdAt: this.now(),
+    });
     return this.getActivation(a.name)!;
   }
 
@@ -147,9 +141,19 @@ export class MemoryCatalogue implements Catalogue {
   }
 }
 
-/** SQLite's `device UNIQUE`: a device names one chain, and one activation. */
-function deviceFree(rows: Iterable<{ device: string }>, device: string, what: string): void {
-  for (const r of rows) {
-    if (r.device === device) throw new Error(`device ${device} belongs to another ${what}`);
+/**
+ * SQLite's `INSERT ... ON CONFLICT (key) DO NOTHING` into a table whose `device` is UNIQUE: a row
+ * already under `key` stays as it is; a device another row holds is refused.
+ */
+function insertOnce<R extends { device: string }>(
+  rows: Map<string, R>,
+  key: string,
+  what: string,
+  row: R,
+): void {
+  if (rows.has(key)) return;
+  for (const r of rows.values()) {
+    if (r.device === row.device) throw new Error(`device ${row.device} belongs to another ${what}`);
   }
+  rows.set(key, row);
 }
