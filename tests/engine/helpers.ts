@@ -7,7 +7,7 @@
 import { openStore, type Store } from "../../src/store/db.ts";
 import { SqliteRunStore } from "../../src/store/runs.ts";
 import { Engine, type EngineOptions } from "../../src/engine/engine.ts";
-import type { Liveness, RunStore } from "../../src/engine/types.ts";
+import type { Liveness, NewRun, RunStore } from "../../src/engine/types.ts";
 
 /** A fresh store; `close()` removes it. */
 export function tempStore(): { store: Store; runs: SqliteRunStore; dir: string; close(): void } {
@@ -22,6 +22,11 @@ export function tempStore(): { store: Store; runs: SqliteRunStore; dir: string; 
       Deno.removeSync(dir, { recursive: true });
     },
   };
+}
+
+/** A run to create in the store tests: machine `m` and owner `me` unless named. */
+export function newRun(id: string, resourceId: string, machine = "m", owner = "me"): NewRun {
+  return { id, machine, resourceId, request: '{"x":1}', state: "a", owner, leaseUntil: 100 };
 }
 
 /** Liveness for tests: owners in `dead` are dead, `unknown` unknown, all others alive. */

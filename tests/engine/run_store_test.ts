@@ -5,10 +5,9 @@
  * hasActive) is tested in tests/store/runs_test.ts.
  */
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
-import { openStore } from "../../src/store/db.ts";
-import { SqliteRunStore } from "../../src/store/runs.ts";
 import { MemoryRunStore } from "../../src/engine/memory_store.ts";
 import type { RunStore } from "../../src/engine/types.ts";
+import { newRun as run, tempStore } from "./helpers.ts";
 
 interface Opened {
   runs: RunStore;
@@ -17,28 +16,11 @@ interface Opened {
 
 const STORES: Record<string, () => Opened> = {
   sqlite() {
-    const dir = Deno.makeTempDirSync({ prefix: "thinimage-runs-test-" });
-    const store = openStore(`${dir}/thinimage.db`);
-    return {
-      runs: new SqliteRunStore(store),
-      done() {
-        store.close();
-        Deno.removeSync(dir, { recursive: true });
-      },
-    };
+    const t = tempStore();
+    return { runs: t.runs, done: t.close };
   },
   memory: () => ({ runs: new MemoryRunStore(), done() {} }),
 };
-
-const run = (id: string, resourceId: string, machine = "m", owner = "me") => ({
-  id,
-  machine,
-  resourceId,
-  request: '{"x":1}',
-  state: "a",
-  owner,
-  leaseUntil: 100,
-});
 
 /** Register `fn` as one test per store. */
 function contract(name: string, fn: (runs: RunStore) => void): void {

@@ -1,35 +1,11 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
-import { openStore } from "../../src/store/db.ts";
-import { SqliteRunStore } from "../../src/store/runs.ts";
-
-function fresh() {
-  const dir = Deno.makeTempDirSync({ prefix: "thinimage-runs-test-" });
-  const store = openStore(`${dir}/thinimage.db`);
-  return {
-    store,
-    runs: new SqliteRunStore(store),
-    done() {
-      store.close();
-      Deno.removeSync(dir, { recursive: true });
-    },
-  };
-}
-
-const run = (id: string, resourceId: string, machine = "m", owner = "me") => ({
-  id,
-  machine,
-  resourceId,
-  request: '{"x":1}',
-  state: "a",
-  owner,
-  leaseUntil: 100,
-});
+import { newRun as run, tempStore } from "../engine/helpers.ts";
 
 // The RunStore contract (single flight, fencing, claim, ordering) runs against this store and the
 // in-memory one in tests/engine/run_store_test.ts; here is what only SQLite does.
 
 Deno.test("single flight holds in the index too, not only in createOrGetActive", () => {
-  const t = fresh();
+  const t = tempStore();
   try {
     assert(t.runs.createOrGetActive(run("1", "r"), { kind: "start" }, 1).created);
     assertThrows(() =>
@@ -38,12 +14,12 @@ Deno.test("single flight holds in the index too, not only in createOrGetActive",
       ).run()
     );
   } finally {
-    t.done();
+    t.close();
   }
 });
 
 Deno.test("prune forgets old finished runs and their events, keeps the newest per resource and every active run", () => {
-  const t = fresh();
+  const t = tempStore();
   try {
     // r: five finished runs at t=10..50, then an active one; s: one finished run at t=5.
     for (let i = 1; i <= 5; i++) {
@@ -72,12 +48,12 @@ Deno.test("prune forgets old finished runs and their events, keeps the newest pe
     assertEquals(t.runs.prune({ before: 1000, keep: 0 }), 3);
     assertEquals(t.runs.list({ limit: 100 }).map((r) => r.id).sort(), ["old-active", "r6"]);
   } finally {
-    t.done();
+    t.close();
   }
 });
 
 Deno.test("hasActive: an active run of one of the machines on the resource, and no other", () => {
-  const t = fresh();
+  const t = tempStore();
   try {
     assert(!t.runs.hasActive("web", ["activate", "deactivate"]));
     t.runs.createOrGetActive(run("1", "web", "pull"), { kind: "start" }, 1);
@@ -88,6 +64,6 @@ Deno.test("hasActive: an active run of one of the machines on the resource, and 
     t.runs.record("3", "me", { status: "done", owner: null }, { kind: "finish" }, 3);
     assert(!t.runs.hasActive("web", ["activate", "deactivate"]));
   } finally {
-    t.done();
+    t.close();
   }
 });
