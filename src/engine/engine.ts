@@ -100,7 +100,6 @@ type Outcome<Res> =
   | { kind: "lost" }
   | { kind: "crashed"; error: unknown };
 
-/** Thrown inside the driver when the run's signal aborts. */
 /** The signals an attempt answers to: the caller's (`ext`) and the loss of the run (`lost`). */
 interface AttemptSignals {
   ext?: AbortSignal;
@@ -119,6 +118,7 @@ interface TransitionCall<Req, Res> {
 /** A transition that ended its run: why, as stored, and the error to hand the waiter. */
 type Halted = { kind: "halt"; info: ErrorInfo; error: unknown };
 
+/** Thrown inside the driver when the run's signal aborts. */
 class Interrupt {
   constructor(readonly state: string, readonly reason: unknown) {}
 }
@@ -390,6 +390,10 @@ export class Engine {
     this.#running.set(run.id, p);
   }
 
+  /**
+   * Drive a run claimed here: keep its lease, run the transitions not yet completed in order,
+   * then finish it; or, when it stops short, say why (`#stopped`).
+   */
   async #drive<Req, Res>(
     m: Machine<Req, Res, string, string>,
     run: RunRecord,
@@ -397,17 +401,7 @@ export class Engine {
     first: NewEvent,
   ): Promise<Outcome<Res>> {
     const lost = new AbortController();
-    const renewEvery = Math.max(10, Math.floor(this.#leaseMs / 3));
-    const timer = setInterval(() => {
-      try {
-        const now = this.#now();
-        if (!this.store.renew(run.id, this.owner, now + this.#leaseMs, now)) {
-          lost.abort(new LostOwnership());
-        }
-      } catch (err) {
-        this.#log.warn("cannot renew lease", { run: run.id, error: String(err) });
-      }
-    }, renewEvery);
+    const renewer = this.#keepLease(run.id, lost);
     let state = run.state;
     try {
       await this.#notify(run.id, first);
@@ -434,43 +428,65 @@ export class Engine {
       }
       return await this.#finish(m, run, loaded.request, response, halt);
     } catch (err) {
-      if (err instanceof LostOwnership || lost.signal.aborted) {
-        this.#log.warn("run taken over by another process", { run: run.id });
-        return { kind: "lost" };
-      }
-      if (err instanceof Interrupt) {
-        const reason = err.reason instanceof Error ? err.reason.message : String(err.reason);
-        try {
-          this.store.record(
-            run.id,
-            this.owner,
-            { owner: null },
-            { kind: "cancel", state: err.state, data: JSON.stringify({ reason }) },
-            this.#now(),
-          );
-        } catch (e) {
-          this.#log.warn("cannot record the interruption", { run: run.id, error: String(e) });
+      return this.#stopped(run.id, state, err, lost.signal);
+    } finally {
+      clearInterval(renewer);
+    }
+  }
+
+  /**
+   * Renew this owner's lease on run `id` every third of the lease until the interval is cleared;
+   * abort `lost` once another process holds the run.
+   */
+  #keepLease(id: string, lost: AbortController): ReturnType<typeof setInterval> {
+    return setInterval(() => {
+      try {
+        const now = this.#now();
+        if (!this.store.renew(id, this.owner, now + this.#leaseMs, now)) {
+          lost.abort(new LostOwnership());
         }
-        return {
-          kind: "interrupted",
-          error: new RunInterruptedError(run.id, err.state, err.reason),
-        };
+      } catch (err) {
+        this.#log.warn("cannot renew lease", { run: id, error: String(err) });
       }
-      this.#log.error("run stopped by an engine error", { run: run.id, state, error: String(err) });
-      // Let go, so that the run can resume here or elsewhere instead of waiting for us to exit.
+    }, Math.max(10, Math.floor(this.#leaseMs / 3)));
+  }
+
+  /**
+   * What became of a run that stopped short of its end at `state`: another process took it over
+   * (nothing to write: it is theirs); its signal interrupted it (recorded and let go, resumable);
+   * or the engine failed (let go too, so that it can resume without waiting for this process).
+   */
+  #stopped(id: string, state: string, err: unknown, lost: AbortSignal): Outcome<never> {
+    if (err instanceof LostOwnership || lost.aborted) {
+      this.#log.warn("run taken over by another process", { run: id });
+      return { kind: "lost" };
+    }
+    if (err instanceof Interrupt) {
+      const reason = err.reason instanceof Error ? err.reason.message : String(err.reason);
       try {
         this.store.record(
-          run.id,
+          id,
           this.owner,
           { owner: null },
-          { kind: "cancel", state, data: JSON.stringify({ reason: `engine error: ${err}` }) },
+          { kind: "cancel", state: err.state, data: JSON.stringify({ reason }) },
           this.#now(),
         );
-      } catch { /* the store itself is failing: the owner lock's release at exit frees it */ }
-      return { kind: "crashed", error: err };
-    } finally {
-      clearInterval(timer);
+      } catch (e) {
+        this.#log.warn("cannot record the interruption", { run: id, error: String(e) });
+      }
+      return { kind: "interrupted", error: new RunInterruptedError(id, err.state, err.reason) };
     }
+    this.#log.error("run stopped by an engine error", { run: id, state, error: String(err) });
+    try {
+      this.store.record(
+        id,
+        this.owner,
+        { owner: null },
+        { kind: "cancel", state, data: JSON.stringify({ reason: `engine error: ${err}` }) },
+        this.#now(),
+      );
+    } catch { /* the store itself is failing: the owner lock's release at exit frees it */ }
+    return { kind: "crashed", error: err };
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * The engine's view of its durable storage and of other processes: the {@linkcode RunStore}
  * and {@linkcode Liveness} interfaces, and the records they exchange. The engine depends only
- * on these; `src/store/runs.ts` implements the store in SQLite and `src/host/process.ts` the
- * liveness check from `/proc`.
+ * on these; `src/store/runs.ts` implements the store in SQLite (`./memory_store.ts` in memory,
+ * for tests) and `src/host/process.ts` the liveness check from `/proc`.
  *
  * @example
  * ```ts

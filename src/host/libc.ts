@@ -72,7 +72,6 @@ export const AT = {
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
 
 /** The errno names thinimage tells apart; any other is reported by number. */
 const ERRNO_NAMES: Record<number, string> = {

@@ -1,8 +1,8 @@
 /**
  * What the image catalogue records (images with their layers, layer chains, activations) and
  * what the image machines ask of it ({@linkcode Catalogue}). The records are plain data; the
- * SQLite tables behind them are `src/store/catalog.ts`, so the machines see the catalogue only
- * through this interface.
+ * SQLite tables behind them are `src/store/catalog.ts` (`./memory_catalogue.ts` keeps them in
+ * memory, for tests), so the machines see the catalogue only through this interface.
  *
  * @example
  * ```ts

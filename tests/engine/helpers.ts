@@ -1,12 +1,13 @@
 /**
- * Shared set-up for the engine tests: a real SQLite run store in a fresh directory, and an
- * injected liveness whose dead owners the test names.
+ * Shared set-up for the engine tests: a SQLite run store in a fresh directory (for tests that
+ * need what only a database holds; the others take the in-memory store), and an injected
+ * liveness whose dead owners the test names.
  * @module
  */
 import { openStore, type Store } from "../../src/store/db.ts";
 import { SqliteRunStore } from "../../src/store/runs.ts";
 import { Engine, type EngineOptions } from "../../src/engine/engine.ts";
-import type { Liveness } from "../../src/engine/types.ts";
+import type { Liveness, NewRun, RunStore } from "../../src/engine/types.ts";
 
 /** A fresh store; `close()` removes it. */
 export function tempStore(): { store: Store; runs: SqliteRunStore; dir: string; close(): void } {
@@ -23,6 +24,11 @@ export function tempStore(): { store: Store; runs: SqliteRunStore; dir: string; 
   };
 }
 
+/** A run to create in the store tests: machine `m` and owner `me` unless named. */
+export function newRun(id: string, resourceId: string, machine = "m", owner = "me"): NewRun {
+  return { id, machine, resourceId, request: '{"x":1}', state: "a", owner, leaseUntil: 100 };
+}
+
 /** Liveness for tests: owners in `dead` are dead, `unknown` unknown, all others alive. */
 export class FakeLiveness implements Liveness {
   readonly dead = new Set<string>();
@@ -35,7 +41,7 @@ export class FakeLiveness implements Liveness {
 
 /** An engine on `runs` with a test owner. */
 export function engineOn(
-  runs: SqliteRunStore,
+  runs: RunStore,
   liveness: Liveness,
   extra: Partial<EngineOptions> = {},
 ): Engine {

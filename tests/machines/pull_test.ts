@@ -1,18 +1,17 @@
 /**
- * The image machines' decisions, on the host: a real engine, run store and catalogue (SQLite
- * files), with an in-memory world behind the ImageEffects interface (a bucket, a blob store,
- * a pool that records what was made). What the kernel does with those calls is proven in the
- * VM (tests/vm/e2e); here: what is called, in which order, how often, and what is refused.
+ * The image machines' decisions, on the host: a real engine on the in-memory run store and
+ * catalogue (each held to SQLite's semantics by its contract test: tests/engine/run_store_test.ts,
+ * tests/image/catalogue_test.ts), with an in-memory world behind the ImageEffects interface (a
+ * bucket, a blob store, a pool that records what was made). No database, no files. What the kernel
+ * does with those calls is proven in the VM (tests/vm/e2e); here: what is called, in which order,
+ * how often, and what is refused.
  */
 import { isPermanentByDefault } from "../../src/engine/errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../helpers/assert.ts";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
-import { openStore, type Store } from "../../src/store/db.ts";
-import { Catalog } from "../../src/store/catalog.ts";
-import { SqliteRunStore } from "../../src/store/runs.ts";
+import { MemoryCatalogue } from "../../src/image/memory_catalogue.ts";
+import { MemoryRunStore } from "../../src/engine/memory_store.ts";
 import { Engine } from "../../src/engine/engine.ts";
-import { LockLiveness, OwnerLock } from "../../src/host/process.ts";
 import type { ImageEffects } from "../../src/machines/effects.ts";
 import {
   blobMachine,
@@ -79,13 +78,12 @@ class World {
   }
 }
 
-async function setup(world: World, opts: { offline?: boolean } = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "thinimage-machines-" });
-  const store: Store = openStore(join(dir, "thinimage.db"));
-  const catalog = new Catalog(store);
-  const engine = new Engine(new SqliteRunStore(store), {
-    owner: OwnerLock.acquire(join(dir, "owners")).owner,
-    liveness: new LockLiveness(join(dir, "owners")),
+function setup(world: World, opts: { offline?: boolean } = {}) {
+  const catalog = new MemoryCatalogue();
+  // One process: every run is this engine's own, so liveness is never asked about another.
+  const engine = new Engine(new MemoryRunStore(), {
+    owner: "test/0/1/1",
+    liveness: { status: () => "alive" },
   });
   const blobsBySha = new Map<string, string>();
   const shaByEtag = new Map<string, string>();
@@ -205,10 +203,6 @@ async function setup(world: World, opts: { offline?: boolean } = {}) {
       await (await engine.start(pull, image, { image }, { signal })).wait(),
     activate: async (image: string, name = image, pull?: "missing" | "always" | "never") =>
       await (await engine.start(activate, name, { image, name, pull })).wait(),
-    async close() {
-      store.close();
-      await Deno.remove(dir, { recursive: true });
-    },
   };
 }
 
@@ -239,204 +233,160 @@ function assertValidatedFirst(log: string[]): void {
 
 Deno.test("shared layers: each blob fetched once, each chain made once, in layer order", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    for (const img of ["golang", "node", "python"]) await t.pull(img);
-    assertEquals(world.fetched.length, 8, world.fetched.join(" "));
-    const made = world.calls.filter((c) => c.startsWith("base") || c.startsWith("snap"));
-    assertEquals(made.length, 8, "5 golang chains + node's 4, 5 + python's 5");
-    assertEquals(made.filter((c) => c.startsWith("base")).length, 1);
-    // Every chain device holds exactly its layers, in order.
-    const top = t.catalog.getImage("python")!.topChain!;
-    const dev = t.catalog.getChain(top)!.device;
-    assertEquals(world.devices.get(dev)!.layers, BUCKET.python);
-    for (const img of ["golang", "node", "python"]) {
-      assertEquals(t.catalog.getImage(img)!.state, "ready");
-    }
-  } finally {
-    await t.close();
+  const t = setup(world);
+  for (const img of ["golang", "node", "python"]) await t.pull(img);
+  assertEquals(world.fetched.length, 8, world.fetched.join(" "));
+  const made = world.calls.filter((c) => c.startsWith("base") || c.startsWith("snap"));
+  assertEquals(made.length, 8, "5 golang chains + node's 4, 5 + python's 5");
+  assertEquals(made.filter((c) => c.startsWith("base")).length, 1);
+  // Every chain device holds exactly its layers, in order.
+  const top = t.catalog.getImage("python")!.topChain!;
+  const dev = t.catalog.getChain(top)!.device;
+  assertEquals(world.devices.get(dev)!.layers, BUCKET.python);
+  for (const img of ["golang", "node", "python"]) {
+    assertEquals(t.catalog.getImage(img)!.state, "ready");
   }
 });
 
 Deno.test("three pulls at once sharing layers 1-3: each blob downloaded once, each chain made once", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    await Promise.all(["golang", "node", "python"].map((img) => t.pull(img)));
-    const downloads = world.log.filter((e) => e.startsWith("stored "));
-    assertEquals(downloads.length, 8, downloads.join(" "));
-    assertEquals(new Set(downloads).size, 8, downloads.join(" "));
-    const made = world.calls.filter((c) => c.startsWith("base") || c.startsWith("snap"));
-    assertEquals(made.length, 8, made.join("\n"));
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  await Promise.all(["golang", "node", "python"].map((img) => t.pull(img)));
+  const downloads = world.log.filter((e) => e.startsWith("stored "));
+  assertEquals(downloads.length, 8, downloads.join(" "));
+  assertEquals(new Set(downloads).size, 8, downloads.join(" "));
+  const made = world.calls.filter((c) => c.startsWith("base") || c.startsWith("snap"));
+  assertEquals(made.length, 8, made.join("\n"));
 });
 
 Deno.test("pulling a ready, unchanged image fetches and makes nothing", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    await t.pull("golang");
-    const before = world.calls.length;
-    const again = await t.pull("golang");
-    assertEquals(world.calls.length, before);
-    assertEquals(world.fetched.length, 5);
-    assert(again.layers.every((l) => !l.downloaded && !l.unpacked));
-    // A changed layer 5 (new content, new ETag): only it is fetched and unpacked.
-    world.bucket = { ...BUCKET, golang: [...BUCKET.golang.slice(0, 4), "go5-v2"] };
-    await t.pull("golang");
-    assertEquals(world.fetched.length, 6);
-    assertEquals(world.calls.slice(before).filter((c) => c.startsWith("snap")).length, 1);
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  await t.pull("golang");
+  const before = world.calls.length;
+  const again = await t.pull("golang");
+  assertEquals(world.calls.length, before);
+  assertEquals(world.fetched.length, 5);
+  assert(again.layers.every((l) => !l.downloaded && !l.unpacked));
+  // A changed layer 5 (new content, new ETag): only it is fetched and unpacked.
+  world.bucket = { ...BUCKET, golang: [...BUCKET.golang.slice(0, 4), "go5-v2"] };
+  await t.pull("golang");
+  assertEquals(world.fetched.length, 6);
+  assertEquals(world.calls.slice(before).filter((c) => c.startsWith("snap")).length, 1);
 });
 
 Deno.test("a hostile layer 3 refuses the image (65) with only layers 1-2 made", async () => {
   const world = new World(BUCKET);
   world.hostile.add("evil3");
-  const t = await setup(world);
-  try {
-    const err = await assertRejects(() => t.pull("hostile"));
-    assertEquals((err as ThinimageError).exitCode, 65);
-    assertEquals(world.devices.size, 2, "the chains of base1 and base2, for other images");
-    assertEquals(t.catalog.getImage("hostile")!.state, "failed");
-    await t.pull("golang");
-    assertEquals(world.fetched.length, 6, "golang fetches only its layers 3-5");
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  const err = await assertRejects(() => t.pull("hostile"));
+  assertEquals((err as ThinimageError).exitCode, 65);
+  assertEquals(world.devices.size, 2, "the chains of base1 and base2, for other images");
+  assertEquals(t.catalog.getImage("hostile")!.state, "failed");
+  await t.pull("golang");
+  assertEquals(world.fetched.length, 6, "golang fetches only its layers 3-5");
 });
 
 Deno.test("a pool without room for the listed layers refuses (75) before the first download", async () => {
   const world = new World(BUCKET);
   const total = world.listing("golang").reduce((n, l) => n + l.size, 0);
   world.room = total - 1;
-  const t = await setup(world);
-  try {
-    const err = await assertRejects(() => t.pull("golang"));
-    assertEquals((err as ThinimageError).exitCode, 75);
-    assertStringIncludes((err as Error).message, `no room: ${total} >`);
-    assertEquals(world.fetched, [], "nothing downloaded");
-    assertEquals(world.devices.size, 0, "nothing made");
-    world.room = Infinity;
-    await t.pull("golang");
-    assertEquals(world.roomChecks, [total, total], "checked before each attempt's downloads");
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  const err = await assertRejects(() => t.pull("golang"));
+  assertEquals((err as ThinimageError).exitCode, 75);
+  assertStringIncludes((err as Error).message, `no room: ${total} >`);
+  assertEquals(world.fetched, [], "nothing downloaded");
+  assertEquals(world.devices.size, 0, "nothing made");
+  world.room = Infinity;
+  await t.pull("golang");
+  assertEquals(world.roomChecks, [total, total], "checked before each attempt's downloads");
 });
 
 Deno.test("unreachable source: a ready image is used with a warning; an unknown one is 69", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    await t.pull("node");
-    world.reachable = false;
-    const r = await t.pull("node");
-    assert(r.offline);
-    assert(world.calls.some((c) => c.startsWith("warn source unreachable")));
-    const err = await assertRejects(() => t.pull("golang"));
-    assertEquals((err as ThinimageError).exitCode, 69);
-    // Reachable, but the image is gone from the bucket: 69 too, and the local copy does not
-    // stand in (the source answered; it is not unreachable).
-    world.reachable = true;
-    world.bucket = { golang: BUCKET.golang }; // a copy: BUCKET is shared by every test
-    const gone = await assertRejects(() => t.pull("node"));
-    assertEquals((gone as ThinimageError).exitCode, 69);
-    assertStringIncludes((gone as Error).message, "not in the bucket");
-    assertEquals(world.calls.filter((c) => c.startsWith("warn source unreachable")).length, 1);
-  } finally {
-    await t.close();
-  }
-  const offline = await setup(new World(BUCKET), { offline: true });
-  try {
-    const err = await assertRejects(() => offline.pull("node"));
-    assertEquals((err as ThinimageError).exitCode, 69);
-  } finally {
-    await offline.close();
-  }
+  const t = setup(world);
+  await t.pull("node");
+  world.reachable = false;
+  const r = await t.pull("node");
+  assert(r.offline);
+  assert(world.calls.some((c) => c.startsWith("warn source unreachable")));
+  const err = await assertRejects(() => t.pull("golang"));
+  assertEquals((err as ThinimageError).exitCode, 69);
+  // Reachable, but the image is gone from the bucket: 69 too, and the local copy does not
+  // stand in (the source answered; it is not unreachable).
+  world.reachable = true;
+  world.bucket = { golang: BUCKET.golang }; // a copy: BUCKET is shared by every test
+  const gone = await assertRejects(() => t.pull("node"));
+  assertEquals((gone as ThinimageError).exitCode, 69);
+  assertStringIncludes((gone as Error).message, "not in the bucket");
+  assertEquals(world.calls.filter((c) => c.startsWith("warn source unreachable")).length, 1);
+  const offline = setup(new World(BUCKET), { offline: true });
+  const refused = await assertRejects(() => offline.pull("node"));
+  assertEquals((refused as ThinimageError).exitCode, 69);
 });
 
 Deno.test("a retried apply starts again from a fresh snapshot of the parent", async () => {
   const world = new World(BUCKET);
   world.failApplyOnce.add("go4");
-  const t = await setup(world);
-  try {
-    await t.pull("golang");
-    const top = t.catalog.getImage("golang")!.topChain!;
-    assertEquals(world.devices.get(t.catalog.getChain(top)!.device)!.layers, BUCKET.golang);
-    assertEquals(world.calls.filter((c) => c.startsWith("remove")).length, 1);
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  await t.pull("golang");
+  const top = t.catalog.getImage("golang")!.topChain!;
+  assertEquals(world.devices.get(t.catalog.getChain(top)!.device)!.layers, BUCKET.golang);
+  assertEquals(world.calls.filter((c) => c.startsWith("remove")).length, 1);
 });
 
 Deno.test("activate: the same (image, name) returns the activation; another image under the name is a usage error (2)", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    const a = await t.activate("node", "web");
-    assert(a.created);
-    const b = await t.activate("node", "web");
-    assertEquals([b.created, b.device, b.path], [false, a.device, a.path]);
-    const err = await assertRejects(() => t.activate("golang", "web"));
-    assertEquals((err as ThinimageError).exitCode, 2);
-    assertStringIncludes((err as Error).message, "name 'web' is taken by image node");
-    const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
-    assertEquals(snaps.length, 1);
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  const a = await t.activate("node", "web");
+  assert(a.created);
+  const b = await t.activate("node", "web");
+  assertEquals([b.created, b.device, b.path], [false, a.device, a.path]);
+  const err = await assertRejects(() => t.activate("golang", "web"));
+  assertEquals((err as ThinimageError).exitCode, 2);
+  assertStringIncludes((err as Error).message, "name 'web' is taken by image node");
+  const snaps = world.calls.filter((c) => c.startsWith(`snap ${a.device}`));
+  assertEquals(snaps.length, 1);
 });
 
 Deno.test("activate --pull: missing uses an image pulled here without listing; always lists; never is offline", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    // Not here yet: 'missing' pulls (one listing).
-    await t.activate("node", "a", "missing");
-    assertEquals(world.listings, 1);
-    // Here: 'missing' neither lists nor starts a pull run, even with the source gone.
-    world.reachable = false;
-    const b = await t.activate("node", "b", "missing");
-    assertEquals([world.listings, b.created], [1, true]);
-    assertEquals(b.chainId, t.catalog.getImage("node")!.topChain);
-    // 'always' lists first.
-    world.reachable = true;
-    await t.activate("node", "c", "always");
-    assertEquals(world.listings, 2);
-    // A run without the field (recorded before it existed) pulls first, as it did then.
-    await t.activate("node", "d");
-    assertEquals(world.listings, 3);
-    // 'missing' with an image not here: it is pulled.
-    await t.activate("golang", "e", "missing");
-    assertEquals(world.listings, 4);
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  // Not here yet: 'missing' pulls (one listing).
+  await t.activate("node", "a", "missing");
+  assertEquals(world.listings, 1);
+  // Here: 'missing' neither lists nor starts a pull run, even with the source gone.
+  world.reachable = false;
+  const b = await t.activate("node", "b", "missing");
+  assertEquals([world.listings, b.created], [1, true]);
+  assertEquals(b.chainId, t.catalog.getImage("node")!.topChain);
+  // 'always' lists first.
+  world.reachable = true;
+  await t.activate("node", "c", "always");
+  assertEquals(world.listings, 2);
+  // A run without the field (recorded before it existed) pulls first, as it did then.
+  await t.activate("node", "d");
+  assertEquals(world.listings, 3);
+  // 'missing' with an image not here: it is pulled.
+  await t.activate("golang", "e", "missing");
+  assertEquals(world.listings, 4);
 });
 
 Deno.test("activate: a foreign device under the activation's name fails at once (exit 1), not after 8 attempts", async () => {
   const world = new World(BUCKET);
-  const t = await setup(world);
-  try {
-    world.foreign.add("thinimage-act-web");
-    const err = await assertRejects(() => t.activate("node", "web"));
-    assertEquals((err as ThinimageError).exitCode, 1);
-    assertStringIncludes((err as Error).message, "is live, not ours");
-    assert(!(err as Error).message.includes("gave up"), (err as Error).message);
-    assertEquals(world.calls.filter((c) => c === "activate thinimage-act-web").length, 1);
-  } finally {
-    await t.close();
-  }
+  const t = setup(world);
+  world.foreign.add("thinimage-act-web");
+  const err = await assertRejects(() => t.activate("node", "web"));
+  assertEquals((err as ThinimageError).exitCode, 1);
+  assertStringIncludes((err as Error).message, "is live, not ours");
+  assert(!(err as Error).message.includes("gave up"), (err as Error).message);
+  assertEquals(world.calls.filter((c) => c === "activate thinimage-act-web").length, 1);
 });
 
 Deno.test("overlap: chains 1-2 are made while blob 3 still downloads", async () => {
   const world = new World(BUCKET);
   world.hold("base3", "go4", "go5");
-  const t = await setup(world);
+  const t = setup(world);
   const pulling = t.pull("golang");
   try {
     await until(() => world.log.includes("chain base2"), "the chain of layer 2");
@@ -473,14 +423,13 @@ Deno.test("overlap: chains 1-2 are made while blob 3 still downloads", async () 
   } finally {
     world.release(...world.held.keys());
     await pulling.catch(() => {});
-    await t.close();
   }
 });
 
 Deno.test("at most 2 downloads in flight, started in layer order", async () => {
   const world = new World(BUCKET);
   world.hold(...BUCKET.golang);
-  const t = await setup(world);
+  const t = setup(world);
   const pulling = t.pull("golang");
   try {
     await until(() => world.inFlight === 2, "two downloads");
@@ -503,7 +452,6 @@ Deno.test("at most 2 downloads in flight, started in layer order", async () => {
   } finally {
     world.release(...world.held.keys());
     await pulling.catch(() => {});
-    await t.close();
   }
 });
 
@@ -511,7 +459,7 @@ Deno.test("a hostile layer 3 of 5: layers 1-2 sealed, nothing started for 3-5, n
   const world = new World(BUCKET);
   world.hostile.add("evil3");
   world.hold("x4");
-  const t = await setup(world);
+  const t = setup(world);
   let settled = false;
   const pulling = t.pull("hostile5").finally(() => settled = true);
   try {
@@ -542,14 +490,13 @@ Deno.test("a hostile layer 3 of 5: layers 1-2 sealed, nothing started for 3-5, n
   } finally {
     world.release(...world.held.keys());
     await pulling.catch(() => {});
-    await t.close();
   }
 });
 
 Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made twice", async () => {
   const world = new World(BUCKET);
   world.hold("go4", "go5");
-  const t = await setup(world);
+  const t = setup(world);
   const stop = new AbortController();
   const first = t.pull("golang", stop.signal);
   try {
@@ -569,7 +516,6 @@ Deno.test("a pull interrupted mid-pipeline resumes: nothing downloaded or made t
   } finally {
     world.release(...world.held.keys());
     await first.catch(() => {});
-    await t.close();
   }
 });
 
