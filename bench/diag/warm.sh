@@ -37,21 +37,26 @@ deno run --allow-net=127.0.0.1 --allow-read --allow-write="$W" "$W/proxy.ts" >/d
 PROXY=$!
 trap 'kill $PROXY 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:7481/ && break; sleep 0.2; done
-FLAGS=$(deno eval "import { permissionFlags } from '$PWD/src/cli/permissions.ts'; console.log(permissionFlags({ netHosts: ['127.0.0.1:7481'] }).join(' '))")
+# Each revision runs with its own launch flags (src/cli/permissions.ts), as its launcher would.
+flags() {
+  deno eval "import { permissionFlags } from '$W/app-$1/src/cli/permissions.ts'; console.log(permissionFlags({ netHosts: ['127.0.0.1:7481'] }).join(' '))"
+}
+declare -A FLAGS
+for rev in "$A" "$B"; do FLAGS[$rev]=$(flags "$rev"); done
 export THINIMAGE_S3_ENDPOINT=http://127.0.0.1:7481 THINIMAGE_BUCKET=$THINIMAGE_TEST_BUCKET
 ms() { local s=$(date +%s%N); "$@" >/dev/null 2>"$W/last.err" || { cat "$W/last.err" >&2; return 1; }; echo $((($(date +%s%N) - s) / 1000000)); }
 reqs() { wc -l <"$W/requests.log" 2>/dev/null || echo 0; }
 for rev in "$A" "$B"; do
   d=$W/state-$rev; mkdir -p "$d"
-  deno run --no-check $FLAGS "$W/app-$rev/src/main.ts" --state-dir "$d" pool init \
+  deno run --no-check ${FLAGS[$rev]} "$W/app-$rev/src/main.ts" --state-dir "$d" pool init \
     --name "thinimage-w${rev:0:6}" --data-size 2G >/dev/null
-  deno run --no-check $FLAGS "$W/app-$rev/src/main.ts" --state-dir "$d" pull golang >/dev/null
+  deno run --no-check ${FLAGS[$rev]} "$W/app-$rev/src/main.ts" --state-dir "$d" pull golang >/dev/null
 done
 RESULTS=$W/results.txt
 for r in $(seq 1 "$ROUNDS"); do
   order="$A $B"; [ $((r % 2)) = 0 ] && order="$B $A"
   for rev in $order; do
-    cli() { deno run --no-check $FLAGS "$W/app-$rev/src/main.ts" --state-dir "$W/state-$rev" "$@"; }
+    cli() { deno run --no-check ${FLAGS[$rev]} "$W/app-$rev/src/main.ts" --state-dir "$W/state-$rev" "$@"; }
     # Device names are the host's: each revision's activations get their own names.
     name=w$r-${rev:0:7}
     before=$(reqs)

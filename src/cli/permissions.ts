@@ -56,12 +56,23 @@ export interface PermissionOptions {
   netHosts: readonly string[];
 }
 
-/** The `--allow-*` flags for running thinimage with `opts`. */
+/**
+ * Deno builds the module graph of every `import("./literal.ts")` it can see as soon as the
+ * importing module loads: through the command registry, every start walked every command's
+ * modules, the S3 SDK's and the tar applier's among them, whatever the command (a few
+ * milliseconds on a host, a few tenths of a second under emulation). Lazily, a module is
+ * loaded when imported; Deno then checks read permission on it, which the unscoped
+ * `--allow-read` below grants (narrower grants, without this flag, load as before).
+ */
+export const LAZY_IMPORTS_FLAG = "--unstable-lazy-dynamic-imports";
+
+/** The flags for running thinimage with `opts`: the `--allow-*` grants and lazy imports. */
 export function permissionFlags(opts: PermissionOptions): string[] {
   for (const v of opts.netHosts) {
     if (v.includes(",") || /\s/.test(v)) throw new TypeError(`cannot be a permission value: ${v}`);
   }
   return [
+    LAZY_IMPORTS_FLAG,
     "--allow-read",
     "--allow-write",
     `--allow-net=${opts.netHosts.join(",")}`,

@@ -266,6 +266,24 @@ export function parseDmsetupTables(out: string): Map<string, string> {
 }
 
 /**
+ * Parse `dmsetup status -v NAME` (or `table -v`): the device's info block, whose
+ * `Major, minor:` line gives its device number, then its target lines. `dev` is undefined when
+ * no such line is found (the caller reads the number on its own then).
+ *
+ * @example
+ * ```ts
+ * import { parseVerboseDm } from "./parse.ts";
+ * parseVerboseDm("Name:              p\nMajor, minor:      253, 0\n\n0 8192 linear 7:0 0\n");
+ * // { lines: "0 8192 linear 7:0 0", dev: "253:0" }
+ * ```
+ */
+export function parseVerboseDm(out: string): { lines: string; dev?: string } {
+  const m = /^Major, minor:\s*(\d+),\s*(\d+)\s*$/m.exec(out);
+  const lines = out.split("\n").map((l) => l.trim()).filter((l) => /^\d+ \d+ \S/.test(l));
+  return { lines: lines.join("\n"), dev: m ? `${m[1]}:${m[2]}` : undefined };
+}
+
+/**
  * Parse `dmsetup info -c --noheadings --separator : -o name,suspended`: the suspended names.
  *
  * @example

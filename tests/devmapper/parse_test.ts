@@ -15,6 +15,7 @@ import {
   parseThinLsIds,
   parseThinPoolTable,
   parseThinTable,
+  parseVerboseDm,
 } from "../../src/devmapper/parse.ts";
 import { InvalidInputError } from "../../src/errors.ts";
 
@@ -185,4 +186,29 @@ Deno.test("thin tables: formatted as parsed, and one test of 'live as this devic
   assert(!isThinTableOf("0 8192 thin 253:0 2", { thinId: 1 }));
   assert(!isThinTableOf("0 8192 error", { thinId: 1 }));
   assert(!isThinTableOf(undefined, { thinId: 1 }));
+});
+
+Deno.test("dmsetup status -v: the status line as a plain status gives it, and the device number", () => {
+  const out = `Name:              thinimage-phases
+State:             ACTIVE
+Read Ahead:        256
+Tables present:    LIVE
+Open count:        12
+Event number:      0
+Major, minor:      253, 0
+Number of targets: 1
+
+0 4194304 thin-pool 0 425/4096 108/32768 - rw discard_passdown error_if_no_space - 1024 
+`;
+  assertEquals(parseVerboseDm(out), {
+    lines:
+      "0 4194304 thin-pool 0 425/4096 108/32768 - rw discard_passdown error_if_no_space - 1024",
+    dev: "253:0",
+  });
+  assertEquals(parsePoolStatus(parseVerboseDm(out).lines).usedDataBlocks, 108);
+  // Without the info block (not verbose): the lines, and no number.
+  assertEquals(parseVerboseDm("0 8192 thin 253:0 1\n"), {
+    lines: "0 8192 thin 253:0 1",
+    dev: undefined,
+  });
 });

@@ -3,7 +3,9 @@
  * @module
  */
 import type { Command } from "../command.ts";
-import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceFromArgs } from "../s3_options.ts";
+import { S3_HELP, S3_OPTIONS, S3_USAGE, sourceConfigFromArgs } from "../s3_options.ts";
+// Static: this command gives up --allow-read before it lists, and Deno's lazy imports need it.
+import { createSource } from "../../retrieve/source.ts";
 import { formatBytes } from "../../log.ts";
 import { listRemoteImages, type RemoteImage } from "../../retrieve/resolve.ts";
 import { UsageError } from "../../errors.ts";
@@ -25,7 +27,7 @@ const images: Command = {
     if (!values.remote) {
       throw new UsageError("images: only --remote is available so far (images in the bucket)");
     }
-    const source = await sourceFromArgs(values);
+    const source = createSource(sourceConfigFromArgs(values));
     try {
       const list = await listRemoteImages(source, { signal: ctx.signal });
       const doc: RemoteImagesResult = {
