@@ -175,8 +175,14 @@ export class Dmsetup {
   }
 
   async #verboseStatus(name: string): Promise<{ lines: string; dev?: string } | undefined> {
+    const out = await this.#readLive(["status", "-v", name]);
+    return out === undefined ? undefined : parseVerboseDm(out);
+  }
+
+  /** What the read `args` prints, or undefined when the device it names does not exist. */
+  async #readLive(args: string[]): Promise<string | undefined> {
     try {
-      return parseVerboseDm(await this.#call(["status", "-v", name]));
+      return await this.#call(args);
     } catch (err) {
       if (err instanceof DmNoSuchDeviceError) return undefined;
       throw err;
@@ -272,12 +278,7 @@ export class Dmsetup {
   }
 
   async #table(name: string): Promise<string | undefined> {
-    try {
-      return (await this.#call(["table", name])).trim();
-    } catch (err) {
-      if (err instanceof DmNoSuchDeviceError) return undefined;
-      throw err;
-    }
+    return (await this.#readLive(["table", name]))?.trim();
   }
 
   /** The status line of `name`, or undefined when there is no such device. */
@@ -286,12 +287,7 @@ export class Dmsetup {
   }
 
   async #status(name: string): Promise<string | undefined> {
-    try {
-      return (await this.#call(["status", name])).trim();
-    } catch (err) {
-      if (err instanceof DmNoSuchDeviceError) return undefined;
-      throw err;
-    }
+    return (await this.#readLive(["status", name]))?.trim();
   }
 
   /** The live table of every device-mapper device on the host, in one run. */
