@@ -219,7 +219,7 @@ export class TargetDir {
   /** {@linkcode #claim} by key (0: not in a fresh directory), `at` its entry in `#made`. */
   #claimKey(key: number, at = key === 0 ? undefined : this.#made.get(key)): void {
     if (key === 0) return;
-    if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain(); // still queued
+    this.#awaitRecord(at);
     this.#made.set(key, 0); // made here
   }
 
@@ -413,7 +413,11 @@ export class TargetDir {
     if (!this.#defer || this.#fresh.size === 0) return;
     const ino = dir === this.#root ? this.#inoOf.get(dir)! : this.#c.lstatat(dir, "").ino;
     if (!this.#fresh.has(ino)) return;
-    const at = this.#made.get(this.#hasher.hashIn(ino, name));
+    this.#awaitRecord(this.#made.get(this.#hasher.hashIn(ino, name)));
+  }
+
+  /** Wait for the writer when `at` (an entry of `#made`) is a record it has still to do. */
+  #awaitRecord(at: number | undefined): void {
     if (at !== undefined && at > this.#writer!.tail) this.#writer!.drain();
   }
 
