@@ -56,8 +56,14 @@ export class PathHasher {
    * without building the string.
    */
   hashIn(dir: number, name: string): number {
-    const b = Math.imul(this.#s2 ^ Math.floor(dir / TWO32), M2);
-    return mix(Math.imul(this.#s1 ^ (dir >>> 0), M1), b ^ (b >>> 15), name);
+    // Both halves of `dir` into both lanes: the table probes from one lane's bits, so a lane
+    // blind to the directory would start every directory's "f1" at the same slot.
+    const lo = dir >>> 0;
+    const hi = Math.floor(dir / TWO32);
+    const a = Math.imul(Math.imul(this.#s1 ^ lo, M1) ^ hi, M1);
+    let b = Math.imul(this.#s2 ^ lo, M2);
+    b = Math.imul(b ^ (b >>> 15) ^ hi, M2);
+    return mix(a, b ^ (b >>> 15), name);
   }
 
   /**

@@ -28,6 +28,25 @@ Deno.test("path hashes: no collision among 200,000 similar paths", () => {
   assertEquals(keys.size, 200_000);
 });
 
+Deno.test("path hashes: the same names in many directories neither collide nor share a slot", () => {
+  // The table probes from the low 32 bits: a directory must move them too, or every
+  // directory's "f1" starts at one slot and each insert walks a run as long as the directories.
+  const h = new PathHasher();
+  const keys = new Set<number>();
+  const low = new Set<number>();
+  for (let dir = 1000; dir < 3000; dir++) {
+    for (const ino of [dir, dir + 2 ** 40]) {
+      for (let f = 0; f < 50; f++) {
+        const k = h.hashIn(ino, `f${f}`);
+        keys.add(k);
+        low.add(k >>> 0);
+      }
+    }
+  }
+  assertEquals(keys.size, 200_000);
+  assert(low.size > 199_000, `only ${low.size} distinct low words of 200,000`);
+});
+
 Deno.test("hash table: set, replace, get, grow", () => {
   const t = new HashTable(16);
   const h = new PathHasher();
