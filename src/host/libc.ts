@@ -124,6 +124,9 @@ export interface Stat {
   uid: number;
   gid: number;
   size: number;
+  /** Modification time: whole seconds, and nanoseconds past them. */
+  mtimeSec: number;
+  mtimeNsec: number;
 }
 
 /** `struct statx`, 256 bytes, the same layout on every architecture. */
@@ -152,8 +155,11 @@ export interface Libc {
   utimensat(dirfd: number, name: Name, seconds: number, flags: number): void;
   fchown(fd: number, uid: number, gid: number): void;
   fchmod(fd: number, mode: number): void;
-  /** Set atime and mtime of an open file to `seconds` (fractions kept to the nanosecond). */
-  futimes(fd: number, seconds: number): void;
+  /**
+   * Set atime and mtime of an open file to `seconds` (fractions kept to the nanosecond), or,
+   * with `nsec`, to whole `seconds` and `nsec` nanoseconds exactly (as {@linkcode Stat} gives).
+   */
+  futimes(fd: number, seconds: number, nsec?: number): void;
   /** Write all of `data`. */
   write(fd: number, data: Uint8Array): void;
   /**
@@ -242,9 +248,9 @@ function load(): Libc {
   const howBytes = new Uint8Array(how.buffer);
   const times = new BigInt64Array(4);
   const timesBytes = new Uint8Array(times.buffer);
-  const setTimes = (seconds: number) => {
+  const setTimes = (seconds: number, nsec?: number) => {
     const s = Math.floor(seconds);
-    const ns = BigInt(Math.round((seconds - s) * 1e9));
+    const ns = BigInt(nsec ?? Math.round((seconds - s) * 1e9));
     times[0] = times[2] = BigInt(s);
     times[1] = times[3] = ns;
   };
@@ -305,8 +311,8 @@ function load(): Libc {
     fchmod(fd, mode) {
       check(f.fchmod(fd, mode), "fchmod");
     },
-    futimes(fd, seconds) {
-      setTimes(seconds);
+    futimes(fd, seconds, nsec) {
+      setTimes(seconds, nsec);
       check(f.futimens(fd, timesBytes), "futimens");
     },
     write(fd, data) {
@@ -354,6 +360,8 @@ function load(): Libc {
         ino: Number(v.getBigUint64(32, true)),
         size: Number(v.getBigUint64(40, true)),
         dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+        mtimeSec: Number(v.getBigInt64(112, true)),
+        mtimeNsec: v.getUint32(120, true),
       };
     },
     readdir(fd) {

@@ -1,8 +1,10 @@
 /**
  * Apply a layer onto a directory (a mounted thin snapshot, or any directory for debugging):
- * validate the whole blob first, writing nothing if it is refused; then read it again through
- * the same reader and rules, hashing it, and perform each entry's operation through
- * {@linkcode TargetDir}, where the kernel resolves every path inside the directory. OCI
+ * read the blob through the reader and rules, hashing it, and perform each entry's operation
+ * through {@linkcode TargetDir}, where the kernel resolves every path inside the directory. A
+ * refused blob leaves the directory as it was: one that held something is validated whole
+ * first (nothing written on refusal); one that held nothing is applied in one pass and emptied
+ * again on refusal. OCI
  * semantics: later entries replace earlier ones, whiteouts and opaque markers remove only what
  * lower layers left and are never created themselves.
  *
@@ -90,15 +92,16 @@ export interface ApplyOptions {
 }
 
 /**
- * Validate `path`, then apply it onto `dir`. Resolves to the layer summary and the blob's
- * SHA-256. Rejects with {@linkcode LayerRejectedError} (exit 65): before writing anything when
- * validation fails or the layer's files add up to more than the target's free space; after
- * writing when the blob's SHA-256 differs from `expectedSha256` (rule `sha256-mismatch`), the
- * blob changed between the passes (`blob-changed`), or the kernel refuses what an entry asks
- * for (too many links, a path too long, a loop, no space left). Every entry written passed the
- * rules either way, and the kernel keeps every write inside `dir`, but `dir` holds a partial
- * layer that the caller discards. With `validated`, there is one pass and any refusal comes
- * after a partial write, naming the rule the entry broke.
+ * Apply `path` onto `dir`. Resolves to the layer summary and the blob's SHA-256. Rejects with
+ * {@linkcode LayerRejectedError} (exit 65) when the blob breaks a rule, differs from
+ * `expectedSha256` (rule `sha256-mismatch`), changes while it is read (`blob-changed`), or asks
+ * for what the kernel refuses (too many links, a path too long, a loop, no space left). Onto an
+ * empty `dir`, what was written is then removed and `dir` gets back its owner, mode and mtime.
+ * Onto any other, a blob that breaks a rule or holds more than the free space is refused before
+ * anything is written; the other refusals come after writing, and the partial layer is the
+ * caller's to discard. With `validated`, there is one pass and any refusal comes after a
+ * partial write, naming the rule the entry broke; nothing is removed. Every entry written passed
+ * the rules either way, and the kernel keeps every write inside `dir`.
  */
 export async function applyLayer(
   path: string,
@@ -145,10 +148,55 @@ export async function applyLayer(
         target.close();
       }
     }
+    const target = open(false);
+    if (target.claimEmpty()) {
+      return await extractIntoEmpty(path, dir, target, base, expected, hashing.result, opts);
+    }
+    target.close();
     return await validateThenExtract(path, open, base, expected, identity, hashing.result, opts);
   } finally {
     hashing.cancel();
   }
+}
+
+/**
+ * {@linkcode applyLayer} onto a directory that holds nothing: one pass, every rule still run on
+ * every entry before its operation, and on any failure what the pass wrote is removed, which
+ * leaves the directory as a refused validation pass would (empty), for the cost of undoing a
+ * partial layer instead of reading every blob twice. Interrupted, it stops at the next entry
+ * and keeps what it wrote, as the second of two passes does.
+ */
+async function extractIntoEmpty(
+  path: string,
+  dir: string,
+  target: TargetDir,
+  base: LayerLimits,
+  expected: string | undefined,
+  hashed: Promise<{ sha256: string; identity: string }>,
+  opts: ApplyOptions,
+): Promise<LayerSummary & { sha256: string }> {
+  try {
+    return await extract(path, target, fitting(base, target), expected, hashed, opts, (v) => v);
+  } catch (err) {
+    if (!opts.signal?.aborted) {
+      try {
+        target.discardAll();
+      } catch (undo) {
+        throw new ThinimageError(
+          `${errorText(err)}; removing the partial layer failed too (${errorText(undo)}): ` +
+            `empty ${dir} before applying again`,
+          { cause: err },
+        );
+      }
+    }
+    throw err;
+  } finally {
+    target.close();
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

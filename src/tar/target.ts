@@ -73,6 +73,11 @@ export class TargetDir {
    * it (which still holds its parent, a directory that was not removed).
    */
   #stale = false;
+  /**
+   * The root's owner, mode and mtime when {@linkcode claimEmpty} found it empty: every name in
+   * it is then this layer's, and {@linkcode discardAll} can put it back as it was.
+   */
+  #emptyRoot?: Stat;
   /** Directories made through dangling symlinks so far, and the most allowed. */
   #linkedParents = 0;
   readonly #maxLinkedParents: number;
@@ -242,6 +247,49 @@ export class TargetDir {
     let resolve = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
     if (opts.noCrossMounts) resolve |= RESOLVE.NO_XDEV;
     return new TargetDir(c, root, resolve, opts.trackCreated ?? true, opts.linkedParents ?? 1000);
+  }
+
+  /**
+   * True when the root holds nothing, and from then on this target counts on it: whatever it
+   * will hold is this layer's, so whiteouts and opaque markers (which remove only what lower
+   * layers left) have nothing to do, and {@linkcode discardAll} can undo the whole layer.
+   */
+  claimEmpty(): boolean {
+    // A descriptor of its own: listing moves the offset of the one it reads.
+    const fd = this.#c.openat(this.#root, ".", O.RDONLY | O.DIRECTORY);
+    let names: Uint8Array[];
+    try {
+      names = this.#c.readdir(fd);
+    } finally {
+      this.#c.close(fd);
+    }
+    if (names.length > 0) return false;
+    this.#emptyRoot = this.#c.lstatat(this.#root, "");
+    return true;
+  }
+
+  /**
+   * After a failed apply onto a root {@linkcode claimEmpty} found empty: remove everything in
+   * it (never following a link: each directory is opened by descriptor, without following)
+   * and give the root back its owner, mode and mtime. Its change time moves.
+   */
+  discardAll(): void {
+    const was = this.#emptyRoot;
+    if (!was) throw new Error("discardAll: the root was not claimed empty");
+    // The writer finished or stopped by now: nothing is created behind us, no record is left.
+    this.#writer = undefined;
+    this.#lastUse.clear();
+    this.#dropParents();
+    const fd = this.#c.openat(this.#root, ".", O.RDONLY | O.DIRECTORY);
+    try {
+      for (const name of this.#c.readdir(fd)) this.#removeAt(this.#root, name);
+    } finally {
+      this.#c.close(fd);
+    }
+    this.#dropParents();
+    this.#c.fchown(this.#root, was.uid, was.gid);
+    this.#c.fchmod(this.#root, was.mode & 0o7777);
+    this.#c.futimes(this.#root, was.mtimeSec, was.mtimeNsec);
   }
 
   /** Free bytes on the target's filesystem (for unprivileged writers). */
@@ -448,6 +496,7 @@ export class TargetDir {
    * directory this layer lists or wrote into stays, emptied of lower content.
    */
   whiteout(path: string): void {
+    if (this.#emptyRoot) return; // no lower layer
     this.#settle();
     const p = this.#splitExisting(path);
     if (!p) return;
@@ -468,6 +517,7 @@ export class TargetDir {
 
   /** An opaque marker: empty directory `path` of lower content, keeping this layer's. */
   opaque(path: string): void {
+    if (this.#emptyRoot) return; // no lower layer
     this.#settle();
     const fd = this.#openExistingDir(path);
     if (fd === null) return;

@@ -188,6 +188,69 @@ Deno.test("a refused layer writes nothing at all", async () => {
   s.cleanup();
 });
 
+/** The root's owner, mode and mtime (ns), what an undone apply must give back. */
+function rootState(root: string): string {
+  const st = Deno.statSync(root);
+  return `${st.uid}:${st.gid} ${(st.mode! & 0o7777).toString(8)} ${st.mtime!.getTime()}`;
+}
+
+Deno.test("onto an empty directory: a refusal after writing leaves it empty and as it was", async () => {
+  const s = sandbox();
+  Deno.chmodSync(s.root, 0o751);
+  Deno.utimeSync(s.root, 1_600_000_000.123, 1_600_000_000.123);
+  const before = rootState(s.root);
+  const big = "x".repeat(20_000);
+  const cases: [string, Tar, string][] = [
+    // A rule broken late: the entries before it are written (one pass), then removed.
+    [
+      "rule",
+      new Tar().dir("./", { mode: 0o700, uid: 7 }).dir("a").file("a/b", big).dir("a/c")
+        .symlink("l", "a").file("l/through", "x").file("z/../../escape").end(),
+      "name-dotdot",
+    ],
+    // The kernel refuses a loop the rules cannot see.
+    [
+      "kernel",
+      new Tar().file("f", big).symlink("l1", "l2").symlink("l2", "l1").file("l1/x").end(),
+      "symlink-loop",
+    ],
+  ];
+  for (const [what, tar, rule] of cases) {
+    const err = await assertRejects(() => applyLayer(s.layer(tar), s.root), Error);
+    const rules = err instanceof LayerRejectedError ? err.violations.map((v) => v.rule) : [];
+    assert(
+      err instanceof LayerRejectedError || err instanceof InvalidInputError,
+      `${what}: ${err}`,
+    );
+    if (err instanceof LayerRejectedError) assertEquals(rules, [rule], what);
+    assertEquals(Deno.readDirSync(s.root).toArray(), [], `${what}: nothing left`);
+    assertEquals(rootState(s.root), before, `${what}: the root's owner, mode and mtime`);
+  }
+  // A digest that does not match is known only at the end, after every entry was written.
+  const whole = s.layer(new Tar().dir("d").file("d/f", big).hardlink("h", "d/f").end());
+  const err = await assertRejects(
+    () => applyLayer(whole, s.root, { expectedSha256: "0".repeat(64) }),
+    LayerRejectedError,
+  );
+  assertEquals(err.violations[0].rule, "sha256-mismatch");
+  assertEquals(Deno.readDirSync(s.root).toArray(), [], "nothing left after a digest mismatch");
+  assertEquals(rootState(s.root), before);
+  s.canaryIntact();
+  s.cleanup();
+});
+
+Deno.test("onto an empty directory: whiteouts and opaque markers keep the layer's own entries", async () => {
+  const s = sandbox();
+  const layer = s.layer(
+    new Tar().file("etc/mine", "m").file("etc/.wh.mine").dir("d").file("d/x", "x")
+      .file("d/.wh..wh..opq").file(".wh.etc").end(),
+  );
+  const r = await applyLayer(layer, s.root);
+  assertEquals(r.whiteouts, 3);
+  assertEquals(snapshotTree(s.root).map((l) => l.split(" ")[0]), ["d", "d/x", "etc", "etc/mine"]);
+  s.cleanup();
+});
+
 Deno.test("expectedSha256: a blob that does not match is refused", async () => {
   const s = sandbox();
   const layer = s.layer(new Tar().file("a", "x").end());

@@ -121,10 +121,25 @@ Deno.test("a path under a file just queued is refused as under a file, not made 
   const t = padded().dir("a");
   for (let i = 0; i < 50; i++) t.file(`a/ok${i}`, "ok");
   const layer = t.file("a/x", "f").file("a/x/y", "g").end().write(base);
+  Deno.writeTextFileSync(`${root}/lower`, ""); // so that what was written stays, to be looked at
   const err = await assertRejects(() => applyLayer(layer, root));
   assert(err instanceof LayerRejectedError, String(err));
   assertEquals(err.violations.map((v) => v.rule), ["parent-not-directory"]);
   assert(Deno.lstatSync(`${root}/a/x`).isFile);
+  Deno.removeSync(base, { recursive: true });
+});
+
+Deno.test("onto an empty root, a refusal with files still queued leaves the root empty", async () => {
+  const base = Deno.makeTempDirSync({ prefix: "thinimage-file-writer-test-" });
+  const root = `${base}/root`;
+  Deno.mkdirSync(root);
+  const t = padded().dir("a");
+  for (let i = 0; i < 300; i++) t.file(`a/ok${i}`, "ok");
+  const layer = t.file("a/x", "f").file("a/x/y", "g").end().write(base);
+  const err = await assertRejects(() => applyLayer(layer, root));
+  assert(err instanceof LayerRejectedError, String(err));
+  assertEquals(err.violations.map((v) => v.rule), ["parent-not-directory"]);
+  assertEquals([...Deno.readDirSync(root)], []);
   Deno.removeSync(base, { recursive: true });
 });
 

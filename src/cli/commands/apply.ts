@@ -1,8 +1,9 @@
 /**
- * `thinimage apply FILE DIR [--json]`: validate FILE, then apply it as a layer onto DIR (what
- * unpacking does inside a mounted thin volume; also a debugging tool). Nothing is written when
- * validation fails (exit 65). With `--sha256 HEX` the blob must have that digest (checked as it
- * is applied; the validation pass then skips over file data instead of hashing it).
+ * `thinimage apply FILE DIR [--json]`: apply FILE as a layer onto DIR (what unpacking does inside
+ * a mounted thin volume; also a debugging tool). A refused layer (exit 65) leaves DIR as it was:
+ * onto an empty DIR in one pass, undone on refusal; onto any other, validated before anything is
+ * written. With `--sha256 HEX` the blob must have that digest (checked as it is applied; the
+ * validation pass then skips over file data instead of hashing it).
  * @module
  */
 import type { Command } from "../command.ts";
@@ -12,7 +13,7 @@ import { describeSummary, openError } from "../render.ts";
 
 const apply: Command = {
   name: "apply",
-  summary: "validate a layer tar, then unpack it onto a directory with OCI layer semantics",
+  summary: "unpack a layer tar onto a directory with OCI layer semantics (refused: nothing left)",
   usage: "thinimage apply FILE DIR [--sha256 HEX] [--json]",
   options: { sha256: { type: "string" } },
   positionals: [2, 2],
