@@ -414,7 +414,10 @@ export class TargetDir {
       this.#removeAt(parent, name);
       this.#c.symlinkat(target, parent, name);
     }
-    this.#c.fchownat(parent, name, uid, gid, AT.SYMLINK_NOFOLLOW);
+    // A new link has this process's user and the group its directory gives new names.
+    if (uid !== this.#ids.uid || gid !== (this.#groupOf.get(parent) ?? -1)) {
+      this.#c.fchownat(parent, name, uid, gid, AT.SYMLINK_NOFOLLOW);
+    }
     this.#c.utimensat(parent, name, mtime, AT.SYMLINK_NOFOLLOW);
     if (this.#track) this.#created.add(this.#c.lstatat(parent, name).ino);
   }

@@ -589,6 +589,8 @@ Deno.test("owners are as entries say when the root's group and setgid bit change
       .file("c", "c", { uid: 0, gid: 0 })
       .file("d", "d", { uid: 0, gid: 4242 })
       .file("e", "e", { uid: 5, gid: 77 })
+      .symlink("l0", "a", { uid: 0, gid: 0 })
+      .symlink("l77", "a", { uid: 0, gid: 77 })
       .end(),
   );
   await applyLayer(layer, s.root);
@@ -596,7 +598,15 @@ Deno.test("owners are as entries say when the root's group and setgid bit change
     const st = Deno.lstatSync(`${s.root}/${p}`);
     return `${st.uid}:${st.gid}`;
   };
-  assertEquals(["a", "b", "c", "d", "e"].map(owner), ["0:0", "0:4242", "0:0", "0:4242", "5:77"]);
+  assertEquals(["a", "b", "c", "d", "e", "l0", "l77"].map(owner), [
+    "0:0",
+    "0:4242",
+    "0:0",
+    "0:4242",
+    "5:77",
+    "0:0",
+    "0:77",
+  ]);
   s.cleanup();
 });
 
