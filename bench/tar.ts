@@ -241,7 +241,7 @@ try {
         ),
       async () =>
         add(
-          "thinimage apply (hashes twice)",
+          "thinimage apply",
           await measure(deno, [...rw, "apply", layer, fresh("ours")]),
         ),
     ];
@@ -322,7 +322,7 @@ try {
     console.log(fmt("thinimage validate", "sha256sum"));
     console.log(fmt("GNU tar -x"));
     console.log(fmt("thinimage apply --sha256", "GNU tar -x"));
-    console.log(fmt("thinimage apply (hashes twice)", "GNU tar -x"));
+    console.log(fmt("thinimage apply", "GNU tar -x"));
     console.log(fmt("one pass (pull's apply)", "GNU tar -x"));
     if (values.syscalls) {
       // Thread bookkeeping and memory management say nothing about the work per entry.
