@@ -3,8 +3,8 @@
  * read the blob through the reader and rules, hashing it, and perform each entry's operation
  * through {@linkcode TargetDir}, where the kernel resolves every path inside the directory. A
  * refused blob leaves the directory as it was: one that held something is validated whole
- * first (nothing written on refusal); one that held nothing is applied in one pass and emptied
- * again on refusal. OCI
+ * first (nothing written on refusal); one that held nothing takes a plain blob that fits in one
+ * pass (anything else is validated first) and is emptied again on refusal. OCI
  * semantics: later entries replace earlier ones, whiteouts and opaque markers remove only what
  * lower layers left and are never created themselves.
  *
@@ -150,7 +150,16 @@ export async function applyLayer(
     }
     const target = open(false);
     if (target.claimEmpty()) {
-      return await extractIntoEmpty(path, dir, target, base, expected, hashing.result, opts);
+      return await extractIntoEmpty(
+        path,
+        dir,
+        target,
+        base,
+        expected,
+        identity,
+        hashing.result,
+        opts,
+      );
     }
     target.close();
     return await validateThenExtract(path, open, base, expected, identity, hashing.result, opts);
@@ -160,11 +169,14 @@ export async function applyLayer(
 }
 
 /**
- * {@linkcode applyLayer} onto a directory that holds nothing: one pass, every rule still run on
- * every entry before its operation, and on any failure what the pass wrote is removed, which
- * leaves the directory as a refused validation pass would (empty), for the cost of undoing a
- * partial layer instead of reading every blob twice. Interrupted, it stops at the next entry
- * and keeps what it wrote, as the second of two passes does.
+ * {@linkcode applyLayer} onto a directory that holds nothing. One pass, every rule still run on
+ * every entry before its operation, when the blob cannot write more than the room there before
+ * a rule stops it (a plain tar holds its files' bytes); a compressed blob, which may inflate
+ * far beyond its size, or one larger than the room, is validated first, so that an oversized
+ * layer is refused before it fills the filesystem. On any failure after writing, what was
+ * written is removed, which leaves the directory as a refused validation pass would (empty).
+ * Interrupted, it stops at the next entry and keeps what it wrote, as the second of two passes
+ * does.
  */
 async function extractIntoEmpty(
   path: string,
@@ -172,13 +184,24 @@ async function extractIntoEmpty(
   target: TargetDir,
   base: LayerLimits,
   expected: string | undefined,
+  identity: string,
   hashed: Promise<{ sha256: string; identity: string }>,
   opts: ApplyOptions,
 ): Promise<LayerSummary & { sha256: string }> {
+  let writing = false;
   try {
-    return await extract(path, target, fitting(base, target), expected, hashed, opts, (v) => v);
+    const limits = fitting(base, target);
+    let refusal = (v: Violation) => v;
+    if (!cannotOutgrow(path, limits)) {
+      await validateLayer(path, { limits, signal: opts.signal, lower: (p) => target.lookup(p) });
+      refusal = afterValidation(expected);
+    }
+    writing = true;
+    const r = await extract(path, target, limits, expected, hashed, opts, refusal);
+    unchangedSince(path, identity);
+    return r;
   } catch (err) {
-    if (!opts.signal?.aborted) {
+    if (writing && !opts.signal?.aborted) {
       try {
         target.discardAll();
       } catch (undo) {
@@ -192,6 +215,35 @@ async function extractIntoEmpty(
     throw err;
   } finally {
     target.close();
+  }
+}
+
+/**
+ * Whether every byte the blob at `path` can unpack fits `limits.unpackedBytes` (the room left,
+ * see {@linkcode fitting}): true for a plain tar no larger than that, whose files' data is in
+ * it; never for a gzip one.
+ */
+function cannotOutgrow(path: string, limits: LayerLimits): boolean {
+  using file = Deno.openSync(path, { read: true });
+  const head = new Uint8Array(2);
+  const n = file.readSync(head) ?? 0;
+  if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) return false;
+  return file.statSync().size <= limits.unpackedBytes;
+}
+
+/** Validation passed, so a refusal now means the bytes differ from the ones validated. */
+function afterValidation(expected: string | undefined): (v: Violation) => Violation {
+  return (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v);
+}
+
+/** Refuse the blob (`blob-changed`) unless it still has the identity it had at the start. */
+function unchangedSince(path: string, identity: string): void {
+  if (blobIdentity(path) !== identity) {
+    throw new LayerRejectedError(path, [changed({
+      rule: "blob-changed",
+      entry: "",
+      message: `${path} was modified or replaced while it was applied`,
+    })]);
   }
 }
 
@@ -235,16 +287,9 @@ async function validateThenExtract(
       expected,
       hashed,
       opts,
-      // Validation passed, so a refusal now means the bytes differ from the ones validated.
-      (v) => v.rule === "sha256-mismatch" && expected !== undefined ? v : changed(v),
+      afterValidation(expected),
     );
-    if (blobIdentity(path) !== identity) {
-      throw new LayerRejectedError(path, [changed({
-        rule: "blob-changed",
-        entry: "",
-        message: `${path} was modified or replaced while it was applied`,
-      })]);
-    }
+    unchangedSince(path, identity);
     return r;
   } finally {
     target.close();

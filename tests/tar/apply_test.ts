@@ -2,6 +2,7 @@
 // with canaries outside the target directory.
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { LIBC_PATH } from "../../src/host/libc.ts";
+import { gzipSync } from "node:zlib";
 import { Tar } from "./tar_builder.ts";
 import { snapshotTree } from "./tree.ts";
 import { applyLayer } from "../../src/tar/apply.ts";
@@ -236,6 +237,38 @@ Deno.test("onto an empty directory: a refusal after writing leaves it empty and 
   assertEquals(Deno.readDirSync(s.root).toArray(), [], "nothing left after a digest mismatch");
   assertEquals(rootState(s.root), before);
   s.canaryIntact();
+  s.cleanup();
+});
+
+Deno.test("onto an empty directory: a blob that could outgrow the room is refused before writing", async () => {
+  const s = sandbox();
+  // Deno reports change times in whole seconds: stat(1) has them to the nanosecond.
+  const ctime = () =>
+    new TextDecoder().decode(
+      new Deno.Command("/usr/bin/stat", { args: ["-c", "%z", s.root] }).outputSync().stdout,
+    );
+  const before = ctime();
+  // File times come from the kernel's coarse clock: let it tick past `before`.
+  await new Promise((r) => setTimeout(r, 30));
+  const big = new Tar().file("a", "a").file("zeros", new Uint8Array(2 << 20)).end();
+  const plain = s.layer(big);
+  const gz = `${s.base}/big.tar.gz`;
+  Deno.writeFileSync(gz, gzipSync(big.bytes()));
+  // Both declare more than the limit; the plain one is also larger than it, the gzip one is not.
+  for (const layer of [plain, gz]) {
+    const err = await assertRejects(
+      () => applyLayer(layer, s.root, { limits: { unpackedBytes: 1 << 20 } }),
+      LayerRejectedError,
+    );
+    assertEquals(err.violations.map((v) => v.rule), ["limit-unpacked-bytes"], layer);
+    // Written and removed again would have moved the root's change time.
+    assertEquals(ctime(), before, `${layer}: nothing was written`);
+  }
+  // A gzip blob the kernel refuses half-way (validation cannot see a link loop) is undone too.
+  const loop = new Tar().file("f", "x").symlink("l1", "l2").symlink("l2", "l1").file("l1/x").end();
+  Deno.writeFileSync(gz, gzipSync(loop.bytes()));
+  await assertRejects(() => applyLayer(gz, s.root), InvalidInputError);
+  assertEquals(Deno.readDirSync(s.root).toArray(), []);
   s.cleanup();
 });
 
