@@ -205,11 +205,13 @@ async function extractIntoEmpty(
       try {
         target.discardAll();
       } catch (undo) {
-        throw new ThinimageError(
-          `${errorText(err)}; removing the partial layer failed too (${errorText(undo)}): ` +
-            `empty ${dir} before applying again`,
-          { cause: err },
-        );
+        // The refusal stays the error (its class, its exit code); the first line says what
+        // is left to do.
+        const note = `; removing the partial layer failed too (${errorText(undo)}): ` +
+          `empty ${dir} before applying again`;
+        if (!(err instanceof Error)) throw new ThinimageError(`${String(err)}${note}`);
+        const [first, ...rest] = err.message.split("\n");
+        err.message = [first + note, ...rest].join("\n");
       }
     }
     throw err;
@@ -248,7 +250,7 @@ function unchangedSince(path: string, identity: string): void {
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return err instanceof Error ? err.message.split("\n")[0] : String(err);
 }
 
 /**
