@@ -148,24 +148,28 @@ export async function applyLayer(
         target.close();
       }
     }
+    const job: Job = { path, base, expected, identity, hashed: hashing.result, opts };
     const target = open(false);
     if (target.claimEmpty()) {
-      return await extractIntoEmpty(
-        path,
-        dir,
-        target,
-        base,
-        expected,
-        identity,
-        hashing.result,
-        opts,
-      );
+      return await extractIntoEmpty(job, dir, target);
     }
     target.close();
-    return await validateThenExtract(path, open, base, expected, identity, hashing.result, opts);
+    return await validateThenExtract(job, open);
   } finally {
     hashing.cancel();
   }
+}
+
+/** What {@linkcode applyLayer} hands each way of applying a blob not validated yet. */
+interface Job {
+  path: string;
+  base: LayerLimits;
+  expected: string | undefined;
+  /** The blob's identity when the apply started. */
+  identity: string;
+  /** Its digest, computed beside the passes. */
+  hashed: Promise<{ sha256: string; identity: string }>;
+  opts: ApplyOptions;
 }
 
 /**
@@ -179,15 +183,11 @@ export async function applyLayer(
  * does.
  */
 async function extractIntoEmpty(
-  path: string,
+  job: Job,
   dir: string,
   target: TargetDir,
-  base: LayerLimits,
-  expected: string | undefined,
-  identity: string,
-  hashed: Promise<{ sha256: string; identity: string }>,
-  opts: ApplyOptions,
 ): Promise<LayerSummary & { sha256: string }> {
+  const { path, base, expected, identity, hashed, opts } = job;
   let writing = false;
   try {
     const limits = fitting(base, target);
@@ -259,14 +259,10 @@ function errorText(err: unknown): string {
  * caught by its identity (inode, size, times).
  */
 async function validateThenExtract(
-  path: string,
+  job: Job,
   open: (trackCreated: boolean) => TargetDir,
-  base: LayerLimits,
-  expected: string | undefined,
-  identity: string,
-  hashed: Promise<{ sha256: string; identity: string }>,
-  opts: ApplyOptions,
 ): Promise<LayerSummary & { sha256: string }> {
+  const { path, base, expected, identity, hashed, opts } = job;
   const probe = open(false);
   let checked: LayerSummary;
   let limits: LayerLimits;
