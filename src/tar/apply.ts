@@ -150,10 +150,13 @@ export async function applyLayer(
     }
     const job: Job = { path, base, expected, identity, hashed: hashing.result, opts };
     const target = open(false);
-    if (target.claimEmpty()) {
-      return await extractIntoEmpty(job, dir, target);
+    let empty = false;
+    try {
+      empty = target.claimEmpty();
+    } finally {
+      if (!empty) target.close();
     }
-    target.close();
+    if (empty) return await extractIntoEmpty(job, dir, target);
     return await validateThenExtract(job, open);
   } finally {
     hashing.cancel();
