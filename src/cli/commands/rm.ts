@@ -1,13 +1,14 @@
 /**
  * `thinimage rm IMAGE`: forget an image and free what only it used (its chain devices and
- * blobs that no other image or activation needs). Refused while activations use the image.
+ * blobs that no other image or activation needs). Refused while activations use the image (exit
+ * 75: it succeeds once they are deactivated).
  * @module
  */
 import type { Command } from "../command.ts";
 import { AGENT_OPTIONS, withAgent } from "../agent_options.ts";
 import { collectGarbage, type GcResult } from "../../agent/gc.ts";
 import { checkName } from "../../names.ts";
-import { InvalidInputError, UsageError } from "../../errors.ts";
+import { TemporaryError, UsageError } from "../../errors.ts";
 import { gcSummary } from "../render.ts";
 
 const rm: Command = {
@@ -30,10 +31,12 @@ const rm: Command = {
         }
         const users = agent.catalog.listActivations().filter((a) => a.image === image);
         if (users.length > 0) {
-          throw new InvalidInputError(
-            `${image} is in use by activation(s) ${
-              users.map((a) => a.name).join(", ")
-            }: deactivate them first`,
+          // Not bad input: it works once they are gone, so a caller (cron) may try again.
+          const names = users.map((a) => a.name);
+          throw new TemporaryError(
+            `${image} is in use by activation(s) ${names.join(", ")}: deactivate them first ` +
+              `('thinimage deactivate ${names[0]}'), then remove it`,
+            { details: { image, activations: names } },
           );
         }
         agent.catalog.deleteImage(image);

@@ -140,7 +140,13 @@ Deno.test("hostile image refused, then four processes at once, then warm, offlin
 
     // rm: refused while activated; the hostile image's own blob goes with it.
     const busy = await sc.cli(["rm", "golang"]);
-    assertEquals(busy.code, 65, busy.stderr);
+    assertEquals(busy.code, 75, busy.stderr); // not bad input: it works once deactivated
+    assert(/in use by activation.*deactivate/.test(busy.stderr.split("\n")[0]), busy.stderr);
+    assert(
+      (await sc.cli(["ls", "--json"])).json.images.some((i: { name: string }) =>
+        i.name === "golang"
+      ),
+    );
     const rm = await sc.cli(["rm", "hostile", "--json"]);
     assertEquals(rm.code, 0, rm.stderr);
     assertEquals(rm.json.gc.chains, []);
