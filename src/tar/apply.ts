@@ -40,6 +40,7 @@ import {
   type Violation,
 } from "./violation.ts";
 import { validateLayer } from "./validate.ts";
+import { isGzip } from "./magic.ts";
 
 /**
  * Blobs smaller than this are applied and hashed on one thread: starting a worker (an isolate,
@@ -231,8 +232,7 @@ async function extractIntoEmpty(
 function cannotOutgrow(path: string, limits: LayerLimits): boolean {
   using file = Deno.openSync(path, { read: true });
   const head = new Uint8Array(2);
-  const n = file.readSync(head) ?? 0;
-  if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) return false;
+  if (isGzip(head.subarray(0, file.readSync(head) ?? 0))) return false;
   return file.statSync().size <= limits.unpackedBytes;
 }
 

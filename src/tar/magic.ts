@@ -54,6 +54,14 @@ export function sniffOtherCompression(head: Uint8Array): string | undefined {
   return MAGIC.find((m) => m.compression && startsWith(head, m.bytes))?.name;
 }
 
+/** gzip's two leading bytes: the one compression a layer may have. */
+const GZIP: readonly number[] = [0x1f, 0x8b];
+
+/** True when `head` starts as a gzip stream does (the layer source then inflates it). */
+export function isGzip(head: Uint8Array): boolean {
+  return startsWith(head, GZIP);
+}
+
 /** True when `data` begins with the bytes `magic`. */
 export function startsWith(data: Uint8Array, magic: readonly number[]): boolean {
   if (data.length < magic.length) return false;

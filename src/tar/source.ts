@@ -17,7 +17,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { COST_BOUNDS } from "./limits.ts";
-import { sniffOtherCompression } from "./magic.ts";
+import { isGzip, sniffOtherCompression } from "./magic.ts";
 import { TarViolation } from "./violation.ts";
 
 /** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
@@ -68,7 +68,7 @@ export async function openLayerSource(
       });
     }
     const hash = opts.sha256 ? createHash("sha256") : undefined;
-    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    if (isGzip(head.subarray(0, n))) {
       return await GzipSource.open(file, size, hash);
     }
     return new PlainSource(file, size, hash);
