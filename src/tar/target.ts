@@ -255,17 +255,19 @@ export class TargetDir {
    * layers left) have nothing to do, and {@linkcode discardAll} can undo the whole layer.
    */
   claimEmpty(): boolean {
-    // A descriptor of its own: listing moves the offset of the one it reads.
+    if (this.#rootNames().length > 0) return false;
+    this.#emptyRoot = this.#c.lstatat(this.#root, "");
+    return true;
+  }
+
+  /** The names in the root, read through a descriptor of its own (a listing moves its offset). */
+  #rootNames(): Uint8Array[] {
     const fd = this.#c.openat(this.#root, ".", O.RDONLY | O.DIRECTORY);
-    let names: Uint8Array[];
     try {
-      names = this.#c.readdir(fd);
+      return this.#c.readdir(fd);
     } finally {
       this.#c.close(fd);
     }
-    if (names.length > 0) return false;
-    this.#emptyRoot = this.#c.lstatat(this.#root, "");
-    return true;
   }
 
   /**
@@ -280,13 +282,7 @@ export class TargetDir {
     this.#writer = undefined;
     this.#lastUse.clear();
     this.#dropParents();
-    const fd = this.#c.openat(this.#root, ".", O.RDONLY | O.DIRECTORY);
-    try {
-      for (const name of this.#c.readdir(fd)) this.#removeAt(this.#root, name);
-    } finally {
-      this.#c.close(fd);
-    }
-    this.#dropParents();
+    for (const name of this.#rootNames()) this.#removeAt(this.#root, name);
     this.#c.fchown(this.#root, was.uid, was.gid);
     this.#c.fchmod(this.#root, was.mode & 0o7777);
     this.#c.futimes(this.#root, was.mtimeSec, was.mtimeNsec);

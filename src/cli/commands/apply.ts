@@ -2,8 +2,9 @@
  * `thinimage apply FILE DIR [--json]`: apply FILE as a layer onto DIR (what unpacking does inside
  * a mounted thin volume; also a debugging tool). A refused layer (exit 65) leaves DIR as it was:
  * onto an empty DIR in one pass when the blob is a plain tar that fits (else validated first),
- * undone on refusal; onto any other, validated before anything is written. With `--sha256 HEX` the blob must have that digest (checked as it is applied; the
- * validation pass then skips over file data instead of hashing it).
+ * undone on refusal; onto any other, validated before anything is written. With `--sha256 HEX`
+ * the blob must have that digest (checked as it is applied; a validation pass skips over file
+ * data instead of hashing it).
  * @module
  */
 import type { Command } from "../command.ts";
