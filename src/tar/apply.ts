@@ -288,7 +288,13 @@ async function validateThenExtract(
       expected,
       hashed,
       opts,
-      afterValidation(expected),
+      // Known only at the end, after every entry was written into a target this keeps.
+      (v) => {
+        const w = afterValidation(expected)(v);
+        return w.rule !== "sha256-mismatch"
+          ? w
+          : { ...w, message: `${w.message}; the target holds a partial layer: discard it` };
+      },
     );
     unchangedSince(path, identity);
     return r;
@@ -414,8 +420,7 @@ async function extract(
       throw new LayerRejectedError(path, [refusal({
         rule: "sha256-mismatch",
         entry: "",
-        message:
-          `SHA-256 is ${sha256}, expected ${reference}; the target holds a partial layer: discard it`,
+        message: `SHA-256 is ${sha256}, expected ${reference}`,
       })]);
     }
     opts.onProgress?.(src.fileBytes, src.fileBytes);

@@ -234,8 +234,16 @@ Deno.test("onto an empty directory: a refusal after writing leaves it empty and 
     LayerRejectedError,
   );
   assertEquals(err.violations[0].rule, "sha256-mismatch");
+  assert(!/partial/.test(err.violations[0].message), "nothing to discard: it was removed");
   assertEquals(Deno.readDirSync(s.root).toArray(), [], "nothing left after a digest mismatch");
   assertEquals(rootState(s.root), before);
+  // Over something kept, the partial layer stays, and the message says so.
+  Deno.writeTextFileSync(`${s.root}/lower`, "");
+  const kept = await assertRejects(
+    () => applyLayer(whole, s.root, { expectedSha256: "0".repeat(64) }),
+    LayerRejectedError,
+  );
+  assert(/partial layer: discard it/.test(kept.violations[0].message), kept.message);
   s.canaryIntact();
   s.cleanup();
 });
