@@ -114,33 +114,35 @@ Deno.test("a hardlink right after its file links the file, with its data", async
   done();
 });
 
-Deno.test("a path under a file just queued is refused as under a file, not made a directory", async () => {
+/**
+ * A layer of `files` files in `a/` (enough to queue on the worker), then the file `a/x` and a
+ * path under it; applied onto a root that is empty, or holds one lower file. Refused.
+ */
+async function pathUnderQueuedFile(files: number, lower: boolean) {
   const base = Deno.makeTempDirSync({ prefix: "thinimage-file-writer-test-" });
   const root = `${base}/root`;
   Deno.mkdirSync(root);
   const t = padded().dir("a");
-  for (let i = 0; i < 50; i++) t.file(`a/ok${i}`, "ok");
+  for (let i = 0; i < files; i++) t.file(`a/ok${i}`, "ok");
   const layer = t.file("a/x", "f").file("a/x/y", "g").end().write(base);
-  Deno.writeTextFileSync(`${root}/lower`, ""); // so that what was written stays, to be looked at
+  if (lower) Deno.writeTextFileSync(`${root}/lower`, "");
   const err = await assertRejects(() => applyLayer(layer, root));
   assert(err instanceof LayerRejectedError, String(err));
   assertEquals(err.violations.map((v) => v.rule), ["parent-not-directory"]);
+  return { root, cleanup: () => Deno.removeSync(base, { recursive: true }) };
+}
+
+Deno.test("a path under a file just queued is refused as under a file, not made a directory", async () => {
+  // Over a lower file, so that what was written stays, to be looked at.
+  const { root, cleanup } = await pathUnderQueuedFile(50, true);
   assert(Deno.lstatSync(`${root}/a/x`).isFile);
-  Deno.removeSync(base, { recursive: true });
+  cleanup();
 });
 
 Deno.test("onto an empty root, a refusal with files still queued leaves the root empty", async () => {
-  const base = Deno.makeTempDirSync({ prefix: "thinimage-file-writer-test-" });
-  const root = `${base}/root`;
-  Deno.mkdirSync(root);
-  const t = padded().dir("a");
-  for (let i = 0; i < 300; i++) t.file(`a/ok${i}`, "ok");
-  const layer = t.file("a/x", "f").file("a/x/y", "g").end().write(base);
-  const err = await assertRejects(() => applyLayer(layer, root));
-  assert(err instanceof LayerRejectedError, String(err));
-  assertEquals(err.violations.map((v) => v.rule), ["parent-not-directory"]);
+  const { root, cleanup } = await pathUnderQueuedFile(300, false);
   assertEquals([...Deno.readDirSync(root)], []);
-  Deno.removeSync(base, { recursive: true });
+  cleanup();
 });
 
 Deno.test("files across more directories than the parent cache holds: all whole, no descriptor leaked", async () => {
