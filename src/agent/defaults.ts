@@ -6,3 +6,6 @@
 
 /** The default virtual size of a chain device: room for the largest image's root filesystem. */
 export const DEFAULT_DEVICE_SIZE = 8 * 1024 ** 3;
+
+/** Where state lives when neither `--state-dir` nor `THINIMAGE_STATE_DIR` says otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/thinimage";

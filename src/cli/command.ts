@@ -45,6 +45,12 @@ export interface CommandContext {
   /** Aborted on SIGINT or SIGTERM: stop at the next safe point and leave work resumable. */
   signal: AbortSignal;
   /**
+   * Run by `thinimage daemon` for a client: work the daemon does not take on (see
+   * {@linkcode Command.daemon}) throws `NotServedError` before it starts, and the client runs
+   * the command itself.
+   */
+  daemon?: boolean;
+  /**
    * Print the command's result: the JSON document with `--json`, otherwise `human(doc)` on
    * stderr (nothing with `--quiet`). Call once.
    */
@@ -64,6 +70,11 @@ export interface Command {
   positionals?: [number, number];
   /** Permissions kept after parsing. Everything else is revoked before `run`. */
   keeps: readonly PermissionName[];
+  /**
+   * `thinimage daemon` may run this command for a client (src/daemon/client.ts lists the
+   * names it hands over, as it loads no command).
+   */
+  daemon?: boolean;
   /** Returns the exit code (0 when omitted); throws a ThinimageError for failures. */
   run(ctx: CommandContext, args: CommandArgs): Promise<number | void> | number | void;
 }

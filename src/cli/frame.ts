@@ -23,9 +23,11 @@ import {
   UsageError,
 } from "../errors.ts";
 import { RunFailedError, type RunLink } from "../engine/errors.ts";
+import { DEFAULT_STATE_DIR } from "../agent/defaults.ts";
+import { NotServedError } from "../daemon/protocol.ts";
 
 /** Where state lives when neither `--state-dir` nor `THINIMAGE_STATE_DIR` says otherwise. */
-export const DEFAULT_STATE_DIR = "/var/lib/thinimage";
+export { DEFAULT_STATE_DIR };
 
 /** Flags every command accepts, before or after the command name. */
 export const GLOBAL_OPTIONS = {
@@ -57,9 +59,21 @@ export interface RunCliOptions {
   noRevoke?: boolean;
   /** Skip installing signal handlers. */
   noSignals?: boolean;
+  /** Stops the command as SIGINT would (the daemon's, when its client goes away). */
+  signal?: AbortSignal;
+  /**
+   * Run as `thinimage daemon` does for a client: only a command that the daemon serves, only
+   * for the daemon's state directory (`envStateDir` is the client's `THINIMAGE_STATE_DIR`);
+   * anything else throws {@linkcode NotServedError}, having printed nothing, for the client to
+   * run itself.
+   */
+  daemon?: { stateDir: string; envStateDir?: string };
 }
 
-/** Parse `argv`, run the command, and return the exit code. Never throws. */
+/**
+ * Parse `argv`, run the command, and return the exit code. Never throws, but for
+ * {@linkcode NotServedError} with `opts.daemon`.
+ */
 export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<number> {
   const enc = new TextEncoder();
   const writeOut = opts.stdout ?? ((t: string) => writeAll(Deno.stdout, enc.encode(t)));
@@ -68,8 +82,15 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
   let json = argv.includes("--json");
   const controller = new AbortController();
   const removeSignals = opts.noSignals ? () => {} : installSignals(controller, writeErr);
+  const outer = opts.signal;
+  const stop = () => controller.abort(outer?.reason);
+  if (outer?.aborted) stop();
+  outer?.addEventListener("abort", stop);
   try {
     const { name, rest } = splitCommand(argv);
+    if (opts.daemon && (name === undefined || !COMMANDS[name])) {
+      throw new NotServedError("not a command the daemon serves");
+    }
     if (name === undefined && (argv.includes("--version") || argv.includes("-V"))) {
       writeOut(`thinimage ${await version()}\n`);
       return ExitCode.Ok;
@@ -89,15 +110,19 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
       throw new UsageError(`unknown command '${name}' (see 'thinimage --help')`);
     }
     const cmd = (await loader()).default;
+    if (opts.daemon && !cmd.daemon) throw new NotServedError(`the daemon does not serve ${name}`);
     const parsed = parseCommandArgs(cmd, rest);
     const g = parsed.globals;
     json = g.json;
     if (g.help) {
+      if (opts.daemon) throw new NotServedError("help is printed by the client");
       writeOut(await commandHelp(name));
       return ExitCode.Ok;
     }
     log = new Logger({ level: g.level, format: g.logFormat, write: opts.stderr });
-    const stateDir = g.stateDir ?? envStateDir() ?? DEFAULT_STATE_DIR;
+    const stateDir = opts.daemon
+      ? servedStateDir(g.stateDir ?? opts.daemon.envStateDir ?? DEFAULT_STATE_DIR, opts.daemon)
+      : g.stateDir ?? envStateDir() ?? DEFAULT_STATE_DIR;
     if (!opts.noRevoke) revokeAllBut(cmd.keeps);
     let printed = false;
     const ctx: CommandContext = {
@@ -105,6 +130,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
       json,
       log,
       signal: controller.signal,
+      daemon: opts.daemon !== undefined,
       result(doc, human) {
         if (printed) throw new ThinimageError("a command printed two results");
         printed = true;
@@ -115,6 +141,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     const code = await cmd.run(ctx, { values: parsed.values, positionals: parsed.positionals });
     return code ?? ExitCode.Ok;
   } catch (err) {
+    if (opts.daemon && err instanceof NotServedError) throw err;
     const e = normalizeError(err, controller.signal);
     const code = exitCodeOf(e);
     const report = errorReport(e);
@@ -154,9 +181,29 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     }
     return code;
   } finally {
+    outer?.removeEventListener("abort", stop);
     removeSignals();
     log.endProgress();
   }
+}
+
+/**
+ * The state directory a daemon's client names, if it is the daemon's own (compared where they
+ * lead, so that two spellings of one directory agree); otherwise the client runs the command.
+ */
+function servedStateDir(asked: string, daemon: { stateDir: string }): string {
+  const real = (p: string) => {
+    try {
+      return Deno.realPathSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const mine = real(daemon.stateDir);
+  if (mine === undefined || real(asked) !== mine) {
+    throw new NotServedError(`the daemon serves ${daemon.stateDir}, not ${asked}`);
+  }
+  return daemon.stateDir;
 }
 
 interface Globals {

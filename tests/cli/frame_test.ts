@@ -6,6 +6,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../help
 import { runCli } from "../../src/cli/frame.ts";
 import { openStore } from "../../src/store/db.ts";
 import { DB_FILE } from "../../src/state_dir.ts";
+import { NotServedError } from "../../src/daemon/protocol.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 const SPIN = new URL("./fixtures/spin.ts", import.meta.url).pathname;
@@ -193,3 +194,42 @@ function exists(p: string): boolean {
     return false;
   }
 }
+
+Deno.test("daemon mode: only served commands, only for the daemon's state directory", async () => {
+  const mine = tempDir();
+  const other = tempDir();
+  try {
+    const out: string[] = [];
+    const run = (argv: string[], envStateDir?: string) =>
+      runCli(argv, {
+        stdout: (t) => out.push(t),
+        stderr: (t) => out.push(t),
+        noRevoke: true,
+        noSignals: true,
+        daemon: { stateDir: mine, envStateDir },
+      });
+    const declined = async (argv: string[], envStateDir?: string) => {
+      try {
+        await run(argv, envStateDir);
+      } catch (err) {
+        assert(err instanceof NotServedError, String(err));
+        return (err as Error).message;
+      }
+      throw new Error(`served: ${argv.join(" ")}`);
+    };
+    assertStringIncludes(await declined(["ls"]), "does not serve ls");
+    assertStringIncludes(await declined(["--version"]), "not a command");
+    assertStringIncludes(await declined(["activate", "x", "--help"]), "help");
+    assertStringIncludes(await declined(["--state-dir", other, "activate", "x"]), other);
+    assertStringIncludes(await declined(["activate", "x"], other), other);
+    // The client's own THINIMAGE_STATE_DIR, spelled another way, is the daemon's directory.
+    // With nothing here, the activation is then declined: the client would have to pull it.
+    assertStringIncludes(await declined(["activate", "x"], `${mine}/.`), "not pulled here");
+    assertEquals(out, [], "nothing printed for a declined command");
+    // A usage error is the daemon's to report, as the client would have.
+    assertEquals(await run(["--state-dir", mine, "activate", "-x"]), 2);
+  } finally {
+    Deno.removeSync(mine, { recursive: true });
+    Deno.removeSync(other, { recursive: true });
+  }
+});
