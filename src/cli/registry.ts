@@ -19,4 +19,5 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   ls: () => import("./commands/ls.ts"),
   rm: () => import("./commands/rm.ts"),
   gc: () => import("./commands/gc.ts"),
+  daemon: () => import("./commands/daemon.ts"),
 };

@@ -19,6 +19,7 @@ import { StateDir } from "../../state_dir.ts";
 import { Dmsetup } from "../../devmapper/dmsetup.ts";
 import type { Agent } from "../../agent/runtime.ts";
 import { UsageError } from "../../errors.ts";
+import { NotServedError } from "../../daemon/protocol.ts";
 
 /** The `--json` document of `activate`. */
 export interface ActivateResult {
@@ -62,6 +63,7 @@ const activate: Command = {
   options: { ...AGENT_OPTIONS, name: { type: "string" }, pull: { type: "string" } },
   positionals: [1, 1],
   keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
+  daemon: true,
   async run(ctx, { values, positionals }) {
     const image = checkName("image", positionals[0], "IMAGE");
     const name = values.name === undefined
@@ -89,6 +91,11 @@ const activate: Command = {
           const listing = policy === "always" ||
             (policy === "missing" && !readyHere(agent, image));
           if (listing) {
+            // A daemon serves activations that need no listing, one at a time: a pull of
+            // minutes would hold up every warm start behind it. The client pulls itself.
+            if (ctx.daemon) {
+              throw new NotServedError(`${image} is not pulled here, or --pull always`);
+            }
             checkNetPermission(values);
             preloadS3Client();
           }
