@@ -3,11 +3,12 @@
  * with `--compile`, a binary (`deno compile`). Both get exactly the flags of
  * src/cli/permissions.ts for the given state directory and S3 endpoint.
  *
- *   deno task install --root /usr/local [--endpoint URL]
- *   deno task compile [--output bin/thinimage] [--endpoint URL]
+ *   deno task install --root /usr/local [--endpoint URL] [--state-dir DIR]
+ *   deno task compile [--output bin/thinimage] [--endpoint URL] [--state-dir DIR]
  *
  * `--endpoint` sets `--allow-net` to that endpoint's host (the default allows the public
- * bucket's hosts only; a local S3 server is granted by naming it).
+ * bucket's hosts only; a local S3 server is granted by naming it). `--state-dir` names the
+ * state directory whose daemon socket it may use (default /var/lib/thinimage's).
  *
  * `deno compile` fetches its runtime from Deno's servers, which these machines cannot reach:
  * the command is right, but only a connected machine can run it.
@@ -22,6 +23,7 @@ const { values } = parseArgs({
   options: {
     root: { type: "string" },
     endpoint: { type: "string" },
+    "state-dir": { type: "string" },
     compile: { type: "boolean" },
     output: { type: "string", default: "bin/thinimage" },
     "dry-run": { type: "boolean" },
@@ -30,7 +32,7 @@ const { values } = parseArgs({
 
 const repo = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const hosts = values.endpoint ? [new URL(values.endpoint).host] : [...PUBLIC_S3_HOSTS];
-const flags = permissionFlags({ netHosts: hosts });
+const flags = permissionFlags({ netHosts: hosts, stateDir: values["state-dir"] });
 let args: string[];
 if (values.compile) {
   args = [

@@ -12,7 +12,8 @@
  *   go through `openat2(RESOLVE_IN_ROOT)` and `*at` calls on directory descriptors, so the
  *   kernel keeps them inside the image. FFI is not sandboxed by Deno: it is granted for one
  *   library and held by as few commands as can do without it.
- * - net: the S3 endpoint's host only.
+ * - net: the S3 endpoint's host only, and the daemon's socket in the state directory
+ *   (`unix:STATE_DIR/daemon.sock`: `thinimage daemon` listens there, `activate` hands it work).
  * - run: the device tools, by absolute path (a doctored PATH cannot swap them).
  * - env: thinimage's own variables, the AWS SDK's, and the ones it reads at import.
  * - sys: the SDK reads the OS release (and the uid when HOME is unset); run owners are named
@@ -28,6 +29,8 @@
  */
 import { TOOLS } from "../devmapper/tools.ts";
 import { LIBC_PATH } from "../host/libc.ts";
+import { DEFAULT_STATE_DIR } from "../agent/defaults.ts";
+import { socketPath } from "../daemon/protocol.ts";
 
 /** Hosts of the public bucket's endpoint (path-style and virtual-hosted). */
 export const PUBLIC_S3_HOSTS = [
@@ -54,6 +57,8 @@ export const ENV_VARS = [
 export interface PermissionOptions {
   /** host or host:port of every S3 endpoint the launcher may reach. */
   netHosts: readonly string[];
+  /** The state directory whose daemon socket it may reach (default: the default one). */
+  stateDir?: string;
 }
 
 /**
@@ -68,14 +73,16 @@ export const LAZY_IMPORTS_FLAG = "--unstable-lazy-dynamic-imports";
 
 /** The flags for running thinimage with `opts`: the `--allow-*` grants and lazy imports. */
 export function permissionFlags(opts: PermissionOptions): string[] {
-  for (const v of opts.netHosts) {
+  for (const v of [...opts.netHosts, opts.stateDir ?? ""]) {
     if (v.includes(",") || /\s/.test(v)) throw new TypeError(`cannot be a permission value: ${v}`);
   }
   return [
     LAZY_IMPORTS_FLAG,
     "--allow-read",
     "--allow-write",
-    `--allow-net=${opts.netHosts.join(",")}`,
+    `--allow-net=${
+      [...opts.netHosts, `unix:${socketPath(opts.stateDir ?? DEFAULT_STATE_DIR)}`].join(",")
+    }`,
     `--allow-run=${Object.values(TOOLS).join(",")}`,
     `--allow-env=${ENV_VARS.join(",")}`,
     "--allow-sys=osRelease,hostname,uid",

@@ -29,7 +29,8 @@ Deno.test("the thinimage task runs with exactly the permission flags of src/cli/
 });
 
 Deno.test("the shipped task and the default launcher reach the public bucket's hosts only", async () => {
-  const publicOnly = `--allow-net=${PUBLIC_S3_HOSTS.join(",")}`;
+  // ... and the default state directory's daemon socket, which is local.
+  const publicOnly = `--allow-net=${PUBLIC_S3_HOSTS.join(",")},unix:/var/lib/thinimage/daemon.sock`;
   const tasks = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`)).tasks;
   const net = (flags: string[]) => flags.filter((f) => f.startsWith("--allow-net"));
   assertEquals(net(tasks.thinimage.split(" ")), [publicOnly]);
@@ -55,7 +56,9 @@ Deno.test("permission flags name every device tool by absolute path and S3 hosts
     assert(tool.startsWith("/"), `${tool} is not absolute`);
     assertStringIncludes(run, tool);
   }
-  assert(flags.includes("--allow-net=127.0.0.1:7480"));
+  assert(flags.includes("--allow-net=127.0.0.1:7480,unix:/var/lib/thinimage/daemon.sock"));
+  const elsewhere = permissionFlags({ netHosts: ["127.0.0.1:7480"], stateDir: "/srv/ti/" });
+  assert(elsewhere.includes("--allow-net=127.0.0.1:7480,unix:/srv/ti/daemon.sock"));
   assert(!flags.some((f) => f === "--allow-net" || f === "--allow-run" || f === "--allow-env"));
 });
 

@@ -84,7 +84,10 @@ export class Scenario {
     return [
       "run",
       "--no-check",
-      ...permissionFlags({ netHosts: [new URL(this.s3.endpoint).host, ...this.extraNetHosts] }),
+      ...permissionFlags({
+        netHosts: [new URL(this.s3.endpoint).host, ...this.extraNetHosts],
+        stateDir: this.dir,
+      }),
       `${REPO}/src/main.ts`,
       "--state-dir",
       this.dir,
