@@ -91,6 +91,9 @@ export interface VmResults {
   warm: {
     newNameMs: Stat;
     sameNameMs: Stat;
+    /** The same, handed to `thinimage daemon` serving the state directory. */
+    daemonNewNameMs?: Stat;
+    daemonSameNameMs?: Stat;
     floorMs: Stat;
     requests: number;
     /** Object GETs (a blob download); a listing is an HTTP GET too, but not one of these. */
@@ -309,7 +312,7 @@ class Cli {
     return [
       "run",
       "--no-check",
-      ...permissionFlags({ netHosts: [new URL(this.endpoint).host] }),
+      ...permissionFlags({ netHosts: [new URL(this.endpoint).host], stateDir: this.dir }),
       MAIN,
       "--state-dir",
       this.dir,
@@ -334,6 +337,17 @@ class Cli {
     if (r.code !== 0) throw new Error(`thinimage ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   }
+}
+
+/** Wait (up to a minute: a start under emulation) until a daemon listens at `path`. */
+async function waitForSocket(path: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await Deno.stat(path)).isSocket) return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no daemon listening at ${path} after 60 s`);
 }
 
 /** Bytes the `blob` runs of a state directory downloaded. */
@@ -408,6 +422,7 @@ async function benchActivate(
   }
   const t: Record<string, number[]> = { thinimage: [], naive: [] };
   const warmNew: number[] = [], warmSame: number[] = [], floor: number[] = [];
+  const daemonNew: number[] = [], daemonSame: number[] = [];
   let cold = {} as VmResults["cold"];
   let warmReq = 0, warmGets = 0;
   const warmPaths: string[] = [];
@@ -468,6 +483,45 @@ async function benchActivate(
                   warmSame.at(-1)!.toFixed(0)
                 } ms, floor ${floor.at(-1)!.toFixed(0)} ms`,
               );
+            }
+            // Again with a daemon serving the state directory: the client hands it the work.
+            const daemon = new Deno.Command(Deno.execPath(), {
+              args: cli.argv(["daemon"]),
+              env: cli.env,
+              stdin: "null",
+              stdout: "null",
+              stderr: "null",
+            }).spawn();
+            try {
+              await waitForSocket(join(dir, "daemon.sock"));
+              for (let w = 0; w < warmRounds; w++) {
+                const before = proxy.requests.length;
+                const name = `d${w}`;
+                const a = async () =>
+                  daemonNew.push(
+                    await timed(() => cli.ok(["activate", "golang", "--name", name, "--json"])) *
+                      1000,
+                  );
+                const b = async () =>
+                  daemonSame.push(
+                    await timed(() => cli.ok(["activate", "golang", "--name", name, "--json"])) *
+                      1000,
+                  );
+                const c = async () =>
+                  floor.push(await timed(() => must(Deno.execPath(), ["run", empty])) * 1000);
+                for (const f of w % 2 ? [c, a, b] : [a, b, c]) await f();
+                warmReq += proxy.requests.length - before;
+                console.error(
+                  `warm with the daemon ${w + 1}/${warmRounds}: new ${
+                    daemonNew.at(-1)!.toFixed(0)
+                  } ms, same ${daemonSame.at(-1)!.toFixed(0)} ms, floor ${
+                    floor.at(-1)!.toFixed(0)
+                  } ms`,
+                );
+              }
+            } finally {
+              daemon.kill("SIGTERM");
+              await daemon.status;
             }
             if (diag) {
               diag.warmExecs = await execCounts(
@@ -540,6 +594,8 @@ async function benchActivate(
     warm: {
       newNameMs: summary(warmNew),
       sameNameMs: summary(warmSame),
+      daemonNewNameMs: daemonNew.length ? summary(daemonNew) : undefined,
+      daemonSameNameMs: daemonSame.length ? summary(daemonSame) : undefined,
       floorMs: summary(floor),
       requests: warmReq,
       gets: warmGets,
@@ -599,6 +655,16 @@ export function markdown(r: VmResults): string {
     `| warm activate (same name), ms | ${fmtStat(r.warm.sameNameMs, 0)} | | ${
       (r.warm.sameNameMs.median / r.warm.floorMs.median).toFixed(2)
     }x |`,
+    ...(r.warm.daemonNewNameMs && r.warm.daemonSameNameMs
+      ? [
+        `| warm activate (new name) with the daemon, ms | ${
+          fmtStat(r.warm.daemonNewNameMs, 0)
+        } | | ${(r.warm.daemonNewNameMs.median / r.warm.floorMs.median).toFixed(2)}x |`,
+        `| warm activate (same name) with the daemon, ms | ${
+          fmtStat(r.warm.daemonSameNameMs, 0)
+        } | | ${(r.warm.daemonSameNameMs.median / r.warm.floorMs.median).toFixed(2)}x |`,
+      ]
+      : []),
     `| S3 requests (object GETs) during warm runs | ${r.warm.requests} (${r.warm.gets}) | | |`,
     ...(r.diagnose ? ["", diagnosis(r.diagnose)] : []),
   ].join("\n");
