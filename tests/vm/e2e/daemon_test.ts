@@ -8,29 +8,45 @@ import { assert, assertEquals, assertStringIncludes } from "../../helpers/assert
 import { Scenario } from "./helpers.ts";
 import { socketPath } from "../../../src/daemon/protocol.ts";
 
-/** Start a daemon on the scenario's state directory and wait for its socket. */
-async function startDaemon(sc: Scenario): Promise<Deno.ChildProcess> {
-  const d = sc.spawn(["daemon"]);
+/** A daemon process and what it has logged so far. */
+interface Daemon {
+  proc: Deno.ChildProcess;
+  log: () => string;
+  /** Resolves when its stderr ends. */
+  drained: Promise<void>;
+}
+
+/**
+ * Start a daemon on the scenario's state directory and wait until it says it listens (a dead
+ * one's socket may be there already, and the tests may not connect to it themselves).
+ */
+async function startDaemon(sc: Scenario): Promise<Daemon> {
+  const proc = sc.spawn(["daemon"]);
+  let text = "";
+  const drained = (async () => {
+    for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+  })();
+  proc.stdout.cancel();
+  const d = { proc, log: () => text, drained };
   for (let i = 0; i < 600; i++) {
-    try {
-      if (Deno.statSync(socketPath(sc.dir)).isSocket) return d;
-    } catch { /* not yet */ }
+    if (text.includes("serving ")) return d;
     await new Promise((r) => setTimeout(r, 100));
   }
-  d.kill("SIGKILL");
-  throw new Error("the daemon did not listen within 60 s");
+  proc.kill("SIGKILL");
+  throw new Error(`the daemon did not listen within 60 s: ${text}`);
 }
 
 /** Stop a daemon with `sig` and return its exit code and log. */
-async function stopDaemon(d: Deno.ChildProcess, sig: Deno.Signal) {
-  d.kill(sig);
-  const out = await d.output();
-  return { code: out.code, signal: out.signal, log: new TextDecoder().decode(out.stderr) };
+async function stopDaemon(d: Daemon, sig: Deno.Signal) {
+  d.proc.kill(sig);
+  const st = await d.proc.status;
+  await d.drained;
+  return { code: st.code, signal: st.signal, log: d.log() };
 }
 
 Deno.test("daemon: serves warm activations, leaves pulls to the client, dies harmlessly", async () => {
   const sc = await Scenario.create("1G");
-  let daemon: Deno.ChildProcess | undefined;
+  let daemon: Daemon | undefined;
   try {
     const pulled = await sc.cli(["pull", "golang"]);
     assertEquals(pulled.code, 0, pulled.stderr);
