@@ -58,6 +58,7 @@ function vm(
     gets?: number;
     requests?: number;
     warmMs?: number;
+    daemonMs?: number;
     poolBytes?: number;
     dl?: number;
   } = {},
@@ -93,6 +94,9 @@ function vm(
     warm: {
       newNameMs: stat(over.warmMs ?? 150),
       sameNameMs: stat(140),
+      ...(over.daemonMs === undefined
+        ? {}
+        : { daemonNewNameMs: stat(over.daemonMs), daemonSameNameMs: stat(105) }),
       floorMs: stat(100),
       requests: over.requests ?? over.gets ?? 0,
       gets: over.gets ?? 0,
@@ -109,6 +113,15 @@ Deno.test("VM rows: cold needs faster and about half; sharing needs unique downl
   assertEquals(vmRows(vm({ gets: 1 }))[3].met, "no");
   assertEquals(vmRows(vm({ requests: 1 }))[3].met, "no", "a listing is a request too");
   assertEquals(vmRows(vm({ warmMs: 201 }))[3].met, "no");
+});
+
+Deno.test("VM rows: with a daemon measured, its warm row follows, held to the same target", () => {
+  const rows = vmRows(vm({ warmMs: 300, daemonMs: 180 }));
+  assertEquals(rows.map((r) => r.met), ["yes", "yes", "yes", "no", "yes", "-"]);
+  assert(rows[4].what.includes("daemon"), rows[4].what);
+  assertEquals(rows[4].ratio, "1.80x the floor");
+  assertEquals(vmRows(vm({ daemonMs: 201 }))[4].met, "no");
+  assertEquals(vmRows(vm({ daemonMs: 150, requests: 1 }))[4].met, "no");
 });
 
 Deno.test("table: one Markdown row per result, pipes in cells escaped", () => {
