@@ -41,6 +41,7 @@ const SYS: Record<string, { openat2: number; getdents64: number }> = {
 export const O = {
   RDONLY: 0,
   WRONLY: 1,
+  RDWR: 2,
   CREAT: 0o100,
   EXCL: 0o200,
   NOCTTY: 0o400,
@@ -71,6 +72,7 @@ export const AT = {
 /** File types in `st_mode` / `d_type`. */
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
+export const S_IFBLK = 0o060000;
 export const S_IFLNK = 0o120000;
 
 /** The errno names thinimage tells apart; any other is reported by number. */
@@ -79,11 +81,14 @@ const ERRNO_NAMES: Record<number, string> = {
   2: "ENOENT",
   4: "EINTR",
   5: "EIO",
+  6: "ENXIO",
   9: "EBADF",
   12: "ENOMEM",
   13: "EACCES",
+  16: "EBUSY",
   17: "EEXIST",
   18: "EXDEV",
+  19: "ENODEV",
   20: "ENOTDIR",
   21: "EISDIR",
   22: "EINVAL",
@@ -96,6 +101,7 @@ const ERRNO_NAMES: Record<number, string> = {
   38: "ENOSYS",
   39: "ENOTEMPTY",
   40: "ELOOP",
+  61: "ENODATA",
   95: "EOPNOTSUPP",
   122: "EDQUOT",
 };
@@ -120,6 +126,8 @@ export interface Stat {
   mode: number;
   ino: number;
   dev: number;
+  /** The device a block or character node stands for, `MAJOR:MINOR` ("0:0" for other files). */
+  rdev: string;
   nlink: number;
   uid: number;
   gid: number;
@@ -167,6 +175,15 @@ export interface Libc {
   close(fd: number): void;
   /** `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `name` "" stats `dirfd` itself. */
   lstatat(dirfd: number, name: Name): Stat;
+  /** `statx(dirfd, name)` following a symlink at the end (`/dev/mapper/NAME` made by udev). */
+  statat(dirfd: number, name: Name): Stat;
+  /** `mknodat(dirfd, name, mode, dev)`: `dev` as glibc's `makedev` encodes it. */
+  mknodat(dirfd: number, name: Name, mode: number, dev: bigint): void;
+  /**
+   * `ioctl(fd, request, buf)` with the kernel reading and writing `buf`; returns its result.
+   * EINTR is thrown like any other errno: whether a request may be repeated is the caller's call.
+   */
+  ioctl(fd: number, request: bigint, buf: Uint8Array): number;
   /** The names in directory `fd` as raw bytes (".", ".." left out), from the current offset. */
   readdir(fd: number): Uint8Array[];
   /** Free bytes for unprivileged users and the block size of the filesystem holding `fd`. */
@@ -211,6 +228,9 @@ function load(): Libc {
     statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
     fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
     umask: { parameters: ["u32"], result: "u32" },
+    mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+    // Variadic in C; a fixed pointer third argument is how every caller passes it on x86-64/arm64.
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
     memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
   });
@@ -260,6 +280,21 @@ function load(): Libc {
   const check = (r: number, call: string, path?: Name): number => {
     if (r < 0) throw new SyscallError(call, errno(), path);
     return r;
+  };
+
+  const stat = (dirfd: number, name: Name, flags: number): Stat => {
+    check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+    const v = statxView;
+    return {
+      nlink: v.getUint32(16, true),
+      uid: v.getUint32(20, true),
+      gid: v.getUint32(24, true),
+      mode: v.getUint16(28, true),
+      ino: Number(v.getBigUint64(32, true)),
+      size: Number(v.getBigUint64(40, true)),
+      dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+      rdev: `${v.getUint32(128, true)}:${v.getUint32(132, true)}`,
+    };
   };
 
   return {
@@ -343,18 +378,16 @@ function load(): Libc {
       check(f.close(fd), "close");
     },
     lstatat(dirfd, name) {
-      const flags = AT.SYMLINK_NOFOLLOW | (name === "" ? AT.EMPTY_PATH : 0);
-      check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
-      const v = statxView;
-      return {
-        nlink: v.getUint32(16, true),
-        uid: v.getUint32(20, true),
-        gid: v.getUint32(24, true),
-        mode: v.getUint16(28, true),
-        ino: Number(v.getBigUint64(32, true)),
-        size: Number(v.getBigUint64(40, true)),
-        dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
-      };
+      return stat(dirfd, name, AT.SYMLINK_NOFOLLOW | (name === "" ? AT.EMPTY_PATH : 0));
+    },
+    statat(dirfd, name) {
+      return stat(dirfd, name, name === "" ? AT.EMPTY_PATH : 0);
+    },
+    mknodat(dirfd, name, mode, dev) {
+      check(f.mknodat(dirfd, cstr(name), mode, dev), "mknodat", name);
+    },
+    ioctl(fd, request, buf) {
+      return check(f.ioctl(fd, request, buf), "ioctl");
     },
     readdir(fd) {
       const names: Uint8Array[] = [];
