@@ -96,8 +96,8 @@ Deno.test("ioctl backend: a create whose load fails removes the half-made device
     assert(!(other instanceof DmExistsError) && !(other instanceof DmNoSuchDeviceError));
     assertEquals(await tool.table(name), undefined);
     // Then the name is free for a good table.
-    await f.dm.create(name, "0 8 zero");
-    assertEquals(await tool.table(name), "0 8 zero");
+    await f.dm.create(name, "0 8 error");
+    assertEquals(await tool.table(name), "0 8 error");
     await f.dm.remove(name);
   } finally {
     if (await tool.table(name) !== undefined) await tool.remove(name);
@@ -112,7 +112,7 @@ Deno.test("ioctl backend: a stale node of another device under the name is repla
   await sh("/usr/bin/bash", "-c", `mknod /dev/mapper/${name} b 1 250`);
   const dm = new Dmsetup();
   try {
-    await dm.create(name, "0 8 zero");
+    await dm.create(name, "0 8 error");
     const dev = await dm.deviceNumber(name);
     assertEquals(await node(name), `block ${dev}`);
   } finally {
