@@ -85,6 +85,8 @@ function mayUseFfi(): boolean {
   }
 }
 
+let shared: DmControl | null | undefined;
+
 /** The device-mapper control device, open. */
 export class DmControl {
   readonly #c: Libc;
@@ -101,6 +103,14 @@ export class DmControl {
    * so in its own words, as before).
    */
   static open(): DmControl | undefined {
+    // One descriptor for the process: the control device keeps no state between ioctls.
+    if (shared === undefined || (shared !== null && !mayUseFfi())) {
+      shared = DmControl.#open() ?? null;
+    }
+    return shared ?? undefined;
+  }
+
+  static #open(): DmControl | undefined {
     if (!mayUseFfi()) return undefined;
     try {
       const c = libc();
@@ -239,10 +249,5 @@ export class DmControl {
       if (err.errno === 17 && look() === "right") return;
       throw fail(err.errno, `${err.syscall} ${path}`);
     }
-  }
-
-  /** Close the control device. */
-  close(): void {
-    this.#c.close(this.#fd);
   }
 }
