@@ -17,7 +17,16 @@
  * ```
  * @module
  */
-import { AT, type Libc, libc, LIBC_PATH, O, S_IFBLK, S_IFMT, SyscallError } from "../host/libc.ts";
+import {
+  AT,
+  type DeviceLibc,
+  deviceLibc,
+  LIBC_PATH,
+  O,
+  S_IFBLK,
+  S_IFMT,
+  SyscallError,
+} from "../host/libc.ts";
 import {
   DM_CMD,
   DM_CMD_NAME,
@@ -89,10 +98,10 @@ let shared: DmControl | null | undefined;
 
 /** The device-mapper control device, open. */
 export class DmControl {
-  readonly #c: Libc;
+  readonly #c: DeviceLibc;
   readonly #fd: number;
 
-  private constructor(c: Libc, fd: number) {
+  private constructor(c: DeviceLibc, fd: number) {
     this.#c = c;
     this.#fd = fd;
   }
@@ -113,7 +122,7 @@ export class DmControl {
   static #open(): DmControl | undefined {
     if (!mayUseFfi()) return undefined;
     try {
-      const c = libc();
+      const c = deviceLibc();
       const fd = c.open(CONTROL, O.RDWR);
       const ctl = new DmControl(c, fd);
       ctl.#call(DM_CMD.VERSION, packHeader({ name: "" }), "");

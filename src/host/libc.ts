@@ -199,41 +199,75 @@ export function libc(): Libc {
   return instance ??= load();
 }
 
-function load(): Libc {
+/** Every libc function thinimage calls, as `Deno.dlopen` declares them. */
+const SYMBOLS = {
+  openat2: {
+    name: "syscall",
+    parameters: ["i64", "i32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "usize"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
+  geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
+  close: { parameters: ["i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  // Variadic in C; a fixed pointer third argument is how every caller passes it on x86-64/arm64.
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * What device-mapper's ioctls need (src/devmapper/dm_control.ts): the control device, the
+ * ioctl, and the node in /dev/mapper.
+ */
+export type DeviceLibc = Pick<Libc, "open" | "statat" | "mknodat" | "unlinkat" | "ioctl">;
+
+const DEVICE_SYMBOLS = [
+  "openat",
+  "statx",
+  "mknodat",
+  "unlinkat",
+  "ioctl",
+  "__errno_location",
+  "memcpy",
+] as const satisfies readonly (keyof typeof SYMBOLS)[];
+
+let devices: DeviceLibc | undefined;
+
+/**
+ * The calls of {@linkcode DeviceLibc}: the full bindings when this process loaded them already,
+ * else a library of those few symbols. Deno compiles a trampoline per symbol when a library is
+ * opened, which under emulation costs a few milliseconds each, the first more (the 30 of
+ * {@linkcode libc} cost about 350 ms in the test VM): an activation that applies no layer
+ * binds only these.
+ */
+export function deviceLibc(): DeviceLibc {
+  return instance ?? (devices ??= load(DEVICE_SYMBOLS));
+}
+
+/** Open libc with `only` those symbols (all by default); a method whose symbol is missing must not be called. */
+function load(only?: readonly (keyof typeof SYMBOLS)[]): Libc {
   const sys = SYS[Deno.build.arch];
   if (!sys) throw new Error(`no system call table for ${Deno.build.arch}`);
-  const lib = Deno.dlopen(LIBC_PATH, {
-    openat2: {
-      name: "syscall",
-      parameters: ["i64", "i32", "buffer", "buffer", "usize"],
-      result: "i32",
-    },
-    getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "usize"], result: "i32" },
-    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
-    mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-    symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
-    readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
-    linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
-    unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-    fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
-    utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
-    futimens: { parameters: ["i32", "buffer"], result: "i32" },
-    fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
-    fchmod: { parameters: ["i32", "u32"], result: "i32" },
-    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-    sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
-    geteuid: { parameters: [], result: "u32" },
-    getegid: { parameters: [], result: "u32" },
-    close: { parameters: ["i32"], result: "i32" },
-    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-    fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
-    umask: { parameters: ["u32"], result: "u32" },
-    mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
-    // Variadic in C; a fixed pointer third argument is how every caller passes it on x86-64/arm64.
-    ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-    __errno_location: { parameters: [], result: "pointer" },
-    memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
-  });
+  const defs = only ? Object.fromEntries(only.map((k) => [k, SYMBOLS[k]])) : SYMBOLS;
+  const lib = Deno.dlopen(LIBC_PATH, defs as typeof SYMBOLS);
   const f = lib.symbols;
   const nrOpenat2 = BigInt(sys.openat2);
   const nrGetdents64 = BigInt(sys.getdents64);
