@@ -239,35 +239,100 @@ const SYMBOLS = {
  */
 export type DeviceLibc = Pick<Libc, "open" | "statat" | "mknodat" | "unlinkat" | "ioctl">;
 
-const DEVICE_SYMBOLS = [
-  "openat",
-  "statx",
-  "mknodat",
-  "unlinkat",
-  "ioctl",
-  "__errno_location",
-  "memcpy",
-] as const satisfies readonly (keyof typeof SYMBOLS)[];
-
 let devices: DeviceLibc | undefined;
 
 /**
  * The calls of {@linkcode DeviceLibc}: the full bindings when this process loaded them already,
- * else a library of those few symbols. Deno compiles a trampoline per symbol when a library is
- * opened, which under emulation costs a few milliseconds each, the first more (the 30 of
- * {@linkcode libc} cost about 350 ms in the test VM): an activation that applies no layer
- * binds only these.
+ * else {@linkcode loadDevices}'s few.
  */
 export function deviceLibc(): DeviceLibc {
-  return instance ?? (devices ??= load(DEVICE_SYMBOLS));
+  return instance ?? (devices ??= loadDevices());
 }
 
-/** Open libc with `only` those symbols (all by default); a method whose symbol is missing must not be called. */
-function load(only?: readonly (keyof typeof SYMBOLS)[]): Libc {
+/** `struct statx` as {@linkcode Stat}. */
+function readStatx(v: DataView): Stat {
+  return {
+    nlink: v.getUint32(16, true),
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    mode: v.getUint16(28, true),
+    ino: Number(v.getBigUint64(32, true)),
+    size: Number(v.getBigUint64(40, true)),
+    dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+    rdev: `${v.getUint32(128, true)}:${v.getUint32(132, true)}`,
+  };
+}
+
+/**
+ * An integer or pointer result declared as a one-field struct: the same register on x86-64 and
+ * arm64 (a struct of one scalar is returned as the scalar), read back from 4 or 8 bytes.
+ */
+const INT = { struct: ["i32"] } as const;
+const ADDR = { struct: ["usize"] } as const;
+
+/**
+ * The few calls device-mapper needs, bound without Deno's fast calls. Deno compiles a fast-call
+ * trampoline per symbol when a library is opened (Cranelift, set up on first use); under the test
+ * VM's emulation binding all 30 of {@linkcode libc} cost 320-370 ms, seven such symbols about 170
+ * ms, and the same seven declared with struct results (for which Deno makes no trampoline and
+ * calls through libffi) about 80 ms (bench/diag/dm_ioctl_cost.ts): an activation that applies no
+ * layer makes a handful of these calls, so the call's own speed does not matter. Pointers are
+ * passed as addresses (`usize`), the same register as a pointer.
+ */
+function loadDevices(): DeviceLibc {
+  const lib = Deno.dlopen(LIBC_PATH, {
+    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: INT },
+    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: INT },
+    mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: INT },
+    unlinkat: { parameters: ["i32", "buffer", "i32"], result: INT },
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: INT },
+    __errno_location: { parameters: [], result: ADDR },
+    memcpy: { parameters: ["buffer", "usize", "usize"], result: ADDR },
+  });
+  const f = lib.symbols;
+  const int = (r: Uint8Array) => new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
+  const errnoAt = new DataView(f.__errno_location().buffer).getBigUint64(0, true);
+  const errnoBuf = new Int32Array(1);
+  const check = (r: Uint8Array, call: string, path?: Name): number => {
+    const n = int(r);
+    if (n < 0) {
+      f.memcpy(errnoBuf, errnoAt, 4n);
+      throw new SyscallError(call, errnoBuf[0], path);
+    }
+    return n;
+  };
+  const enc = new TextEncoder();
+  const cstr = (s: string) => enc.encode(s + "\0");
+  const statxBuf = new Uint8Array(STATX_SIZE);
+  return {
+    open(path, flags) {
+      return check(f.openat(AT.FDCWD, cstr(path), flags | O.CLOEXEC, 0), "open", path);
+    },
+    statat(dirfd, name) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      const flags = n === "" ? AT.EMPTY_PATH : 0;
+      check(f.statx(dirfd, cstr(n), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+      return readStatx(new DataView(statxBuf.buffer));
+    },
+    mknodat(dirfd, name, mode, dev) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      check(f.mknodat(dirfd, cstr(n), mode, dev), "mknodat", name);
+    },
+    unlinkat(dirfd, name, flags) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      check(f.unlinkat(dirfd, cstr(n), flags), "unlinkat", name);
+    },
+    ioctl(fd, request, buf) {
+      return check(f.ioctl(fd, request, buf), "ioctl");
+    },
+  };
+}
+
+/** Open libc with every symbol of {@linkcode SYMBOLS}. */
+function load(): Libc {
   const sys = SYS[Deno.build.arch];
   if (!sys) throw new Error(`no system call table for ${Deno.build.arch}`);
-  const defs = only ? Object.fromEntries(only.map((k) => [k, SYMBOLS[k]])) : SYMBOLS;
-  const lib = Deno.dlopen(LIBC_PATH, defs as typeof SYMBOLS);
+  const lib = Deno.dlopen(LIBC_PATH, SYMBOLS);
   const f = lib.symbols;
   const nrOpenat2 = BigInt(sys.openat2);
   const nrGetdents64 = BigInt(sys.getdents64);
@@ -318,17 +383,7 @@ function load(only?: readonly (keyof typeof SYMBOLS)[]): Libc {
 
   const stat = (dirfd: number, name: Name, flags: number): Stat => {
     check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
-    const v = statxView;
-    return {
-      nlink: v.getUint32(16, true),
-      uid: v.getUint32(20, true),
-      gid: v.getUint32(24, true),
-      mode: v.getUint16(28, true),
-      ino: Number(v.getBigUint64(32, true)),
-      size: Number(v.getBigUint64(40, true)),
-      dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
-      rdev: `${v.getUint32(128, true)}:${v.getUint32(132, true)}`,
-    };
+    return readStatx(statxView);
   };
 
   return {
