@@ -2,7 +2,9 @@
  * The one door to libc: every system call thinimage makes through Deno's FFI is declared here,
  * and nothing else in the project calls `Deno.dlopen`. Writes into an image go through these
  * calls on directory descriptors (`openat2` with `RESOLVE_IN_ROOT`, then the `*at` calls), so
- * the kernel, not path logic of ours, keeps them inside the image.
+ * the kernel, not path logic of ours, keeps them inside the image. Device-mapper's ioctls
+ * (src/devmapper/dm_control.ts) go through {@linkcode deviceLibc}, a few calls bound on their
+ * own, so that an activation that applies no layer does not pay for binding all the others.
  *
  * `--allow-ffi` is not sandboxed (code that can call libc can do anything the process can):
  * only the commands that apply layers hold it, scoped to {@linkcode LIBC_PATH}. Under a scoped
