@@ -7,6 +7,12 @@
  * `--verifyudev`, which makes and removes the node when udev does not, so the same code runs
  * with and without udev (and without `DM_DISABLE_UDEV` in the environment).
  *
+ * In a process that holds the ffi grant (activate, pull), the operations of an activation
+ * (create, message, table, status, the device number, the node) go to the kernel directly,
+ * as ioctls on `/dev/mapper/control` (src/devmapper/dm_control.ts): no process each. Their
+ * failures become the same typed errors, with the same messages (the argv they stand for and
+ * what dmsetup would have printed). Removal, suspend, resume and the listings stay `dmsetup`.
+ *
  * @example
  * ```ts
  * import { Dmsetup, DmExistsError } from "./dmsetup.ts";
@@ -33,6 +39,8 @@ import {
   type ThinTable,
 } from "./parse.ts";
 import { runTool, type ToolOutput, TOOLS } from "./tools.ts";
+import { DmControl, DmIoctlError } from "./dm_control.ts";
+import { parseTableText } from "./dm_ioctl.ts";
 
 /** dmsetup failed; carries the argv and stderr so the message says what was tried. */
 export class DmError extends ThinimageError {
@@ -92,12 +100,44 @@ export function dmErrorFrom(out: Pick<ToolOutput, "argv" | "stderr" | "code">): 
   }
 }
 
+/**
+ * The typed error for a failed ioctl standing for `dmsetup ARGS`, by errno as
+ * {@linkcode dmErrorFrom} classifies dmsetup's words for the same errno.
+ */
+export function dmErrorFromIoctl(args: string[], err: DmIoctlError): DmError {
+  const out = { argv: [TOOLS.dmsetup, ...args], stderr: err.message, code: 1 };
+  if (err.op === "mknod") return new DmError(out); // the node, not the device, is wrong
+  switch (err.errno) {
+    case 17: // EEXIST
+      return new DmExistsError(out);
+    case 16: // EBUSY: the kernel's answer to creating a name that is taken
+      return err.op === "create" ? new DmExistsError(out) : new DmBusyError(out);
+    case 6: // ENXIO
+    case 19: // ENODEV
+      return new DmNoSuchDeviceError(out);
+    case 61: // ENODATA
+      return new DmNoDataError(out);
+    default:
+      return new DmError(out);
+  }
+}
+
 /** Retry policy for operations that meet an open device. */
 export interface BusyRetry {
   /** Attempts in all (default 10). */
   attempts?: number;
   /** Delay before the second attempt, doubled each time up to 1 s (default 50 ms). */
   delayMs?: number;
+}
+
+/** How a {@linkcode Dmsetup} reaches device-mapper. */
+export interface DmsetupOptions extends BusyRetry {
+  /**
+   * auto (default): ioctls when this process holds the ffi grant and the kernel has
+   * device-mapper, else `dmsetup`; dmsetup: always the program (for stand-ins that answer
+   * for it by overriding {@linkcode Dmsetup.run}).
+   */
+  backend?: "auto" | "dmsetup";
 }
 
 /** dmsetup commands that only read: every other one drops the answers read ahead. */
@@ -109,7 +149,12 @@ export class Dmsetup {
   /** Answers started by {@linkcode Dmsetup.readAhead}, by `what name`, each served once. */
   readonly #ahead = new Map<string, Promise<string | undefined>>();
 
-  constructor(retry: BusyRetry = {}) {
+  readonly #backend: "auto" | "dmsetup";
+  /** The control device, once opened (null: not usable here, `dmsetup` it is). */
+  #ctl: DmControl | null | undefined;
+
+  constructor(retry: DmsetupOptions = {}) {
+    this.#backend = retry.backend ?? "auto";
     this.#retry = {
       maxAttempts: retry.attempts ?? 10,
       maxElapsedMs: Infinity,
@@ -127,6 +172,29 @@ export class Dmsetup {
     return out.stdout;
   }
 
+  /** The control device when this object talks to the kernel directly. */
+  #control(): DmControl | undefined {
+    if (this.#ctl === undefined) {
+      this.#ctl = (this.#backend === "auto" ? DmControl.open() : undefined) ?? null;
+    }
+    return this.#ctl ?? undefined;
+  }
+
+  /** Whether the device operations go through ioctls (else through `dmsetup`). */
+  get usesIoctl(): boolean {
+    return this.#control() !== undefined;
+  }
+
+  /** Run `op` on the control device, its failure typed as `dmsetup ARGS` would have been. */
+  async #ioctl<T>(ctl: DmControl, args: string[], op: (ctl: DmControl) => T): Promise<T> {
+    try {
+      return await op(ctl);
+    } catch (err) {
+      if (err instanceof DmIoctlError) throw dmErrorFromIoctl(args, err);
+      throw err;
+    }
+  }
+
   /** {@linkcode Dmsetup.run}, for every method here. */
   #call(args: string[]): Promise<string> {
     // What this object is about to change makes what it read ahead stale.
@@ -139,7 +207,11 @@ export class Dmsetup {
    * {@linkcode Dmsetup.remove} removes) `/dev/mapper/NAME` itself when no udev does.
    */
   async create(name: string, table: string): Promise<void> {
-    await this.#call(["create", "--verifyudev", name, "--table", table]);
+    const args = ["create", "--verifyudev", name, "--table", table];
+    const ctl = this.#control();
+    if (!ctl) return void await this.#call(args);
+    const targets = parseTableText(table);
+    await this.#ioctl(ctl, args, (c) => c.create(name, targets));
   }
 
   /**
@@ -148,7 +220,26 @@ export class Dmsetup {
    */
   async ensureNode(name: string): Promise<void> {
     // For devices made elsewhere, perhaps without udev and without --verifyudev.
-    await this.#call(["mknodes", name]);
+    const args = ["mknodes", name];
+    const ctl = this.#control();
+    const info = ctl && await this.#readIoctl(ctl, args, (c) => c.info(name));
+    // No such device: dmsetup's mknodes tidies a stale node away, which is its business.
+    if (!ctl || !info) return void await this.#call(args);
+    await this.#ioctl(ctl, args, (c) => c.ensureNode(name, info.major, info.minor));
+  }
+
+  /** {@linkcode Dmsetup.#ioctl} for a read: undefined when there is no such device. */
+  async #readIoctl<T>(
+    ctl: DmControl,
+    args: string[],
+    op: (ctl: DmControl) => T,
+  ): Promise<T | undefined> {
+    try {
+      return await this.#ioctl(ctl, args, op);
+    } catch (err) {
+      if (err instanceof DmNoSuchDeviceError) return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -161,7 +252,8 @@ export class Dmsetup {
    * ahead is not read again.
    */
   readAhead(name: string): void {
-    if (this.#ahead.has(`table ${name}`)) return;
+    // An ioctl costs less than keeping its answer: with them, every read is made when asked.
+    if (this.#ahead.has(`table ${name}`) || this.#control()) return;
     const keep = (key: string, answer: Promise<string | undefined>) => {
       answer.catch(() => {}); // taken (and thrown) later, or never
       this.#ahead.set(`${key} ${name}`, answer);
@@ -202,6 +294,8 @@ export class Dmsetup {
   }
 
   async #deviceNumber(name: string): Promise<string> {
+    const ctl = this.#control();
+    if (ctl) return (await this.#ioctl(ctl, ["info", name], (c) => c.info(name))).dev;
     const out = await this.#columns("major,minor", name);
     const m = /^\s*(\d+):(\d+)\s*$/.exec(out);
     if (!m) {
@@ -227,7 +321,10 @@ export class Dmsetup {
 
   /** Send a target message (sector 0), such as `create_thin 7`, to the pool `pool`. */
   async message(pool: string, msg: string): Promise<void> {
-    await this.#call(["message", pool, "0", msg]);
+    const args = ["message", pool, "0", msg];
+    const ctl = this.#control();
+    if (!ctl) return void await this.#call(args);
+    await this.#ioctl(ctl, args, (c) => c.message(pool, msg));
   }
 
   /**
@@ -278,6 +375,8 @@ export class Dmsetup {
   }
 
   async #table(name: string): Promise<string | undefined> {
+    const ctl = this.#control();
+    if (ctl) return await this.#readIoctl(ctl, ["table", name], (c) => c.read(name, "table"));
     return (await this.#readLive(["table", name]))?.trim();
   }
 
@@ -287,6 +386,8 @@ export class Dmsetup {
   }
 
   async #status(name: string): Promise<string | undefined> {
+    const ctl = this.#control();
+    if (ctl) return await this.#readIoctl(ctl, ["status", name], (c) => c.read(name, "status"));
     return (await this.#readLive(["status", name]))?.trim();
   }
 

@@ -2,7 +2,9 @@
  * The one door to libc: every system call thinimage makes through Deno's FFI is declared here,
  * and nothing else in the project calls `Deno.dlopen`. Writes into an image go through these
  * calls on directory descriptors (`openat2` with `RESOLVE_IN_ROOT`, then the `*at` calls), so
- * the kernel, not path logic of ours, keeps them inside the image.
+ * the kernel, not path logic of ours, keeps them inside the image. Device-mapper's ioctls
+ * (src/devmapper/dm_control.ts) go through {@linkcode deviceLibc}, a few calls bound on their
+ * own, so that an activation that applies no layer does not pay for binding all the others.
  *
  * `--allow-ffi` is not sandboxed (code that can call libc can do anything the process can):
  * only the commands that apply layers hold it, scoped to {@linkcode LIBC_PATH}. Under a scoped
@@ -41,6 +43,7 @@ const SYS: Record<string, { openat2: number; getdents64: number }> = {
 export const O = {
   RDONLY: 0,
   WRONLY: 1,
+  RDWR: 2,
   CREAT: 0o100,
   EXCL: 0o200,
   NOCTTY: 0o400,
@@ -71,6 +74,7 @@ export const AT = {
 /** File types in `st_mode` / `d_type`. */
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
+export const S_IFBLK = 0o060000;
 export const S_IFLNK = 0o120000;
 
 /** The errno names thinimage tells apart; any other is reported by number. */
@@ -79,11 +83,14 @@ const ERRNO_NAMES: Record<number, string> = {
   2: "ENOENT",
   4: "EINTR",
   5: "EIO",
+  6: "ENXIO",
   9: "EBADF",
   12: "ENOMEM",
   13: "EACCES",
+  16: "EBUSY",
   17: "EEXIST",
   18: "EXDEV",
+  19: "ENODEV",
   20: "ENOTDIR",
   21: "EISDIR",
   22: "EINVAL",
@@ -96,6 +103,7 @@ const ERRNO_NAMES: Record<number, string> = {
   38: "ENOSYS",
   39: "ENOTEMPTY",
   40: "ELOOP",
+  61: "ENODATA",
   95: "EOPNOTSUPP",
   122: "EDQUOT",
 };
@@ -120,6 +128,8 @@ export interface Stat {
   mode: number;
   ino: number;
   dev: number;
+  /** The device a block or character node stands for, `MAJOR:MINOR` ("0:0" for other files). */
+  rdev: string;
   nlink: number;
   uid: number;
   gid: number;
@@ -173,6 +183,15 @@ export interface Libc {
   close(fd: number): void;
   /** `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `name` "" stats `dirfd` itself. */
   lstatat(dirfd: number, name: Name): Stat;
+  /** `statx(dirfd, name)` following a symlink at the end (`/dev/mapper/NAME` made by udev). */
+  statat(dirfd: number, name: Name): Stat;
+  /** `mknodat(dirfd, name, mode, dev)`: `dev` as glibc's `makedev` encodes it. */
+  mknodat(dirfd: number, name: Name, mode: number, dev: bigint): void;
+  /**
+   * `ioctl(fd, request, buf)` with the kernel reading and writing `buf`; returns its result.
+   * EINTR is thrown like any other errno: whether a request may be repeated is the caller's call.
+   */
+  ioctl(fd: number, request: bigint, buf: Uint8Array): number;
   /** The names in directory `fd` as raw bytes (".", ".." left out), from the current offset. */
   readdir(fd: number): Uint8Array[];
   /** Free bytes for unprivileged users and the block size of the filesystem holding `fd`. */
@@ -188,38 +207,142 @@ export function libc(): Libc {
   return instance ??= load();
 }
 
+/** Every libc function thinimage calls, as `Deno.dlopen` declares them. */
+const SYMBOLS = {
+  openat2: {
+    name: "syscall",
+    parameters: ["i64", "i32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "usize"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
+  geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
+  close: { parameters: ["i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  // Variadic in C; a fixed pointer third argument is how every caller passes it on x86-64/arm64.
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * What device-mapper's ioctls need (src/devmapper/dm_control.ts): the control device, the
+ * ioctl, and the node in /dev/mapper.
+ */
+export type DeviceLibc = Pick<Libc, "open" | "statat" | "mknodat" | "unlinkat" | "ioctl">;
+
+let devices: DeviceLibc | undefined;
+
+/**
+ * The calls of {@linkcode DeviceLibc}: the full bindings when this process loaded them already,
+ * else {@linkcode loadDevices}'s few.
+ */
+export function deviceLibc(): DeviceLibc {
+  return instance ?? (devices ??= loadDevices());
+}
+
+/** `struct statx` as {@linkcode Stat}. */
+function readStatx(v: DataView): Stat {
+  return {
+    nlink: v.getUint32(16, true),
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    mode: v.getUint16(28, true),
+    ino: Number(v.getBigUint64(32, true)),
+    size: Number(v.getBigUint64(40, true)),
+    dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+    rdev: `${v.getUint32(128, true)}:${v.getUint32(132, true)}`,
+    mtimeSec: Number(v.getBigInt64(112, true)),
+    mtimeNsec: v.getUint32(120, true),
+  };
+}
+
+/**
+ * An integer or pointer result declared as a one-field struct: the same register on x86-64 and
+ * arm64 (a struct of one scalar is returned as the scalar), read back from 4 or 8 bytes.
+ */
+const INT = { struct: ["i32"] } as const;
+const ADDR = { struct: ["usize"] } as const;
+
+/**
+ * The few calls device-mapper needs, bound without Deno's fast calls. Deno compiles a fast-call
+ * trampoline per symbol when a library is opened (Cranelift, set up on first use); under the test
+ * VM's emulation binding all 30 of {@linkcode libc} cost 320-370 ms, seven such symbols about 170
+ * ms, and the same seven declared with struct results (for which Deno makes no trampoline and
+ * calls through libffi) about 80 ms (bench/diag/dm_ioctl_cost.ts): an activation that applies no
+ * layer makes a handful of these calls, so the call's own speed does not matter. Pointers are
+ * passed as addresses (`usize`), the same register as a pointer.
+ */
+function loadDevices(): DeviceLibc {
+  const lib = Deno.dlopen(LIBC_PATH, {
+    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: INT },
+    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: INT },
+    mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: INT },
+    unlinkat: { parameters: ["i32", "buffer", "i32"], result: INT },
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: INT },
+    __errno_location: { parameters: [], result: ADDR },
+    memcpy: { parameters: ["buffer", "usize", "usize"], result: ADDR },
+  });
+  const f = lib.symbols;
+  const int = (r: Uint8Array) => new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
+  const errnoAt = new DataView(f.__errno_location().buffer).getBigUint64(0, true);
+  const errnoBuf = new Int32Array(1);
+  const check = (r: Uint8Array, call: string, path?: Name): number => {
+    const n = int(r);
+    if (n < 0) {
+      f.memcpy(errnoBuf, errnoAt, 4n);
+      throw new SyscallError(call, errnoBuf[0], path);
+    }
+    return n;
+  };
+  const enc = new TextEncoder();
+  const cstr = (s: string) => enc.encode(s + "\0");
+  const statxBuf = new Uint8Array(STATX_SIZE);
+  return {
+    open(path, flags) {
+      return check(f.openat(AT.FDCWD, cstr(path), flags | O.CLOEXEC, 0), "open", path);
+    },
+    statat(dirfd, name) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      const flags = n === "" ? AT.EMPTY_PATH : 0;
+      check(f.statx(dirfd, cstr(n), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+      return readStatx(new DataView(statxBuf.buffer));
+    },
+    mknodat(dirfd, name, mode, dev) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      check(f.mknodat(dirfd, cstr(n), mode, dev), "mknodat", name);
+    },
+    unlinkat(dirfd, name, flags) {
+      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
+      check(f.unlinkat(dirfd, cstr(n), flags), "unlinkat", name);
+    },
+    ioctl(fd, request, buf) {
+      return check(f.ioctl(fd, request, buf), "ioctl");
+    },
+  };
+}
+
+/** Open libc with every symbol of {@linkcode SYMBOLS}. */
 function load(): Libc {
   const sys = SYS[Deno.build.arch];
   if (!sys) throw new Error(`no system call table for ${Deno.build.arch}`);
-  const lib = Deno.dlopen(LIBC_PATH, {
-    openat2: {
-      name: "syscall",
-      parameters: ["i64", "i32", "buffer", "buffer", "usize"],
-      result: "i32",
-    },
-    getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "usize"], result: "i32" },
-    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
-    mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-    symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
-    readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
-    linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
-    unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-    fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
-    utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
-    futimens: { parameters: ["i32", "buffer"], result: "i32" },
-    fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
-    fchmod: { parameters: ["i32", "u32"], result: "i32" },
-    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-    sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
-    geteuid: { parameters: [], result: "u32" },
-    getegid: { parameters: [], result: "u32" },
-    close: { parameters: ["i32"], result: "i32" },
-    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-    fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
-    umask: { parameters: ["u32"], result: "u32" },
-    __errno_location: { parameters: [], result: "pointer" },
-    memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
-  });
+  const lib = Deno.dlopen(LIBC_PATH, SYMBOLS);
   const f = lib.symbols;
   const nrOpenat2 = BigInt(sys.openat2);
   const nrGetdents64 = BigInt(sys.getdents64);
@@ -266,6 +389,11 @@ function load(): Libc {
   const check = (r: number, call: string, path?: Name): number => {
     if (r < 0) throw new SyscallError(call, errno(), path);
     return r;
+  };
+
+  const stat = (dirfd: number, name: Name, flags: number): Stat => {
+    check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+    return readStatx(statxView);
   };
 
   return {
@@ -349,20 +477,16 @@ function load(): Libc {
       check(f.close(fd), "close");
     },
     lstatat(dirfd, name) {
-      const flags = AT.SYMLINK_NOFOLLOW | (name === "" ? AT.EMPTY_PATH : 0);
-      check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
-      const v = statxView;
-      return {
-        nlink: v.getUint32(16, true),
-        uid: v.getUint32(20, true),
-        gid: v.getUint32(24, true),
-        mode: v.getUint16(28, true),
-        ino: Number(v.getBigUint64(32, true)),
-        size: Number(v.getBigUint64(40, true)),
-        dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
-        mtimeSec: Number(v.getBigInt64(112, true)),
-        mtimeNsec: v.getUint32(120, true),
-      };
+      return stat(dirfd, name, AT.SYMLINK_NOFOLLOW | (name === "" ? AT.EMPTY_PATH : 0));
+    },
+    statat(dirfd, name) {
+      return stat(dirfd, name, name === "" ? AT.EMPTY_PATH : 0);
+    },
+    mknodat(dirfd, name, mode, dev) {
+      check(f.mknodat(dirfd, cstr(name), mode, dev), "mknodat", name);
+    },
+    ioctl(fd, request, buf) {
+      return check(f.ioctl(fd, request, buf), "ioctl");
     },
     readdir(fd) {
       const names: Uint8Array[] = [];

@@ -3,12 +3,14 @@ import {
   DmBusyError,
   DmError,
   dmErrorFrom,
+  dmErrorFromIoctl,
   DmExistsError,
   DmNoDataError,
   DmNoSuchDeviceError,
   Dmsetup,
   DmUnavailableError,
 } from "../../src/devmapper/dmsetup.ts";
+import { DmIoctlError } from "../../src/devmapper/dm_control.ts";
 import {
   ConflictError,
   exitCodeOf,
@@ -53,6 +55,44 @@ Deno.test("dmErrorFrom: one class per kind; busy is temporary (75)", () => {
   assertEquals(of("").message, "message thinimage-pool 0 create_thin 7: exit status 1");
 });
 
+Deno.test("dmErrorFromIoctl: an ioctl's errno, the same classes and words as dmsetup's stderr", () => {
+  const args = ["message", "thinimage-pool", "0", "create_snap 5 3"];
+  const of = (op: string, errno: number) =>
+    dmErrorFromIoctl(args, new DmIoctlError(op, "thinimage-pool", errno));
+  const exists = of("message", 17);
+  assert(exists instanceof DmExistsError);
+  assertEquals(
+    exists.message,
+    "message thinimage-pool 0 create_snap 5 3: device-mapper: message ioctl on thinimage-pool failed: File exists",
+  );
+  assertEquals(exists.argv, ["/usr/sbin/dmsetup", ...args]);
+  // Each errno means what dmsetup's words for it mean to classifyDmStderr.
+  for (
+    const [op, errno] of [
+      ["message", 17],
+      ["create", 16],
+      ["status", 6],
+      ["reload", 19],
+      ["message", 61],
+      ["remove", 16],
+      ["reload", 22],
+    ] as const
+  ) {
+    const ioctl = of(op, errno);
+    const tool = dmErrorFrom({ argv: ioctl.argv, code: 1, stderr: ioctl.stderr });
+    assertEquals(ioctl.constructor, tool.constructor, `${op} errno ${errno}`);
+  }
+  assert(of("create", 16) instanceof DmExistsError, "a taken name is EBUSY from the kernel");
+  assert(of("resume", 16) instanceof DmBusyError);
+  assert(of("status", 6) instanceof DmNoSuchDeviceError);
+  assert(of("message", 61) instanceof DmNoDataError);
+  const node = dmErrorFromIoctl(
+    ["create", "x"],
+    new DmIoctlError("mknod", "x", 17, "/dev/mapper/x is not a block device: mknod"),
+  );
+  assertEquals(node.constructor, DmError, "a bad node is no taken name");
+});
+
 Deno.test("a busy device is retried by the engine and the machines; classified refusals are not", () => {
   const busy = dmErrorFrom({ argv, code: 1, stderr: "failed: Device or resource busy" });
   assertEquals([busy.permanent, isPermanentByDefault(busy)], [false, false]);
@@ -85,6 +125,9 @@ Number of targets: 1
 /** Answers every read of one pool from canned text, counting the processes it stands for. */
 class Canned extends Dmsetup {
   calls: string[] = [];
+  constructor() {
+    super({ backend: "dmsetup" }); // the stand-in answers for the program
+  }
   override run(args: string[]): Promise<string> {
     this.calls.push(args[0]);
     switch (args[0]) {

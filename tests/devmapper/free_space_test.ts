@@ -14,7 +14,7 @@ import { ExitCode, TemporaryError, ThinimageError } from "../../src/errors.ts";
 class StatusOnly extends Dmsetup {
   calls: string[] = [];
   constructor(public used: { data: number; meta: number }, public flags = "rw") {
-    super();
+    super({ backend: "dmsetup" }); // the stand-in answers for the program
   }
   override run(args: string[]): Promise<string> {
     this.calls.push(args.join(" "));
