@@ -20,15 +20,19 @@ const daemon: Command = {
   options: {},
   keeps: ["read", "write", "net", "env", "run", "sys", "ffi"],
   async run(ctx) {
-    const [{ runCli }, { serveDaemon }] = await Promise.all([
+    const [{ runCli }, { serveDaemon }, { Dmsetup }] = await Promise.all([
       import("../frame.ts"),
       import("../../daemon/server.ts"),
+      import("../../devmapper/dmsetup.ts"),
       // What a warm activation loads, loaded before the first client rather than by it.
       import("./activate.ts"),
       import("../../agent/runtime.ts"),
       import("../../devmapper/pool.ts"),
       import("../../devmapper/thin.ts"),
     ]);
+    // Bind libc's device calls and open the control device (once a process) now, rather
+    // than in the first client's time.
+    void new Dmsetup().usesIoctl;
     await serveDaemon({
       stateDir: ctx.stateDir,
       signal: ctx.signal,
