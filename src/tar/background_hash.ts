@@ -41,7 +41,8 @@ export function hashInBackground(path: string, opts: { inline?: boolean } = {}):
     return { result, hurry() {}, cancel() {} };
   }
   const worker = new Worker(url, { type: "module" });
-  // The worker's thread, while it runs at idle priority; whether the caller waits already.
+  // The worker's thread, while it runs at idle priority (forgotten before the worker is let
+  // go: its id may then name another thread); whether the caller waits already.
   let idle: number | undefined;
   let hurried = false;
   const result = new Promise<{ sha256: string; identity: string }>((resolve, reject) => {
@@ -50,28 +51,35 @@ export function hashInBackground(path: string, opts: { inline?: boolean } = {}):
         if (!hurried) idle = idleThread(e.data.tid, true) ? e.data.tid : undefined;
         return;
       }
+      idle = undefined;
       worker.terminate();
       if (e.data.error) reject(new Error(`hashing ${path}: ${e.data.error}`));
       else resolve(e.data);
     };
     worker.onerror = (e) => {
       e.preventDefault();
+      idle = undefined;
       worker.terminate();
       reject(new Error(`hashing ${path}: ${e.message}`));
     };
   });
   result.catch(() => {}); // awaited only when the layer was read to the end
   worker.postMessage(path);
+  const hurry = () => {
+    hurried = true;
+    // Refused (an unprivileged process whose RLIMIT_NICE forbids nice 0), it stays idle: the
+    // digest then waits for CPU time nothing else wants.
+    if (idle !== undefined) idleThread(idle, false);
+    idle = undefined;
+  };
   return {
     result: result.catch(() => hashHere(path)),
-    hurry() {
-      hurried = true;
-      // Refused (an unprivileged process whose RLIMIT_NICE forbids nice 0), it stays idle:
-      // the digest then waits for CPU time nothing else wants.
-      if (idle !== undefined) idleThread(idle, false);
-      idle = undefined;
+    hurry,
+    cancel() {
+      // An idle thread on a busy host could wait long for the CPU time to stop.
+      hurry();
+      worker.terminate();
     },
-    cancel: () => worker.terminate(),
   };
 }
 
