@@ -71,6 +71,10 @@ export const AT = {
   EMPTY_PATH: 0x1000,
 } as const;
 
+/** Scheduling policies (`sched_setscheduler(2)`). */
+const SCHED_OTHER = 0;
+const SCHED_IDLE = 5;
+
 /** File types in `st_mode` / `d_type`. */
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -198,6 +202,14 @@ export interface Libc {
   fsFree(fd: number): { availBytes: number; blockSize: number };
   /** The process's umask (read by setting and restoring it). */
   umask(): number;
+  /** The calling thread's id (what {@linkcode idleThread} takes). */
+  gettid(): number;
+  /**
+   * Run thread `tid` of this process only on a CPU nothing else wants (`SCHED_IDLE`), or again
+   * as any other thread (`SCHED_OTHER`, nice 0: an unprivileged process may be refused that
+   * way back, EPERM, by its RLIMIT_NICE).
+   */
+  idleThread(tid: number, idle: boolean): void;
 }
 
 let instance: Libc | undefined;
@@ -234,6 +246,8 @@ const SYMBOLS = {
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   umask: { parameters: ["u32"], result: "u32" },
+  gettid: { parameters: [], result: "i32" },
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
   // Variadic in C; a fixed pointer third argument is how every caller passes it on x86-64/arm64.
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
@@ -383,6 +397,7 @@ function load(): Libc {
   const statfsView = new DataView(statfsBuf.buffer);
   const direntBuf = new Uint8Array(64 * 1024);
   const linkBuf = new Uint8Array(4096);
+  const schedParam = new Int32Array(1); // struct sched_param: a priority of 0
   const offsetBuf = new BigInt64Array(1);
   const offsetBytes = new Uint8Array(offsetBuf.buffer);
   const direntView = new DataView(direntBuf.buffer);
@@ -516,6 +531,15 @@ function load(): Libc {
       const bsize = Number(statfsView.getBigInt64(8, true));
       const bavail = Number(statfsView.getBigUint64(32, true));
       return { availBytes: bavail * bsize, blockSize: bsize };
+    },
+    gettid() {
+      return f.gettid();
+    },
+    idleThread(tid, idle) {
+      check(
+        f.sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, schedParam),
+        "sched_setscheduler",
+      );
     },
     umask() {
       const old = f.umask(0o022);

@@ -136,20 +136,20 @@ export async function applyLayer(
   // hashed the bytes the passes parsed. A blob that still has the identity it had when its
   // digest was verified is not hashed again.
   const verified = opts.validated && expected !== undefined && opts.verifiedIdentity === identity;
-  const hashing = verified
-    ? { result: Promise.resolve({ sha256: expected!, identity }), cancel() {} }
+  const hashing: Hashing = verified
+    ? { result: Promise.resolve({ sha256: expected!, identity }), hurry() {}, cancel() {} }
     : hashInBackground(path, { inline: Deno.statSync(path).size < WORKER_MIN_BYTES });
   try {
     if (opts.validated) {
       const target = open(opts.whiteouts !== 0);
       try {
         const limits = fitting(base, target);
-        return await extract(path, target, limits, expected!, hashing.result, opts, (v) => v);
+        return await extract(path, target, limits, expected!, hashing, opts, (v) => v);
       } finally {
         target.close();
       }
     }
-    const job: Job = { path, base, expected, identity, hashed: hashing.result, opts };
+    const job: Job = { path, base, expected, identity, hashing, opts };
     const target = open(false);
     let empty = false;
     try {
@@ -164,6 +164,9 @@ export async function applyLayer(
   }
 }
 
+/** The blob's digest, as {@linkcode hashInBackground} computes it (or known already). */
+type Hashing = ReturnType<typeof hashInBackground>;
+
 /** What {@linkcode applyLayer} hands each way of applying a blob not validated yet. */
 interface Job {
   path: string;
@@ -172,7 +175,7 @@ interface Job {
   /** The blob's identity when the apply started. */
   identity: string;
   /** Its digest, computed beside the passes. */
-  hashed: Promise<{ sha256: string; identity: string }>;
+  hashing: Hashing;
   opts: ApplyOptions;
 }
 
@@ -191,7 +194,7 @@ async function extractIntoEmpty(
   dir: string,
   target: TargetDir,
 ): Promise<LayerSummary & { sha256: string }> {
-  const { path, base, expected, identity, hashed, opts } = job;
+  const { path, base, expected, identity, hashing, opts } = job;
   let writing = false;
   try {
     const limits = fitting(base, target);
@@ -201,7 +204,7 @@ async function extractIntoEmpty(
       refusal = afterValidation(expected);
     }
     writing = true;
-    const r = await extract(path, target, limits, expected, hashed, opts, refusal);
+    const r = await extract(path, target, limits, expected, hashing, opts, refusal);
     unchangedSince(path, identity);
     return r;
   } catch (err) {
@@ -265,7 +268,7 @@ async function validateThenExtract(
   job: Job,
   open: (trackCreated: boolean) => TargetDir,
 ): Promise<LayerSummary & { sha256: string }> {
-  const { path, base, expected, identity, hashed, opts } = job;
+  const { path, base, expected, identity, hashing, opts } = job;
   const probe = open(false);
   let checked: LayerSummary;
   let limits: LayerLimits;
@@ -286,7 +289,7 @@ async function validateThenExtract(
       target,
       limits,
       expected,
-      hashed,
+      hashing,
       opts,
       // Known only at the end, after every entry was written into a target this keeps.
       (v) => {
@@ -322,7 +325,7 @@ async function extract(
   target: TargetDir,
   limits: LayerLimits,
   reference: string | undefined,
-  hashing: Promise<{ sha256: string; identity: string }>,
+  hashing: Hashing,
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
@@ -407,7 +410,8 @@ async function extract(
       } catch { /* the error that stopped us is the one to report */ }
       files?.close();
     }
-    const hashed = await hashing;
+    hashing.hurry(); // nothing left to wait for but the digest
+    const hashed = await hashing.result;
     if (hashed.identity !== identity || blobIdentity(path) !== identity) {
       throw new LayerRejectedError(path, [refusal({
         rule: "blob-changed",

@@ -4,51 +4,93 @@
  * otherwise idle. The worker reports the identity of the file it read, so the caller can check
  * it hashed the bytes it parsed.
  *
+ * Until the caller says it waits for the digest ({@linkcode hurry}), the worker runs only on
+ * CPU time nothing else of this process (or the host) wants: on two cores, the applier's
+ * thread and its file writer already keep both busy most of the time, and a hash taking its
+ * share of them delayed the applier's thread, which sets the pace, by as much.
+ *
  * @example
  * ```ts
  * import { hashInBackground } from "./background_hash.ts";
  * const h = hashInBackground("layer.tar");
+ * // ... parse the layer, then:
+ * h.hurry();
  * const { sha256, identity } = await h.result;
  * ```
  * @module
  */
 import { fileIdentity } from "../host/file_identity.ts";
+import { libc } from "../host/libc.ts";
 
 /**
- * SHA-256 of the file at `path`, computed on another thread; `cancel` stops it. Where no worker
+ * SHA-256 of the file at `path`, computed on another thread; `hurry` before awaiting `result`
+ * (the worker gets its full share of the CPU from then on), `cancel` stops it. Where no worker
  * can start (its module unreadable under a path-scoped `--allow-read`), the digest is computed
  * on this thread when `result` is awaited: slower, the same answer. So it is with `inline`
  * (for a blob too small to be worth a thread).
  */
 export function hashInBackground(path: string, opts: { inline?: boolean } = {}): {
   result: Promise<{ sha256: string; identity: string }>;
+  hurry(): void;
   cancel(): void;
 } {
   const url = new URL("./sha256_worker.ts", import.meta.url);
   if (opts.inline || !mayLoad(url)) {
     const result = hashHere(path);
     result.catch(() => {});
-    return { result, cancel() {} };
+    return { result, hurry() {}, cancel() {} };
   }
   const worker = new Worker(url, { type: "module" });
+  // The worker's thread, while it runs at idle priority (forgotten before the worker is let
+  // go: its id may then name another thread); whether the caller waits already.
+  let idle: number | undefined;
+  let hurried = false;
   const result = new Promise<{ sha256: string; identity: string }>((resolve, reject) => {
     worker.onmessage = (e) => {
+      if (e.data.tid !== undefined) {
+        if (!hurried) idle = idleThread(e.data.tid, true) ? e.data.tid : undefined;
+        return;
+      }
+      idle = undefined;
       worker.terminate();
       if (e.data.error) reject(new Error(`hashing ${path}: ${e.data.error}`));
       else resolve(e.data);
     };
     worker.onerror = (e) => {
       e.preventDefault();
+      idle = undefined;
       worker.terminate();
       reject(new Error(`hashing ${path}: ${e.message}`));
     };
   });
   result.catch(() => {}); // awaited only when the layer was read to the end
   worker.postMessage(path);
+  const hurry = () => {
+    hurried = true;
+    // Refused (an unprivileged process whose RLIMIT_NICE forbids nice 0), it stays idle: the
+    // digest then waits for CPU time nothing else wants.
+    if (idle !== undefined) idleThread(idle, false);
+    idle = undefined;
+  };
   return {
     result: result.catch(() => hashHere(path)),
-    cancel: () => worker.terminate(),
+    hurry,
+    cancel() {
+      // An idle thread on a busy host could wait long for the CPU time to stop.
+      hurry();
+      worker.terminate();
+    },
   };
+}
+
+/** Set thread `tid`'s policy; false when the kernel refused. */
+function idleThread(tid: number, idle: boolean): boolean {
+  try {
+    libc().idleThread(tid, idle);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { COST_BOUNDS } from "./limits.ts";
 import { isGzip, sniffOtherCompression } from "./magic.ts";
 import { TarViolation } from "./violation.ts";
@@ -67,7 +67,9 @@ export async function openLayerSource(
         message: `the file is ${other}-compressed; only plain and gzip-compressed tar are accepted`,
       });
     }
-    const hash = opts.sha256 ? createHash("sha256") : undefined;
+    // Loaded only to hash here: node:crypto brings up Node's compatibility layer, tens of
+    // milliseconds at the start of every command that reads a layer.
+    const hash = opts.sha256 ? (await import("node:crypto")).createHash("sha256") : undefined;
     if (isGzip(head.subarray(0, n))) {
       return await GzipSource.open(file, size, hash);
     }
