@@ -326,25 +326,27 @@ function loadDevices(): DeviceLibc {
     return n;
   };
   const enc = new TextEncoder();
-  const cstr = (s: string) => enc.encode(s + "\0");
+  const cstr = (s: Name): Uint8Array => {
+    const b = typeof s === "string" ? enc.encode(s + "\0") : new Uint8Array(s.length + 1);
+    if (typeof s !== "string") b.set(s);
+    return b;
+  };
   const statxBuf = new Uint8Array(STATX_SIZE);
+  const statxView = new DataView(statxBuf.buffer);
   return {
     open(path, flags) {
       return check(f.openat(AT.FDCWD, cstr(path), flags | O.CLOEXEC, 0), "open", path);
     },
     statat(dirfd, name) {
-      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
-      const flags = n === "" ? AT.EMPTY_PATH : 0;
-      check(f.statx(dirfd, cstr(n), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
-      return readStatx(new DataView(statxBuf.buffer));
+      const flags = name.length === 0 ? AT.EMPTY_PATH : 0;
+      check(f.statx(dirfd, cstr(name), flags, STATX_BASIC_STATS, statxBuf), "statx", name);
+      return readStatx(statxView);
     },
     mknodat(dirfd, name, mode, dev) {
-      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
-      check(f.mknodat(dirfd, cstr(n), mode, dev), "mknodat", name);
+      check(f.mknodat(dirfd, cstr(name), mode, dev), "mknodat", name);
     },
     unlinkat(dirfd, name, flags) {
-      const n = typeof name === "string" ? name : new TextDecoder().decode(name);
-      check(f.unlinkat(dirfd, cstr(n), flags), "unlinkat", name);
+      check(f.unlinkat(dirfd, cstr(name), flags), "unlinkat", name);
     },
     ioctl(fd, request, buf) {
       return check(f.ioctl(fd, request, buf), "ioctl");
