@@ -27,6 +27,7 @@
 import { join } from "./path.ts";
 import { type OpenOptions, openStore, type Store } from "./store/db.ts";
 import { LockLiveness, OwnerLock } from "./host/process.ts";
+import { socketPath } from "./daemon/protocol.ts";
 
 /** Name of the database file inside the state directory. */
 export const DB_FILE = "thinimage.db";
@@ -64,6 +65,14 @@ export class StateDir {
   /** The blob store. */
   get blobs(): string {
     return join(this.root, "blobs");
+  }
+  /** Where `thinimage daemon` listens (the client finds it by {@linkcode socketPath} alone). */
+  get daemonSocket(): string {
+    return socketPath(this.root);
+  }
+  /** Held by the one daemon serving this directory. */
+  get daemonLock(): string {
+    return join(this.root, "daemon.lock");
   }
 
   /** Where `device` is mounted while it is written. */

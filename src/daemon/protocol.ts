@@ -47,7 +47,7 @@ export class NotServedError extends Error {
 
 /** The socket of the daemon that serves `stateDir`. */
 export function socketPath(stateDir: string): string {
-  return `${stateDir.replace(/\/+$/, "") || ""}/daemon.sock`;
+  return `${stateDir.replace(/\/+$/, "")}/daemon.sock`;
 }
 
 /** Write `msg` as one line. */

@@ -28,9 +28,9 @@ import {
   NotServedError,
   PROTOCOL,
   readMessage,
-  socketPath,
   writeMessage,
 } from "./protocol.ts";
+import { StateDir } from "../state_dir.ts";
 
 /** Connections held open at once, idle ones included; more are closed as they come. */
 export const MAX_CLIENTS = 64;
@@ -65,16 +65,13 @@ export interface ServeOptions {
  * afresh, mode 0600, and removed on the way out.
  */
 export async function serveDaemon(opts: ServeOptions): Promise<void> {
-  const path = socketPath(opts.stateDir);
+  const dir = new StateDir(opts.stateDir);
+  const path = dir.daemonSocket;
   if (Deno.permissions.querySync({ name: "net", host: `unix:${path}` }).state !== "granted") {
     throw new MissingPermissionError(`--allow-net=unix:${path}`);
   }
-  Deno.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-  const lock = Deno.openSync(`${opts.stateDir.replace(/\/+$/, "")}/daemon.lock`, {
-    read: true,
-    write: true,
-    create: true,
-  });
+  await dir.ensure();
+  const lock = Deno.openSync(dir.daemonLock, { read: true, write: true, create: true });
   try {
     if (!lock.tryLockSync(true)) {
       throw new TemporaryError(
