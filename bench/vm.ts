@@ -455,35 +455,45 @@ async function benchActivate(
           // a snapshot (no listing), the same name finds the activation. The floor runs right
           // beside each.
           if (r === 0) {
-            for (let w = 0; w < warmRounds; w++) {
-              const before = proxy.requests.length;
-              const a = async () =>
-                warmNew.push(
-                  await timed(() => cli.ok(["activate", "golang", "--name", `w${w}`, "--json"])) *
-                    1000,
+            /**
+             * Rounds of a new activation name, an existing one and the floor, alternated; every
+             * S3 request counted. The existing name may be the one the round made: it runs after.
+             */
+            const rounds = async (
+              label: string,
+              names: (w: number) => { fresh: string; again: string },
+              fresh: number[],
+              again: number[],
+            ) => {
+              for (let w = 0; w < warmRounds; w++) {
+                const before = proxy.requests.length;
+                const n = names(w);
+                const activate = (name: string) =>
+                  timed(() => cli.ok(["activate", "golang", "--name", name, "--json"]));
+                const a = async () => fresh.push(await activate(n.fresh) * 1000);
+                const b = async () => again.push(await activate(n.again) * 1000);
+                const c = async () =>
+                  floor.push(await timed(() => must(Deno.execPath(), ["run", empty])) * 1000);
+                for (const f of w % 2 ? [c, a, b] : [a, b, c]) await f();
+                warmReq += proxy.requests.length - before;
+                // Under the default pull policy (missing) a ready image needs no request at all;
+                // object downloads (not ListObjectsV2, a GET with list-type=2) are counted apart.
+                warmGets += proxy.requests.slice(before).filter((q) =>
+                  q.method === "GET" && !/[?&]list-type=2(&|$)/.test(q.path)
+                ).length;
+                warmPaths.push(
+                  ...proxy.requests.slice(before).map((q) =>
+                    `${q.method} ${q.path}`
+                  ),
                 );
-              const b = async () =>
-                warmSame.push(await timed(() => cli.ok(["activate", "golang", "--json"])) * 1000);
-              const c = async () =>
-                floor.push(await timed(() => must(Deno.execPath(), ["run", empty])) * 1000);
-              for (const f of w % 2 ? [c, b, a] : [a, b, c]) await f();
-              warmReq += proxy.requests.length - before;
-              // Under the default pull policy (missing) a ready image needs no request at all;
-              // object downloads (not ListObjectsV2, a GET with list-type=2) are counted apart.
-              warmGets += proxy.requests.slice(before).filter((q) =>
-                q.method === "GET" && !/[?&]list-type=2(&|$)/.test(q.path)
-              ).length;
-              warmPaths.push(
-                ...proxy.requests.slice(before).map((q) =>
-                  `${q.method} ${q.path}`
-                ),
-              );
-              console.error(
-                `warm ${w + 1}/${warmRounds}: new ${warmNew.at(-1)!.toFixed(0)} ms, same ${
-                  warmSame.at(-1)!.toFixed(0)
-                } ms, floor ${floor.at(-1)!.toFixed(0)} ms`,
-              );
-            }
+                console.error(
+                  `${label} ${w + 1}/${warmRounds}: new ${fresh.at(-1)!.toFixed(0)} ms, same ${
+                    again.at(-1)!.toFixed(0)
+                  } ms, floor ${floor.at(-1)!.toFixed(0)} ms`,
+                );
+              }
+            };
+            await rounds("warm", (w) => ({ fresh: `w${w}`, again: "golang" }), warmNew, warmSame);
             // Again with a daemon serving the state directory: the client hands it the work.
             const daemon = new Deno.Command(Deno.execPath(), {
               args: cli.argv(["daemon"]),
@@ -494,31 +504,12 @@ async function benchActivate(
             }).spawn();
             try {
               await waitForSocket(join(dir, "daemon.sock"));
-              for (let w = 0; w < warmRounds; w++) {
-                const before = proxy.requests.length;
-                const name = `d${w}`;
-                const a = async () =>
-                  daemonNew.push(
-                    await timed(() => cli.ok(["activate", "golang", "--name", name, "--json"])) *
-                      1000,
-                  );
-                const b = async () =>
-                  daemonSame.push(
-                    await timed(() => cli.ok(["activate", "golang", "--name", name, "--json"])) *
-                      1000,
-                  );
-                const c = async () =>
-                  floor.push(await timed(() => must(Deno.execPath(), ["run", empty])) * 1000);
-                for (const f of w % 2 ? [c, a, b] : [a, b, c]) await f();
-                warmReq += proxy.requests.length - before;
-                console.error(
-                  `warm with the daemon ${w + 1}/${warmRounds}: new ${
-                    daemonNew.at(-1)!.toFixed(0)
-                  } ms, same ${daemonSame.at(-1)!.toFixed(0)} ms, floor ${
-                    floor.at(-1)!.toFixed(0)
-                  } ms`,
-                );
-              }
+              await rounds(
+                "warm with the daemon",
+                (w) => ({ fresh: `d${w}`, again: `d${w}` }),
+                daemonNew,
+                daemonSame,
+              );
             } finally {
               daemon.kill("SIGTERM");
               await daemon.status;
