@@ -271,6 +271,23 @@ export function deviceLibc(): DeviceLibc {
   return instance ?? (devices ??= loadDevices());
 }
 
+/**
+ * The calling thread's id, for a thread that makes no other call (the hashing worker, whose
+ * priority the applier sets): one symbol, bound without a fast-call trampoline, rather than
+ * all of {@linkcode libc}'s (milliseconds of that thread's start, while the applier waits for
+ * the other core).
+ */
+export function threadId(): number {
+  if (instance) return instance.gettid();
+  const lib = Deno.dlopen(LIBC_PATH, { gettid: { parameters: [], result: INT } });
+  try {
+    const r = lib.symbols.gettid();
+    return new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
+  } finally {
+    lib.close();
+  }
+}
+
 /** `struct statx` as {@linkcode Stat}. */
 function readStatx(v: DataView): Stat {
   return {

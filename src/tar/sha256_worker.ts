@@ -9,13 +9,13 @@
  */
 /// <reference lib="deno.worker" />
 import { createHash } from "node:crypto";
-import { libc, LIBC_PATH } from "../host/libc.ts";
+import { LIBC_PATH, threadId } from "../host/libc.ts";
 import { hashFile } from "./background_hash.ts";
 
 self.onmessage = (e: MessageEvent<string>) => {
   try {
     if (Deno.permissions.querySync({ name: "ffi", path: LIBC_PATH }).state === "granted") {
-      self.postMessage({ tid: libc().gettid() });
+      self.postMessage({ tid: threadId() });
     }
     self.postMessage(hashFile(e.data, createHash));
   } catch (err) {
