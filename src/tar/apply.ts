@@ -124,6 +124,7 @@ export async function applyLayer(
     throw new MissingPermissionError(`--allow-ffi=${LIBC_PATH}`);
   }
   const identity = blobIdentity(path);
+  const size = Deno.statSync(path).size;
   const base = resolveLimits(opts.limits);
   const open = (trackCreated: boolean) =>
     TargetDir.open(dir, {
@@ -131,36 +132,44 @@ export async function applyLayer(
       trackCreated,
       linkedParents: base.linkedParents,
     });
-  // The digest is computed on the other core from the same file, from now on (the validation
-  // pass leaves that core idle); the identity it saw, still the file's at the end, says it
-  // hashed the bytes the passes parsed. A blob that still has the identity it had when its
-  // digest was verified is not hashed again.
-  const verified = opts.validated && expected !== undefined && opts.verifiedIdentity === identity;
-  const hashing: Hashing = verified
-    ? { result: Promise.resolve({ sha256: expected!, identity }), hurry() {}, cancel() {} }
-    : hashInBackground(path, { inline: Deno.statSync(path).size < WORKER_MIN_BYTES });
+  // Started first, before the digest's thread: the pass waits for this one to run (its start
+  // takes tens of milliseconds, and creating a worker holds this thread for about ten).
+  const writer = size < WORKER_MIN_BYTES || gzipFile(path) ? undefined : FileWriter.start(path);
   try {
-    if (opts.validated) {
-      const target = open(opts.whiteouts !== 0);
-      try {
-        const limits = fitting(base, target);
-        return await extract(path, target, limits, expected!, hashing, opts, (v) => v);
-      } finally {
-        target.close();
-      }
-    }
-    const job: Job = { path, base, expected, identity, hashing, opts };
-    const target = open(false);
-    let empty = false;
+    // The digest is computed on the other core from the same file, from now on (the validation
+    // pass leaves that core idle); the identity it saw, still the file's at the end, says it
+    // hashed the bytes the passes parsed. A blob that still has the identity it had when its
+    // digest was verified is not hashed again.
+    const verified = opts.validated && expected !== undefined &&
+      opts.verifiedIdentity === identity;
+    const hashing: Hashing = verified
+      ? { result: Promise.resolve({ sha256: expected!, identity }), hurry() {}, cancel() {} }
+      : hashInBackground(path, { inline: size < WORKER_MIN_BYTES });
     try {
-      empty = target.claimEmpty();
+      if (opts.validated) {
+        const target = open(opts.whiteouts !== 0);
+        try {
+          const limits = fitting(base, target);
+          return await extract(path, target, limits, expected!, hashing, writer, opts, (v) => v);
+        } finally {
+          target.close();
+        }
+      }
+      const job: Job = { path, base, expected, identity, hashing, writer, opts };
+      const target = open(false);
+      let empty = false;
+      try {
+        empty = target.claimEmpty();
+      } finally {
+        if (!empty) target.close();
+      }
+      if (empty) return await extractIntoEmpty(job, dir, target);
+      return await validateThenExtract(job, open);
     } finally {
-      if (!empty) target.close();
+      hashing.cancel();
     }
-    if (empty) return await extractIntoEmpty(job, dir, target);
-    return await validateThenExtract(job, open);
   } finally {
-    hashing.cancel();
+    writer?.close();
   }
 }
 
@@ -176,6 +185,8 @@ interface Job {
   identity: string;
   /** Its digest, computed beside the passes. */
   hashing: Hashing;
+  /** Where a plain blob's files are finished, if on another thread. */
+  writer: FileWriter | undefined;
   opts: ApplyOptions;
 }
 
@@ -194,7 +205,7 @@ async function extractIntoEmpty(
   dir: string,
   target: TargetDir,
 ): Promise<LayerSummary & { sha256: string }> {
-  const { path, base, expected, identity, hashing, opts } = job;
+  const { path, base, expected, identity, hashing, writer, opts } = job;
   let writing = false;
   try {
     const limits = fitting(base, target);
@@ -204,7 +215,7 @@ async function extractIntoEmpty(
       refusal = afterValidation(expected);
     }
     writing = true;
-    const r = await extract(path, target, limits, expected, hashing, opts, refusal);
+    const r = await extract(path, target, limits, expected, hashing, writer, opts, refusal);
     unchangedSince(path, identity);
     return r;
   } catch (err) {
@@ -233,10 +244,13 @@ async function extractIntoEmpty(
  * it; never for a gzip one.
  */
 function cannotOutgrow(path: string, limits: LayerLimits): boolean {
+  return !gzipFile(path) && Deno.statSync(path).size <= limits.unpackedBytes;
+}
+
+function gzipFile(path: string): boolean {
   using file = Deno.openSync(path, { read: true });
   const head = new Uint8Array(2);
-  if (isGzip(head.subarray(0, file.readSync(head) ?? 0))) return false;
-  return file.statSync().size <= limits.unpackedBytes;
+  return isGzip(head.subarray(0, file.readSync(head) ?? 0));
 }
 
 /** Validation passed, so a refusal now means the bytes differ from the ones validated. */
@@ -268,7 +282,7 @@ async function validateThenExtract(
   job: Job,
   open: (trackCreated: boolean) => TargetDir,
 ): Promise<LayerSummary & { sha256: string }> {
-  const { path, base, expected, identity, hashing, opts } = job;
+  const { path, base, expected, identity, hashing, writer, opts } = job;
   const probe = open(false);
   let checked: LayerSummary;
   let limits: LayerLimits;
@@ -290,6 +304,7 @@ async function validateThenExtract(
       limits,
       expected,
       hashing,
+      writer,
       opts,
       // Known only at the end, after every entry was written into a target this keeps.
       (v) => {
@@ -326,6 +341,7 @@ async function extract(
   limits: LayerLimits,
   reference: string | undefined,
   hashing: Hashing,
+  fileWriter: FileWriter | undefined,
   opts: ApplyOptions,
   refusal: (v: Violation) => Violation,
 ): Promise<LayerSummary & { sha256: string }> {
@@ -344,23 +360,7 @@ async function extract(
     const rules = new LayerRules(limits, lower);
     // A plain tar's file data is copied by the kernel from the blob on the other thread
     // (where no worker can start, under a path-scoped --allow-read, files are done here).
-    let files: FileWriter | undefined;
-    const started = src.compression === "none"
-      ? src.fileBytes < WORKER_MIN_BYTES
-        ? undefined
-        : await FileWriter.start(path).catch(() => undefined)
-      : undefined;
-    if (started) {
-      files = started.writer;
-      if (started.ino !== Deno.statSync(path).ino) {
-        files.close();
-        throw new LayerRejectedError(path, [refusal({
-          rule: "blob-changed",
-          entry: "",
-          message: `${path} was replaced while it was applied`,
-        })]);
-      }
-    }
+    const files = src.compression === "none" ? fileWriter : undefined;
     if (files) target.attach(files);
     const writer = new LayerWriter(target, files);
     let lastProgress = 0;
@@ -396,6 +396,14 @@ async function extract(
         const v = contentViolation(err, "");
         if (v) throw new LayerRejectedError(path, [v]);
         throw err;
+      }
+      // The other thread copied file data from the blob it opened, after this one had begun.
+      if (files && files.blobInode() !== Deno.statSync(path).ino) {
+        throw new LayerRejectedError(path, [refusal({
+          rule: "blob-changed",
+          entry: "",
+          message: `${path} was replaced while it was applied`,
+        })]);
       }
     } catch (err) {
       if (err instanceof TarViolation) {

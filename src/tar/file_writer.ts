@@ -13,10 +13,11 @@
  * @example
  * ```ts
  * import { FileWriter } from "./file_writer.ts";
- * const w = await FileWriter.start("layer.tar");
+ * const w = FileWriter.start("layer.tar")!; // queues at once; the thread picks up when it runs
  * // for each file: fd from TargetDir.createFile, data at `offset` in the blob
  * // w.push({ fd, offset, size, uid: 0, gid: 0, mode: 0o644, mtime, chown: false, chmod: false }, path);
  * w.drain(); // every file written and closed, or the first error thrown
+ * w.blobInode(); // the blob the thread copied from: the caller checks it is the one it parsed
  * w.close();
  * ```
  * @module
@@ -49,6 +50,9 @@ export const CTL = {
   CALL: 35,
   /** 1 once the main thread pushes no more: the worker finishes what is queued and exits. */
   FINISH: 36,
+  /** 1 once the worker opened the blob (or failed to); its inode, a float64 at INO. */
+  READY: 38,
+  INO: 40,
   /** 1 while the worker waits for records, 1 while the main thread waits for room: notify. */
   WORKER_WAITS: 48,
   MAIN_WAITS: 56,
@@ -59,7 +63,24 @@ const CTL_WORDS = 64;
 export const TAIL_EVERY = 8;
 
 /** The calls the worker makes, by index, for error messages. */
-export const CALLS = ["sendfile", "fchown", "fchmod", "futimens", "close", "openat"] as const;
+export const CALLS = [
+  "sendfile",
+  "fchown",
+  "fchmod",
+  "futimens",
+  "close",
+  "openat",
+  "open",
+] as const;
+/** {@linkcode CTL}.AT when the call that failed is the worker's `open` of the blob. */
+export const AT_BLOB = -1;
+
+/**
+ * How long a wait for the worker may find it not started yet (its module loaded in tens of
+ * milliseconds, seconds under emulation) before it is taken for dead: a worker whose module
+ * fails to load says so only through an event, which the waits here do not let through.
+ */
+const START_TIMEOUT_MS = 60_000;
 
 /**
  * Records between wake-ups, each way: the worker is woken once this many wait, the main
@@ -111,7 +132,18 @@ export class FileWriter {
   #tailSeen = 0;
   #closed = false;
 
-  private constructor(worker: Worker, ctl: Int32Array, rec: Float64Array, names: Uint8Array) {
+  readonly #blob: string;
+  /** When the worker was created, until it is known to have started. */
+  #startedAt: number | undefined = performance.now();
+
+  private constructor(
+    blob: string,
+    worker: Worker,
+    ctl: Int32Array,
+    rec: Float64Array,
+    names: Uint8Array,
+  ) {
+    this.#blob = blob;
     this.#worker = worker;
     this.#ctl = ctl;
     this.#rec = rec;
@@ -160,34 +192,38 @@ export class FileWriter {
   }
 
   /**
-   * Start a worker copying from `blob`. Resolves once it has the blob open, with the blob's
-   * inode as the worker saw it (the caller checks it is the file it parses); undefined when
-   * the worker's module cannot be read (a path-scoped `--allow-read`): the caller writes the
-   * files itself.
+   * Start a worker copying from `blob`; files may be queued at once (the worker, which takes
+   * tens of milliseconds to start, picks them up when it runs: waiting for it cost the applier
+   * that long before its first entry). Undefined when the worker's module cannot be read (a
+   * path-scoped `--allow-read`): the caller writes the files itself. The blob the worker opened
+   * is known once it ran ({@linkcode blobInode}); the caller checks it is the file it parses.
    */
-  static async start(blob: string): Promise<{ writer: FileWriter; ino: number } | undefined> {
+  static start(blob: string): FileWriter | undefined {
     const url = new URL("./file_writer_worker.ts", import.meta.url);
     if (!mayLoad(url)) return undefined;
     const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
     const rec = new Float64Array(new SharedArrayBuffer(CAPACITY * RECORD * 8));
     const names = new Uint8Array(new SharedArrayBuffer(CAPACITY * NAME_SLOT));
     const worker = new Worker(url, { type: "module" });
-    const ready = new Promise<number>((resolve, reject) => {
-      worker.onmessage = (e) =>
-        e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ino);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(e.message));
-      };
-    });
+    // The worker reports its own failures in `ctl`; an error here is its module failing to
+    // load, which the waits notice by the time they take (see START_TIMEOUT_MS).
+    worker.onerror = (e) => e.preventDefault();
     worker.postMessage({ blob, ctl, rec, names, capacity: CAPACITY });
-    try {
-      const ino = await ready;
-      return { writer: new FileWriter(worker, ctl, rec, names), ino };
-    } catch (err) {
-      worker.terminate();
-      throw new Error(`starting the file writer: ${(err as Error).message}`);
+    return new FileWriter(blob, worker, ctl, rec, names);
+  }
+
+  /**
+   * The inode of the blob the worker copies from, once it opened it (waiting for that). Throws
+   * the worker's error if it failed, as when the blob could not be opened.
+   */
+  blobInode(): number {
+    const ctl = this.#ctl;
+    while (Atomics.load(ctl, CTL.READY) === 0) {
+      this.#startWait();
+      Atomics.wait(ctl, CTL.READY, 0, 1000);
     }
+    this.#check();
+    return new Float64Array(ctl.buffer, CTL.INO * 4, 1)[0];
   }
 
   /** Queue `job` (waiting while the ring is full). Throws the worker's error, if any. */
@@ -255,6 +291,7 @@ export class FileWriter {
   /** Sleep until the worker moves TAIL past `tail` (or a second passes). */
   #waitForTail(tail: number): void {
     const ctl = this.#ctl;
+    this.#startWait();
     // Records short of a batch may be queued with the worker asleep.
     if (Atomics.load(ctl, CTL.WORKER_WAITS)) Atomics.notify(ctl, CTL.HEAD);
     Atomics.store(ctl, CTL.MAIN_WAITS, 1);
@@ -290,10 +327,28 @@ export class FileWriter {
     const ctl = this.#ctl;
     if (Atomics.load(ctl, CTL.STATE) !== 1) return;
     const at = Atomics.load(ctl, CTL.AT);
-    throw new FileWriteError(
-      this.#paths[at % CAPACITY],
-      new SyscallError(CALLS[Atomics.load(ctl, CTL.CALL)], Atomics.load(ctl, CTL.ERRNO)),
+    const cause = new SyscallError(
+      CALLS[Atomics.load(ctl, CTL.CALL)],
+      Atomics.load(ctl, CTL.ERRNO),
     );
+    // Not the layer's doing (this thread had opened the same path): no FileWriteError, which
+    // would blame an entry.
+    if (at === AT_BLOB) {
+      throw new Error(`the file writer could not open ${this.#blob}: ${cause.message}`, { cause });
+    }
+    throw new FileWriteError(this.#paths[at % CAPACITY], cause);
+  }
+
+  /** Before a wait for the worker: throw if it should have started long ago and has not. */
+  #startWait(): void {
+    if (this.#startedAt === undefined) return;
+    if (Atomics.load(this.#ctl, CTL.READY) !== 0) {
+      this.#startedAt = undefined;
+      return;
+    }
+    if (performance.now() - this.#startedAt > START_TIMEOUT_MS) {
+      throw new Error(`the file writer thread did not start in ${START_TIMEOUT_MS / 1000} s`);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 /// <reference lib="deno.worker" />
 import { libc, O, SyscallError } from "../host/libc.ts";
 import {
+  AT_BLOB,
   CALLS,
   CTL,
   FLAG_CHMOD,
@@ -28,16 +29,22 @@ self.onmessage = (e: MessageEvent) => {
     capacity: number;
   };
   const c = libc();
-  let src: number;
+  let src = -1;
+  let failed = false;
   try {
     src = c.open(blob, O.RDONLY);
-    self.postMessage({ ino: c.lstatat(src, "").ino });
+    new Float64Array(ctl.buffer, CTL.INO * 4, 1)[0] = c.lstatat(src, "").ino;
   } catch (err) {
-    self.postMessage({ error: String(err) });
-    return;
+    // What the main thread queued meanwhile is closed unwritten, as after any failure.
+    failed = true;
+    Atomics.store(ctl, CTL.ERRNO, err instanceof SyscallError ? err.errno : 5);
+    Atomics.store(ctl, CTL.CALL, CALLS.indexOf("open"));
+    Atomics.store(ctl, CTL.AT, AT_BLOB);
+    Atomics.store(ctl, CTL.STATE, 1);
   }
+  Atomics.store(ctl, CTL.READY, 1);
+  Atomics.notify(ctl, CTL.READY);
   let tail = 0;
-  let failed = false;
   for (;;) {
     const head = Atomics.load(ctl, CTL.HEAD);
     while (tail < head) {
@@ -106,5 +113,5 @@ self.onmessage = (e: MessageEvent) => {
     Atomics.wait(ctl, CTL.HEAD, head, 1000);
     Atomics.store(ctl, CTL.WORKER_WAITS, 0);
   }
-  c.close(src);
+  if (src >= 0) c.close(src);
 };

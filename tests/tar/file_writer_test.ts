@@ -3,11 +3,14 @@
 // the threads' timing, the tree must be the one entries applied in order make: later entries
 // replace earlier ones (also through a link to the same directory), a hardlink sees the file it
 // names, a path under a file is refused, and no directory descriptor is closed early or leaked.
-import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+// Files may be queued before that thread has started; it reports the blob it copies from.
+import { assert, assertEquals, assertRejects, assertThrows } from "../helpers/assert.ts";
 import { Tar } from "./tar_builder.ts";
 import { snapshotTree } from "./tree.ts";
 import { applyLayer } from "../../src/tar/apply.ts";
 import { LayerRejectedError } from "../../src/tar/violation.ts";
+import { FileWriteError, FileWriter } from "../../src/tar/file_writer.ts";
+import { libc, O } from "../../src/host/libc.ts";
 
 /** A tar whose blob is over 16 MiB (pax comments, empty files), so the file worker runs. */
 function padded(): Tar {
@@ -162,4 +165,48 @@ Deno.test("files across more directories than the parent cache holds: all whole,
   const tree = snapshotTree(root);
   assertEquals(tree.length, 17 + 40 + 4000);
   done();
+});
+
+Deno.test("FileWriter: files queued before its thread runs are written; then the blob's inode", () => {
+  const base = Deno.makeTempDirSync({ prefix: "thinimage-file-writer-test-" });
+  try {
+    const blob = `${base}/blob`;
+    const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+    Deno.writeFileSync(blob, bytes);
+    const c = libc();
+    const dir = c.open(base, O.RDONLY | O.DIRECTORY);
+    const w = FileWriter.start(blob)!;
+    try {
+      // Queued at once, most likely before the worker's module even loaded.
+      for (let i = 0; i < 20; i++) {
+        const fd = c.openat(dir, `f${i}`, O.WRONLY | O.CREAT | O.EXCL, 0o600);
+        const job = { fd, offset: i * 1000, size: 1000, uid: 0, gid: 0, mode: 0o600 };
+        w.push({ ...job, mtime: 1_000_000 + i, chown: false, chmod: false }, `f${i}`);
+      }
+      w.drain();
+      assertEquals(w.blobInode(), Deno.statSync(blob).ino);
+    } finally {
+      w.close();
+      c.close(dir);
+    }
+    for (let i = 0; i < 20; i++) {
+      assertEquals(Deno.readFileSync(`${base}/f${i}`), bytes.subarray(i * 1000, (i + 1) * 1000));
+      assertEquals(Deno.statSync(`${base}/f${i}`).mtime!.getTime(), (1_000_000 + i) * 1000);
+    }
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("FileWriter: a blob its thread cannot open fails the writer, blaming no entry", () => {
+  const base = Deno.makeTempDirSync({ prefix: "thinimage-file-writer-test-" });
+  const w = FileWriter.start(`${base}/gone`)!;
+  try {
+    const err = assertThrows(() => w.blobInode(), Error, `could not open ${base}/gone`);
+    assert(!(err instanceof FileWriteError));
+    assertThrows(() => w.drain(), Error, "ENOENT");
+  } finally {
+    w.close();
+    Deno.removeSync(base, { recursive: true });
+  }
 });
