@@ -71,13 +71,27 @@ export interface PermissionOptions {
  */
 export const LAZY_IMPORTS_FLAG = "--unstable-lazy-dynamic-imports";
 
-/** The flags for running thinimage with `opts`: the `--allow-*` grants and lazy imports. */
+/**
+ * V8 without its top tier (TurboFan): every thinimage process is short-lived or mostly idle,
+ * and TurboFan's compiles (on V8's own threads, beside the applier's two busy ones) cost more
+ * CPU than its code saved: applying the /usr trees layer of bench/tar.ts, 0.13-0.16 CPU-s of
+ * compiling (220 jobs, functions recompiled after deoptimizations), while the main thread's own
+ * time did not grow with Maglev's code alone. Maglev stays: without it (`--max-opt=1`) the
+ * same layer's parsing took 7x as long.
+ */
+export const V8_FLAGS = "--v8-flags=--max-opt=2";
+
+/**
+ * The flags for running thinimage with `opts`: the `--allow-*` grants, lazy imports and
+ * {@linkcode V8_FLAGS}.
+ */
 export function permissionFlags(opts: PermissionOptions): string[] {
   for (const v of [...opts.netHosts, opts.stateDir ?? ""]) {
     if (v.includes(",") || /\s/.test(v)) throw new TypeError(`cannot be a permission value: ${v}`);
   }
   return [
     LAZY_IMPORTS_FLAG,
+    V8_FLAGS,
     "--allow-read",
     "--allow-write",
     `--allow-net=${
