@@ -143,7 +143,12 @@ export async function applyLayer(
     const verified = opts.validated && expected !== undefined &&
       opts.verifiedIdentity === identity;
     const hashing: Hashing = verified
-      ? { result: Promise.resolve({ sha256: expected!, identity }), hurry() {}, cancel() {} }
+      ? {
+        result: Promise.resolve({ sha256: expected!, identity }),
+        pace() {},
+        hurry() {},
+        cancel() {},
+      }
       : hashInBackground(path, { inline: size < WORKER_MIN_BYTES });
     try {
       if (opts.validated) {
@@ -385,9 +390,10 @@ async function extract(
             nextCheck = written + await opts.checkpoint!(written);
           }
         }
-        if (opts.onProgress && src.fileBytesRead - lastProgress >= 1 << 20) {
+        if (src.fileBytesRead - lastProgress >= 1 << 20) {
           lastProgress = src.fileBytesRead;
-          opts.onProgress(src.fileBytesRead, src.fileBytes);
+          hashing.pace(lastProgress);
+          opts.onProgress?.(lastProgress, src.fileBytes);
         }
       }
       try {

@@ -7,13 +7,17 @@
  * Until the caller says it waits for the digest ({@linkcode hurry}), the worker runs only on
  * CPU time nothing else of this process (or the host) wants: on two cores, the applier's
  * thread and its file writer already keep both busy most of the time, and a hash taking its
- * share of them delayed the applier's thread, which sets the pace, by as much.
+ * share of them delayed the applier's thread, which sets the pace, by as much. Left idle to
+ * the end, though, it fell behind: what it had still to hash then ran alone on one core for up
+ * to a tenth of the pass. So the caller reports how far it got ({@linkcode pace}), and the
+ * worker gets its full share while it is more than {@linkcode PACE_LAG_MIB} behind, until it
+ * is ahead again.
  *
  * @example
  * ```ts
  * import { hashInBackground } from "./background_hash.ts";
  * const h = hashInBackground("layer.tar");
- * // ... parse the layer, then:
+ * // ... parse the layer, calling h.pace(bytesParsed) now and then, then:
  * h.hurry();
  * const { sha256, identity } = await h.result;
  * ```
@@ -23,14 +27,38 @@ import { fileIdentity } from "../host/file_identity.ts";
 import { libc } from "../host/libc.ts";
 
 /**
- * SHA-256 of the file at `path`, computed on another thread; `hurry` before awaiting `result`
- * (the worker gets its full share of the CPU from then on), `cancel` stops it. Where no worker
+ * How far behind the caller (MiB of the blob) the digest may fall before its thread runs as
+ * any other: a lag the thread makes up in idle time by the end, on the /usr trees layer of
+ * bench/tar.ts (8, 16, 32, 64 and 128 were tried; 32 and 128 did best).
+ */
+export const PACE_LAG_MIB = 32;
+
+/**
+ * Whether the hashing thread, idle (`idle`) or not, should change: false to run as any other
+ * (it is more than {@linkcode PACE_LAG_MIB} behind), true to go idle again (it is ahead),
+ * undefined to stay as it is.
+ */
+export function paceChange(
+  idle: boolean,
+  hashedMiB: number,
+  parsedMiB: number,
+): boolean | undefined {
+  if (idle && hashedMiB + PACE_LAG_MIB < parsedMiB) return false;
+  if (!idle && hashedMiB > parsedMiB) return true;
+  return undefined;
+}
+
+/**
+ * SHA-256 of the file at `path`, computed on another thread; `pace` with the bytes of it the
+ * caller got through (see the module doc), `hurry` before awaiting `result` (the worker gets
+ * its full share of the CPU from then on), `cancel` stops it. Where no worker
  * can start (its module unreadable under a path-scoped `--allow-read`), the digest is computed
  * on this thread when `result` is awaited: slower, the same answer. So it is with `inline`
  * (for a blob too small to be worth a thread).
  */
 export function hashInBackground(path: string, opts: { inline?: boolean } = {}): {
   result: Promise<{ sha256: string; identity: string }>;
+  pace(bytes: number): void;
   hurry(): void;
   cancel(): void;
 } {
@@ -38,42 +66,53 @@ export function hashInBackground(path: string, opts: { inline?: boolean } = {}):
   if (opts.inline || !mayLoad(url)) {
     const result = hashHere(path);
     result.catch(() => {});
-    return { result, hurry() {}, cancel() {} };
+    return { result, pace() {}, hurry() {}, cancel() {} };
   }
   const worker = new Worker(url, { type: "module" });
-  // The worker's thread, while it runs at idle priority (forgotten before the worker is let
-  // go: its id may then name another thread); whether the caller waits already.
-  let idle: number | undefined;
+  // The worker's thread, while its priority is ours to set (forgotten before the worker is let
+  // go: its id may then name another thread), and whether it is idle now; whether the caller
+  // waits already. MiB hashed so far, written by the worker.
+  let thread: number | undefined;
+  let idle = false;
   let hurried = false;
+  const hashed = new Int32Array(new SharedArrayBuffer(4));
   const result = new Promise<{ sha256: string; identity: string }>((resolve, reject) => {
     worker.onmessage = (e) => {
       if (e.data.tid !== undefined) {
-        if (!hurried) idle = idleThread(e.data.tid, true) ? e.data.tid : undefined;
+        if (!hurried && idleThread(e.data.tid, true)) {
+          thread = e.data.tid;
+          idle = true;
+        }
         return;
       }
-      idle = undefined;
+      thread = undefined;
       worker.terminate();
       if (e.data.error) reject(new Error(`hashing ${path}: ${e.data.error}`));
       else resolve(e.data);
     };
     worker.onerror = (e) => {
       e.preventDefault();
-      idle = undefined;
+      thread = undefined;
       worker.terminate();
       reject(new Error(`hashing ${path}: ${e.message}`));
     };
   });
   result.catch(() => {}); // awaited only when the layer was read to the end
-  worker.postMessage(path);
+  worker.postMessage({ path, hashed });
   const hurry = () => {
     hurried = true;
     // Refused (an unprivileged process whose RLIMIT_NICE forbids nice 0), it stays idle: the
     // digest then waits for CPU time nothing else wants.
-    if (idle !== undefined) idleThread(idle, false);
-    idle = undefined;
+    if (thread !== undefined && idle) idleThread(thread, false);
+    thread = undefined;
   };
   return {
     result: result.catch(() => hashHere(path)),
+    pace(bytes) {
+      if (thread === undefined) return;
+      const change = paceChange(idle, Atomics.load(hashed, 0), bytes / (1 << 20));
+      if (change !== undefined && idleThread(thread, change)) idle = change;
+    },
     hurry,
     cancel() {
       // An idle thread on a busy host could wait long for the CPU time to stop.
@@ -123,11 +162,17 @@ const READ = 128 << 10;
 export function hashFile(
   path: string,
   createHash: typeof import("node:crypto").createHash,
+  hashedMiB?: Int32Array,
 ): { sha256: string; identity: string } {
   using file = Deno.openSync(path, { read: true });
   const identity = fileIdentity(file.statSync());
   const hash = createHash("sha256");
   const buf = new Uint8Array(READ);
-  for (let n = file.readSync(buf); n; n = file.readSync(buf)) hash.update(buf.subarray(0, n));
+  let bytes = 0;
+  for (let n = file.readSync(buf); n; n = file.readSync(buf)) {
+    hash.update(buf.subarray(0, n));
+    bytes += n;
+    if (hashedMiB) Atomics.store(hashedMiB, 0, bytes / (1 << 20));
+  }
   return { sha256: hash.digest("hex"), identity };
 }

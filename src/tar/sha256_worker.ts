@@ -1,7 +1,7 @@
 /**
  * Hashes a blob on another thread while the applier parses and writes it: SHA-256 costs as
  * much CPU as parsing a layer does, and the second core is otherwise idle. Message in: the
- * blob's path. Messages out: `{ tid }` first, this thread's id when libc may be called (so the
+ * blob's path, and a shared word where it counts the MiB hashed so far. Messages out: `{ tid }` first, this thread's id when libc may be called (so the
  * caller can set its priority), then `{ sha256, identity }` (identity as
  * {@linkcode fileIdentity}), or `{ error }`.
  *
@@ -12,12 +12,12 @@ import { createHash } from "node:crypto";
 import { LIBC_PATH, threadId } from "../host/libc.ts";
 import { hashFile } from "./background_hash.ts";
 
-self.onmessage = (e: MessageEvent<string>) => {
+self.onmessage = (e: MessageEvent<{ path: string; hashed: Int32Array }>) => {
   try {
     if (Deno.permissions.querySync({ name: "ffi", path: LIBC_PATH }).state === "granted") {
       self.postMessage({ tid: threadId() });
     }
-    self.postMessage(hashFile(e.data, createHash));
+    self.postMessage(hashFile(e.data.path, createHash, e.data.hashed));
   } catch (err) {
     self.postMessage({ error: String(err) });
   }

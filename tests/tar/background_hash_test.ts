@@ -1,8 +1,13 @@
 // The blob's digest from the hash worker (at idle priority until hurried), or from this
-// thread, is the file's SHA-256, with the identity of the file it read.
+// thread, is the file's SHA-256, with the identity of the file it read, however it is paced.
 import { createHash } from "node:crypto";
 import { assertEquals } from "../helpers/assert.ts";
-import { hashInBackground } from "../../src/tar/background_hash.ts";
+import {
+  hashFile,
+  hashInBackground,
+  PACE_LAG_MIB,
+  paceChange,
+} from "../../src/tar/background_hash.ts";
 import { fileIdentity } from "../../src/host/file_identity.ts";
 
 function withBlob(fn: (path: string, sha256: string) => Promise<void>): () => Promise<void> {
@@ -57,3 +62,39 @@ Deno.test(
     assertEquals(await h.result, { sha256, identity: fileIdentity(Deno.statSync(path)) });
   }),
 );
+
+Deno.test(
+  "hashInBackground: paced from behind and from ahead, the same digest",
+  withBlob(async (path, sha256) => {
+    const h = hashInBackground(path);
+    try {
+      // Far ahead of the worker (it runs as any thread), then behind it (idle again).
+      for (let i = 0; i < 50; i++) {
+        h.pace(i % 2 ? 0 : 1 << 40);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      assertEquals((await h.result).sha256, sha256);
+    } finally {
+      h.cancel();
+    }
+  }),
+);
+
+Deno.test(
+  "hashFile counts the MiB it hashed where the caller paces it",
+  withBlob((path, sha256) => {
+    const counted = new Int32Array(new SharedArrayBuffer(4));
+    assertEquals(hashFile(path, createHash, counted).sha256, sha256);
+    assertEquals(counted[0], 5); // 5 MiB and 3 bytes
+    return Promise.resolve();
+  }),
+);
+
+Deno.test("paceChange: full share once more than the lag behind, idle again once ahead", () => {
+  assertEquals(paceChange(true, 10, 10 + PACE_LAG_MIB), undefined); // within the lag
+  assertEquals(paceChange(true, 10, 11 + PACE_LAG_MIB), false);
+  assertEquals(paceChange(false, 10, 11 + PACE_LAG_MIB), undefined); // still catching up
+  assertEquals(paceChange(false, 10, 10), undefined);
+  assertEquals(paceChange(false, 11, 10), true);
+  assertEquals(paceChange(true, 11, 10), undefined);
+});
