@@ -31,7 +31,7 @@
  */
 import { parseArgs } from "node:util";
 import { LIBC_PATH as LIBC } from "../src/host/libc.ts";
-import { V8_FLAGS } from "../src/cli/permissions.ts";
+import { RUNTIME_FLAGS } from "../src/cli/permissions.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -174,13 +174,13 @@ try {
   const entries = names.length;
   const whiteouts = names.filter((n) => /(^|\/)\.wh\./.test(n)).length;
   const deno = Deno.execPath();
-  // The product's V8 flags (src/cli/permissions.ts), as its tasks and launchers run it.
-  const ro = ["run", V8_FLAGS, "--allow-read", "--allow-env", MAIN];
+  // The product's runtime flags (src/cli/permissions.ts), as its tasks and launchers run it.
+  const ro = ["run", ...RUNTIME_FLAGS, "--allow-read", "--allow-env", MAIN];
   // The product's grants for apply: read, env and libc; no write grant (writes go through libc).
-  const rw = ["run", V8_FLAGS, "--allow-read", "--allow-env", `--allow-ffi=${LIBC}`, MAIN];
+  const rw = ["run", ...RUNTIME_FLAGS, "--allow-read", "--allow-env", `--allow-ffi=${LIBC}`, MAIN];
   const onePass = [
     "run",
-    V8_FLAGS,
+    ...RUNTIME_FLAGS,
     "--allow-read",
     `--allow-ffi=${LIBC}`,
     new URL("./apply_one_pass.ts", import.meta.url).pathname,

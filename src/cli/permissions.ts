@@ -81,17 +81,19 @@ export const LAZY_IMPORTS_FLAG = "--unstable-lazy-dynamic-imports";
  */
 export const V8_FLAGS = "--v8-flags=--max-opt=2";
 
+/** The flags thinimage runs with besides its grants: lazy imports and {@linkcode V8_FLAGS}. */
+export const RUNTIME_FLAGS = [LAZY_IMPORTS_FLAG, V8_FLAGS] as const;
+
 /**
- * The flags for running thinimage with `opts`: the `--allow-*` grants, lazy imports and
- * {@linkcode V8_FLAGS}.
+ * The flags for running thinimage with `opts`: the `--allow-*` grants and
+ * {@linkcode RUNTIME_FLAGS}.
  */
 export function permissionFlags(opts: PermissionOptions): string[] {
   for (const v of [...opts.netHosts, opts.stateDir ?? ""]) {
     if (v.includes(",") || /\s/.test(v)) throw new TypeError(`cannot be a permission value: ${v}`);
   }
   return [
-    LAZY_IMPORTS_FLAG,
-    V8_FLAGS,
+    ...RUNTIME_FLAGS,
     "--allow-read",
     "--allow-write",
     `--allow-net=${
