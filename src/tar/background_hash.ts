@@ -29,7 +29,7 @@ import { libc } from "../host/libc.ts";
 /**
  * How far behind the caller (MiB of the blob) the digest may fall before its thread runs as
  * any other: a lag the thread makes up in idle time by the end, on the /usr trees layer of
- * bench/tar.ts (8, 16, 32, 64 and 128 were tried; 32 and 128 did best).
+ * bench/tar.ts (8, 16, 64 and 128 did no better).
  */
 export const PACE_LAG_MIB = 32;
 
@@ -109,6 +109,8 @@ export function hashInBackground(path: string, opts: { inline?: boolean } = {}):
   return {
     result: result.catch(() => hashHere(path)),
     pace(bytes) {
+      // A change the kernel refuses (back from idle, unprivileged) is tried again at the next
+      // call: one failed system call a MiB.
       if (thread === undefined) return;
       const change = paceChange(idle, Atomics.load(hashed, 0), bytes / (1 << 20));
       if (change !== undefined && idleThread(thread, change)) idle = change;

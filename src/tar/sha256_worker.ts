@@ -1,9 +1,10 @@
 /**
  * Hashes a blob on another thread while the applier parses and writes it: SHA-256 costs as
  * much CPU as parsing a layer does, and the second core is otherwise idle. Message in: the
- * blob's path, and a shared word where it counts the MiB hashed so far. Messages out: `{ tid }` first, this thread's id when libc may be called (so the
- * caller can set its priority), then `{ sha256, identity }` (identity as
- * {@linkcode fileIdentity}), or `{ error }`.
+ * blob's path, and a shared word where it counts the MiB hashed so far (the caller paces it by
+ * that). Messages out: `{ tid }` first, this thread's id when libc may be called (so the caller
+ * can set its priority), then `{ sha256, identity }` (identity as {@linkcode fileIdentity}), or
+ * `{ error }`.
  *
  * @module
  */
