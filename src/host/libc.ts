@@ -281,8 +281,7 @@ export function threadId(): number {
   if (instance) return instance.gettid();
   const lib = Deno.dlopen(LIBC_PATH, { gettid: { parameters: [], result: INT } });
   try {
-    const r = lib.symbols.gettid();
-    return new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
+    return structInt(lib.symbols.gettid());
   } finally {
     lib.close();
   }
@@ -311,6 +310,11 @@ function readStatx(v: DataView): Stat {
 const INT = { struct: ["i32"] } as const;
 const ADDR = { struct: ["usize"] } as const;
 
+/** The value of an {@linkcode INT} result. */
+function structInt(r: Uint8Array): number {
+  return new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
+}
+
 /**
  * The few calls device-mapper needs, bound without Deno's fast calls. Deno compiles a fast-call
  * trampoline per symbol when a library is opened (Cranelift, set up on first use); under the test
@@ -331,11 +335,10 @@ function loadDevices(): DeviceLibc {
     memcpy: { parameters: ["buffer", "usize", "usize"], result: ADDR },
   });
   const f = lib.symbols;
-  const int = (r: Uint8Array) => new DataView(r.buffer, r.byteOffset, 4).getInt32(0, true);
   const errnoAt = new DataView(f.__errno_location().buffer).getBigUint64(0, true);
   const errnoBuf = new Int32Array(1);
   const check = (r: Uint8Array, call: string, path?: Name): number => {
-    const n = int(r);
+    const n = structInt(r);
     if (n < 0) {
       f.memcpy(errnoBuf, errnoAt, 4n);
       throw new SyscallError(call, errnoBuf[0], path);
