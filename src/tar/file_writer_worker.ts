@@ -31,16 +31,21 @@ self.onmessage = (e: MessageEvent) => {
   const c = libc();
   let src = -1;
   let failed = false;
+  /** Report the first failure (the main thread throws it); later records are only closed. */
+  const fail = (err: unknown, call: number, at: number) => {
+    if (failed) return;
+    failed = true;
+    Atomics.store(ctl, CTL.ERRNO, err instanceof SyscallError ? err.errno : 5);
+    Atomics.store(ctl, CTL.CALL, Math.min(call, CALLS.length - 1));
+    Atomics.store(ctl, CTL.AT, at);
+    Atomics.store(ctl, CTL.STATE, 1);
+  };
   try {
     src = c.open(blob, O.RDONLY);
     new Float64Array(ctl.buffer, CTL.INO * 4, 1)[0] = c.lstatat(src, "").ino;
   } catch (err) {
     // What the main thread queued meanwhile is closed unwritten, as after any failure.
-    failed = true;
-    Atomics.store(ctl, CTL.ERRNO, err instanceof SyscallError ? err.errno : 5);
-    Atomics.store(ctl, CTL.CALL, CALLS.indexOf("open"));
-    Atomics.store(ctl, CTL.AT, AT_BLOB);
-    Atomics.store(ctl, CTL.STATE, 1);
+    fail(err, CALLS.indexOf("open"), AT_BLOB);
   }
   Atomics.store(ctl, CTL.READY, 1);
   Atomics.notify(ctl, CTL.READY);
@@ -86,13 +91,7 @@ self.onmessage = (e: MessageEvent) => {
         call = 4;
         if (fd >= 0) c.close(fd);
       } catch (err) {
-        if (!failed) {
-          failed = true;
-          Atomics.store(ctl, CTL.ERRNO, err instanceof SyscallError ? err.errno : 5);
-          Atomics.store(ctl, CTL.CALL, Math.min(call, CALLS.length - 1));
-          Atomics.store(ctl, CTL.AT, tail);
-          Atomics.store(ctl, CTL.STATE, 1);
-        }
+        fail(err, call, tail);
         if (call < 4 && fd >= 0) {
           try {
             c.close(fd);
