@@ -123,8 +123,9 @@ export async function applyLayer(
     // Before reading anything, rather than half-way through.
     throw new MissingPermissionError(`--allow-ffi=${LIBC_PATH}`);
   }
-  const identity = blobIdentity(path);
-  const size = Deno.statSync(path).size;
+  const stat = Deno.statSync(path);
+  const identity = fileIdentity(stat);
+  const blob = { size: stat.size, gzip: gzipFile(path) };
   const base = resolveLimits(opts.limits);
   const open = (trackCreated: boolean) =>
     TargetDir.open(dir, {
@@ -134,7 +135,7 @@ export async function applyLayer(
     });
   // Started first, before the digest's thread: the pass waits for this one to run (its start
   // takes tens of milliseconds, and creating a worker holds this thread for about ten).
-  const writer = size < WORKER_MIN_BYTES || gzipFile(path) ? undefined : FileWriter.start(path);
+  const writer = blob.size < WORKER_MIN_BYTES || blob.gzip ? undefined : FileWriter.start(path);
   try {
     // The digest is computed on the other core from the same file, from now on (the validation
     // pass leaves that core idle); the identity it saw, still the file's at the end, says it
@@ -149,7 +150,7 @@ export async function applyLayer(
         hurry() {},
         cancel() {},
       }
-      : hashInBackground(path, { inline: size < WORKER_MIN_BYTES });
+      : hashInBackground(path, { inline: blob.size < WORKER_MIN_BYTES });
     try {
       if (opts.validated) {
         const target = open(opts.whiteouts !== 0);
@@ -160,7 +161,7 @@ export async function applyLayer(
           target.close();
         }
       }
-      const job: Job = { path, base, expected, identity, hashing, writer, opts };
+      const job: Job = { path, blob, base, expected, identity, hashing, writer, opts };
       const target = open(false);
       let empty = false;
       try {
@@ -184,6 +185,8 @@ type Hashing = ReturnType<typeof hashInBackground>;
 /** What {@linkcode applyLayer} hands each way of applying a blob not validated yet. */
 interface Job {
   path: string;
+  /** Its size and compression when the apply started (its identity says if they changed). */
+  blob: { size: number; gzip: boolean };
   base: LayerLimits;
   expected: string | undefined;
   /** The blob's identity when the apply started. */
@@ -210,12 +213,12 @@ async function extractIntoEmpty(
   dir: string,
   target: TargetDir,
 ): Promise<LayerSummary & { sha256: string }> {
-  const { path, base, expected, identity, hashing, writer, opts } = job;
+  const { path, blob, base, expected, identity, hashing, writer, opts } = job;
   let writing = false;
   try {
     const limits = fitting(base, target);
     let refusal = (v: Violation) => v;
-    if (!cannotOutgrow(path, limits)) {
+    if (!cannotOutgrow(blob, limits)) {
       await validateLayer(path, { limits, signal: opts.signal, lower: (p) => target.lookup(p) });
       refusal = afterValidation(expected);
     }
@@ -244,12 +247,12 @@ async function extractIntoEmpty(
 }
 
 /**
- * Whether every byte the blob at `path` can unpack fits `limits.unpackedBytes` (the room left,
- * see {@linkcode fitting}): true for a plain tar no larger than that, whose files' data is in
- * it; never for a gzip one.
+ * Whether every byte `blob` can unpack fits `limits.unpackedBytes` (the room left, see
+ * {@linkcode fitting}): true for a plain tar no larger than that, whose files' data is in it;
+ * never for a gzip one.
  */
-function cannotOutgrow(path: string, limits: LayerLimits): boolean {
-  return !gzipFile(path) && Deno.statSync(path).size <= limits.unpackedBytes;
+function cannotOutgrow(blob: Job["blob"], limits: LayerLimits): boolean {
+  return !blob.gzip && blob.size <= limits.unpackedBytes;
 }
 
 function gzipFile(path: string): boolean {
