@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { TarReader } from "../src/tar/reader.ts";
 import { LayerRules } from "../src/tar/rules.ts";
 import { DEFAULT_LIMITS } from "../src/tar/limits.ts";
-import type { LayerSource } from "../src/tar/source.ts";
+import { type LayerSource, PLAIN_CHUNK as CHUNK } from "../src/tar/source.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -27,7 +27,6 @@ if (positionals.length !== 1) {
   Deno.exit(2);
 }
 const bytes = Deno.readFileSync(positionals[0]);
-const CHUNK = 1 << 20;
 
 /** A plain layer already in memory, handed out in the chunks the file source reads. */
 function memorySource(): LayerSource {

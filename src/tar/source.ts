@@ -20,10 +20,18 @@ import { COST_BOUNDS } from "./limits.ts";
 import { isGzip, sniffOtherCompression } from "./magic.ts";
 import { TarViolation } from "./violation.ts";
 
-/** Chunk size for reads from disk: large enough that per-call overhead vanishes. */
-const CHUNK = 1 << 20;
-/** Read size right after a seek. */
-const AFTER_SEEK = 64 << 10;
+/**
+ * Read size of a plain tar. Small, because the applier needs only the headers: a file's data
+ * that runs past the chunk at hand is skipped (a seek), not copied out of the page cache, and
+ * a small buffer stays in the core's cache while it is parsed. Measured on two layers
+ * (bench/README.md, 2026-12-04): 64 KiB reads cost 60-90 ms less CPU than 1 MiB ones on
+ * 398 MB of /usr trees, 260 ms less on 120,000 small files, for 4-10x the calls.
+ */
+export const PLAIN_CHUNK = 64 << 10;
+/** Read size right after a seek: the next header may be followed by another skip. */
+const AFTER_SEEK = 16 << 10;
+/** Read size of a gzip blob, all of which the decompressor needs. */
+const GZIP_CHUNK = 1 << 20;
 
 /** A readable tar stream. Chunks returned by `next` stay valid only until the next call. */
 export interface LayerSource {
@@ -83,7 +91,7 @@ export async function openLayerSource(
 class PlainSource implements LayerSource {
   readonly compression = "none";
   fileBytesRead = 0;
-  readonly #buf = new Uint8Array(CHUNK);
+  readonly #buf = new Uint8Array(PLAIN_CHUNK);
   #seeked = false;
   #closed = false;
 
@@ -162,7 +170,7 @@ class GzipSource implements LayerSource {
    * backpressure (one piece queued, one chunk ahead) keeps the rest bounded.
    */
   async #pump(w: WritableStreamDefaultWriter<BufferSource>): Promise<void> {
-    const buf = new Uint8Array(CHUNK);
+    const buf = new Uint8Array(GZIP_CHUNK);
     const piece = COST_BOUNDS.inflateInputBytes;
     try {
       for (;;) {
