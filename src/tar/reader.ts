@@ -29,7 +29,6 @@ import {
   headerLinkname,
   headerName,
   isZeroBlock,
-  latinField,
   numericField,
   padding,
   parseNumeric,
@@ -65,9 +64,6 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
-  /** User and group names (pax or header), for information: owners are set by number. */
-  uname: string;
-  gname: string;
   /** Seconds since the epoch, possibly fractional (pax) or negative. */
   mtime: number;
   /** Bytes of data that follow the header. */
@@ -349,8 +345,6 @@ export class TarReader {
         mode: mode & 0o7777,
         uid,
         gid,
-        uname: pax.uname ?? latinField(hdr, HEADER.uname),
-        gname: pax.gname ?? latinField(hdr, HEADER.gname),
         mtime,
         size,
         format,
@@ -507,8 +501,6 @@ class Entry implements TarEntry {
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
-  readonly uname: string;
-  readonly gname: string;
   readonly mtime: number;
   readonly size: number;
   readonly format: HeaderFormat;
@@ -522,8 +514,6 @@ class Entry implements TarEntry {
     this.mode = f.mode;
     this.uid = f.uid;
     this.gid = f.gid;
-    this.uname = f.uname;
-    this.gname = f.gname;
     this.mtime = f.mtime;
     this.size = f.size;
     this.format = f.format;

@@ -7,14 +7,14 @@ import { openLayerSource } from "../../src/tar/source.ts";
 
 async function entries(
   t: Tar,
-): Promise<{ name: string; uid: number; mtime: number; uname: string }[]> {
+): Promise<{ name: string; uid: number; gid: number; mtime: number }[]> {
   const dir = Deno.makeTempDirSync({ prefix: "thinimage-reader-pax-test-" });
   try {
     const src = await openLayerSource(t.write(dir));
     const r = new TarReader(src, { paxHeaderBytes: 1 << 20 });
     const out = [];
     for (let e = await r.next(); e; e = await r.next()) {
-      out.push({ name: e.displayName, uid: e.uid, mtime: e.mtime, uname: e.uname });
+      out.push({ name: e.displayName, uid: e.uid, gid: e.gid, mtime: e.mtime });
     }
     src.close();
     return out;
@@ -27,22 +27,29 @@ Deno.test("global pax values apply to later entries; per-entry ones override or 
   const got = await entries(
     new Tar()
       .file("before", "", { uid: 1 })
-      .pax([["uid", "500"], ["uname", "svc"], ["comment", "ignored"], ["SCHILY.ino1", "7"]], true)
+      .pax([
+        ["uid", "500"],
+        ["gid", "50"],
+        ["uname", "svc"],
+        ["comment", "ignored"],
+        ["SCHILY.ino1", "7"],
+      ], true)
       .file("global", "", { uid: 2 })
       .pax([["uid", "600"]])
       .file("own", "", { uid: 3 })
       .pax([["uid", ""]])
       .file("unset", "", { uid: 4 })
-      .pax([["uname", ""]], true)
+      .pax([["gid", ""]], true)
       .pax([["mtime", "5.5"]])
-      .file("mtime", "", { uid: 6, uname: "hdr" })
+      .file("mtime", "", { uid: 6, gid: 7 })
       .end(),
   );
+  // Owners are set by number: user and group names, global or not, set nothing.
   assertEquals(got, [
-    { name: "before", uid: 1, mtime: 1700000000, uname: "" },
-    { name: "global", uid: 500, mtime: 1700000000, uname: "svc" },
-    { name: "own", uid: 600, mtime: 1700000000, uname: "svc" },
-    { name: "unset", uid: 4, mtime: 1700000000, uname: "svc" },
-    { name: "mtime", uid: 500, mtime: 5.5, uname: "hdr" },
+    { name: "before", uid: 1, gid: 0, mtime: 1700000000 },
+    { name: "global", uid: 500, gid: 50, mtime: 1700000000 },
+    { name: "own", uid: 600, gid: 50, mtime: 1700000000 },
+    { name: "unset", uid: 4, gid: 50, mtime: 1700000000 },
+    { name: "mtime", uid: 500, gid: 7, mtime: 5.5 },
   ]);
 });
