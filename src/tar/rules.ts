@@ -385,36 +385,53 @@ export function normalizePath(
   limits: Pick<LayerLimits, "pathDepth">,
   what = "name",
 ): string | { rule: Rule; message: string } {
-  if (raw.length === 0) return { rule: "name-empty", message: `empty ${what}` };
-  if (raw.includes(0)) return { rule: "name-nul", message: `${what} contains a NUL byte` };
-  if (raw.length > COST_BOUNDS.pathBytes) {
+  const n = raw.length;
+  if (n === 0) return { rule: "name-empty", message: `empty ${what}` };
+  // One pass over the bytes finds what the checks below need: '/' and '.' never occur inside a
+  // multi-byte UTF-8 sequence, so components can be told apart before decoding.
+  let nul = false;
+  let ascii = true;
+  let normal = true;
+  let longest = 0;
+  let depth = 1;
+  let compStart = 0;
+  for (let i = 0; i <= n; i++) {
+    const b = i < n ? raw[i] : 0x2f;
+    if (b === 0x2f) {
+      const len = i - compStart;
+      if (
+        len === 0 || (raw[compStart] === 0x2e && (len === 1 || (len === 2 && raw[i - 1] === 0x2e)))
+      ) normal = false;
+      else if (len > longest) longest = len;
+      if (i < n) depth++;
+      compStart = i + 1;
+    } else if (b >= 0x80) ascii = false;
+    else if (b === 0) nul = true;
+  }
+  if (nul) return { rule: "name-nul", message: `${what} contains a NUL byte` };
+  if (n > COST_BOUNDS.pathBytes) {
     return {
       rule: "path-too-long",
-      message: `${what} of ${raw.length} bytes is longer than ${COST_BOUNDS.pathBytes}`,
+      message: `${what} of ${n} bytes is longer than ${COST_BOUNDS.pathBytes}`,
     };
   }
   let s: string;
-  try {
-    s = ascii(raw) ?? utf8.decode(raw);
-  } catch {
-    return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
+  if (ascii && n <= 256) s = String.fromCharCode.apply(null, raw as unknown as number[]);
+  else {
+    try {
+      s = utf8.decode(raw);
+    } catch {
+      return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
+    }
   }
-  if (s.startsWith("/")) return { rule: "name-absolute", message: `${what} is an absolute path` };
-  if (!NEEDS_NORMALIZING.test(s)) {
-    // Already normal (the common case): only lengths and depth to check.
-    let depth = 1;
-    let compStart = 0;
-    for (let i = 0; i <= s.length; i++) {
-      if (i === s.length || s.charCodeAt(i) === 0x2f) {
-        if (i - compStart > 85 && byteLength(s.slice(compStart, i)) > 255) {
-          return {
-            rule: "component-too-long",
-            message: `a component of ${what} is longer than 255 bytes`,
-          };
-        }
-        if (i < s.length) depth++;
-        compStart = i + 1;
-      }
+  if (raw[0] === 0x2f) return { rule: "name-absolute", message: `${what} is an absolute path` };
+  if (normal) {
+    // Already "a/b/c" (the common case): only lengths and depth to check.
+    if (longest > 255) {
+      return {
+        rule: "component-too-long",
+        message: `a component of ${what} is longer than 255 bytes`,
+      };
     }
     if (depth > limits.pathDepth) {
       return {
@@ -451,9 +468,6 @@ function ascii(b: Uint8Array): string | undefined {
   for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
   return String.fromCharCode.apply(null, b as unknown as number[]);
 }
-
-/** Names that are not already "a/b/c": empty components, ".", "..", a trailing slash. */
-const NEEDS_NORMALIZING = /(^|\/)\.{0,2}(\/|$)/;
 
 function byteLength(s: string): number {
   let n = 0;
