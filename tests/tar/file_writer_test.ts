@@ -50,6 +50,31 @@ Deno.test("a later entry replaces an earlier one the other thread may still be c
   done();
 });
 
+Deno.test("a file this thread creates is written here from the chunk at hand, or there from the blob", async () => {
+  // A name made earlier in the layer is created again on this thread: a small file's data is
+  // then in the chunk just read and written here, a large one's is not and is left to the
+  // other thread. Both have their data, mode and mtime.
+  const t = padded().dir("a");
+  const large = (i: number) => new Uint8Array(100_000 + i).map((_, k) => (k * 31 + i) & 0xff);
+  for (let i = 0; i < 50; i++) {
+    t.file(`a/s${i}`, "one").file(`a/s${i}`, `small ${i}`, {
+      mode: 0o640,
+      mtime: 1_600_000_000 + i,
+    });
+    t.file(`a/l${i}`, "one").file(`a/l${i}`, large(i), { mode: 0o600, mtime: 1_500_000_000 + i });
+  }
+  const { root, done } = await applied(t);
+  for (let i = 0; i < 50; i++) {
+    assertEquals(read(`${root}/a/s${i}`), `small ${i}`);
+    assertEquals(Deno.readFileSync(`${root}/a/l${i}`), large(i));
+    const s = Deno.statSync(`${root}/a/s${i}`);
+    const l = Deno.statSync(`${root}/a/l${i}`);
+    assertEquals([s.mode! & 0o7777, s.mtime!.getTime()], [0o640, (1_600_000_000 + i) * 1000]);
+    assertEquals([l.mode! & 0o7777, l.mtime!.getTime()], [0o600, (1_500_000_000 + i) * 1000]);
+  }
+  done();
+});
+
 Deno.test("a file replaced by a directory, and a directory by a file, in the same layer", async () => {
   const t = padded().dir("a");
   for (let i = 0; i < 100; i++) {
