@@ -481,9 +481,7 @@ class LayerWriter {
       case "file": {
         const { meta } = op;
         // The data stays in the blob, at the reader's position: copied there by the kernel.
-        if (this.#files) {
-          return t.queueFile(op.path, reader.position, op.size, meta, reader.bodyInChunk());
-        }
+        if (this.#files) return t.queueFile(op.path, reader.position, op.size, meta);
         const fd = t.createFile(op.path, meta.mode);
         try {
           await reader.body((chunk) => t.write(fd, chunk));

@@ -119,15 +119,6 @@ export class TarReader {
     return this.#pos;
   }
 
-  /**
-   * The current entry's whole data when the chunk at hand holds it (a view, valid until the
-   * next call that reads), else undefined; nothing is consumed.
-   */
-  bodyInChunk(): Uint8Array | undefined {
-    const end = this.#off + this.#bodyLeft;
-    return end <= this.#chunk.length ? this.#chunk.subarray(this.#off, end) : undefined;
-  }
-
   /** The next entry, or null after the end-of-archive marker. Skips an unread body. */
   async next(): Promise<TarEntry | null> {
     if (this.#done) return null;

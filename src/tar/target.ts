@@ -143,15 +143,13 @@ export class TargetDir {
   /**
    * Regular file `path` (replacing whatever is there, never following it), its data `size`
    * bytes at `offset` in the blob, finished on the attached writer's thread; created there
-   * too when this thread knows the name is free and that thread has room, else here. `data`,
-   * when the caller holds the bytes already: a file created here is written from them here.
+   * too when this thread knows the name is free and that thread has room, else here.
    */
   queueFile(
     path: string,
     offset: number,
     size: number,
     meta: { uid: number; gid: number; mode: number; mtime: number },
-    data?: Uint8Array,
   ): void {
     const w = this.#writer!;
     const { parent, name } = this.#split(path, true);
@@ -167,12 +165,6 @@ export class TargetDir {
     }
     const n = this.needs(meta.uid, meta.gid, meta.mode);
     try {
-      // The writer's thread is behind (or the name was taken): a write from bytes this thread
-      // read anyway costs less, on both threads together, than that thread's sendfile.
-      if (fd >= 0 && data !== undefined && size > 0) {
-        this.#c.write(fd, data);
-        size = 0;
-      }
       w.push({
         fd,
         parent,

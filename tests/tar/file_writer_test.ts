@@ -50,10 +50,10 @@ Deno.test("a later entry replaces an earlier one the other thread may still be c
   done();
 });
 
-Deno.test("a file this thread creates is written here from the chunk at hand, or there from the blob", async () => {
-  // A name made earlier in the layer is created again on this thread: a small file's data is
-  // then in the chunk just read and written here, a large one's is not and is left to the
-  // other thread. Both have their data, mode and mtime.
+Deno.test("a file created again on this thread gets its data, mode and mtime, small or large", async () => {
+  // A name made earlier in the layer is created again on this thread (the other may still
+  // be creating the first), its data copied by the other thread: a small file and one larger
+  // than the applier's read chunk.
   const t = padded().dir("a");
   const large = (i: number) => new Uint8Array(100_000 + i).map((_, k) => (k * 31 + i) & 0xff);
   for (let i = 0; i < 50; i++) {
