@@ -24,8 +24,8 @@ import { TarViolation } from "./violation.ts";
  * Read size of a plain tar. Small, because the applier needs only the headers: a file's data
  * that runs past the chunk at hand is skipped (a seek), not copied out of the page cache, and
  * a small buffer stays in the core's cache while it is parsed. Measured on two layers
- * (bench/README.md, 2026-12-04): 64 KiB reads cost 60-90 ms less CPU than 1 MiB ones on
- * 398 MB of /usr trees, 260 ms less on 120,000 small files, for 4-10x the calls.
+ * (bench/README.md, 2026-12-04): 64 KiB reads cost 30-75 ms less CPU than 1 MiB ones on
+ * 398 MB of /usr trees, 265 ms less on 120,000 small files, for several times the calls.
  */
 export const PLAIN_CHUNK = 64 << 10;
 /** Read size right after a seek: the next header may be followed by another skip. */
