@@ -33,7 +33,10 @@ export type PaxRecords = Record<string, Uint8Array | null>;
 /** Records of one pax header once checked: honoured values decoded, others kept as text. */
 export type PaxValues = Record<string, string | null>;
 
-/** Pax keys whose values set entry fields. */
+/**
+ * Pax keys whose values are decoded strictly. All but the user and group names set entry fields:
+ * owners are set by number, and the names are only checked.
+ */
 const HONOURED_KEYS = [
   "path",
   "linkpath",
