@@ -416,13 +416,10 @@ export function normalizePath(
     };
   }
   let s: string;
-  if (ascii && n <= 256) s = String.fromCharCode.apply(null, raw as unknown as number[]);
-  else {
-    try {
-      s = utf8.decode(raw);
-    } catch {
-      return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
-    }
+  try {
+    s = (ascii ? asciiString(raw) : undefined) ?? utf8.decode(raw);
+  } catch {
+    return { rule: "name-utf8", message: `${what} is not valid UTF-8` };
   }
   if (raw[0] === 0x2f) return { rule: "name-absolute", message: `${what} is an absolute path` };
   if (normal) {
@@ -464,9 +461,13 @@ export function normalizePath(
 
 /** Decode pure-ASCII bytes without a call into the runtime; undefined when not ASCII. */
 function ascii(b: Uint8Array): string | undefined {
-  if (b.length > 256) return undefined;
   for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
-  return String.fromCharCode.apply(null, b as unknown as number[]);
+  return asciiString(b);
+}
+
+/** Bytes known to be ASCII as a string; undefined past 256 (an argument list that long is dear). */
+function asciiString(b: Uint8Array): string | undefined {
+  return b.length > 256 ? undefined : String.fromCharCode.apply(null, b as unknown as number[]);
 }
 
 function byteLength(s: string): number {
