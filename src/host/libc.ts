@@ -405,13 +405,27 @@ function load(): Libc {
   };
   const how = new BigUint64Array(3);
   const howBytes = new Uint8Array(how.buffer);
-  const times = new BigInt64Array(4);
+  // 64-bit fields the file writer's thread sets for every file are written as two 32-bit
+  // halves (both architectures in LIBC_PATHS are little-endian): a BigInt per field was a heap
+  // allocation per call, on the path that finishes every file.
+  const setI64 = (words: Int32Array, field: number, v: number) => {
+    const hi = Math.floor(v / 0x1_0000_0000);
+    words[2 * field] = (v - hi * 0x1_0000_0000) | 0;
+    words[2 * field + 1] = hi;
+  };
+  const times = new Int32Array(8); // struct timespec[2]: atime, mtime
   const timesBytes = new Uint8Array(times.buffer);
   const setTimes = (seconds: number, nsec?: number) => {
-    const s = Math.floor(seconds);
-    const ns = BigInt(nsec ?? Math.round((seconds - s) * 1e9));
-    times[0] = times[2] = BigInt(s);
-    times[1] = times[3] = ns;
+    let s = Math.floor(seconds);
+    let ns = nsec ?? Math.round((seconds - s) * 1e9);
+    if (ns >= 1e9) { // 0.9999999999 rounds up to the next second, never to an invalid 1e9 ns
+      s += 1;
+      ns -= 1e9;
+    }
+    setI64(times, 0, s);
+    setI64(times, 1, ns);
+    setI64(times, 2, s);
+    setI64(times, 3, ns);
   };
   const statxBuf = new Uint8Array(STATX_SIZE);
   const statxView = new DataView(statxBuf.buffer);
@@ -420,7 +434,7 @@ function load(): Libc {
   const direntBuf = new Uint8Array(64 * 1024);
   const linkBuf = new Uint8Array(4096);
   const schedParam = new Int32Array(1); // struct sched_param: a priority of 0
-  const offsetBuf = new BigInt64Array(1);
+  const offsetBuf = new Int32Array(2); // off_t, in and out of sendfile
   const offsetBytes = new Uint8Array(offsetBuf.buffer);
   const direntView = new DataView(direntBuf.buffer);
   const check = (r: number, call: string, path?: Name): number => {
@@ -494,7 +508,7 @@ function load(): Libc {
       }
     },
     copyRange(src, offset, dst, count) {
-      offsetBuf[0] = BigInt(offset);
+      setI64(offsetBuf, 0, offset);
       let left = count;
       while (left > 0) {
         const n = Number(f.sendfile(dst, src, offsetBytes, BigInt(Math.min(left, 1 << 30))));
