@@ -403,16 +403,16 @@ function load(): Libc {
     }
     return b;
   };
-  const how = new BigUint64Array(3);
-  const howBytes = new Uint8Array(how.buffer);
-  // 64-bit fields the file writer's thread sets for every file are written as two 32-bit
-  // halves (both architectures in LIBC_PATHS are little-endian): a BigInt per field was a heap
-  // allocation per call, on the path that finishes every file.
+  // 64-bit fields in structs are written as two 32-bit halves (both architectures in
+  // LIBC_PATHS are little-endian): a BigInt per field was a heap allocation per call, and the
+  // file writer's thread sets times and an offset for every file.
   const setI64 = (words: Int32Array, field: number, v: number) => {
     const hi = Math.floor(v / 0x1_0000_0000);
     words[2 * field] = (v - hi * 0x1_0000_0000) | 0;
     words[2 * field + 1] = hi;
   };
+  const how = new Int32Array(6); // struct open_how: flags, mode, resolve (u64 each)
+  const howBytes = new Uint8Array(how.buffer);
   const times = new Int32Array(8); // struct timespec[2]: atime, mtime
   const timesBytes = new Uint8Array(times.buffer);
   const setTimes = (seconds: number, nsec?: number) => {
@@ -449,9 +449,9 @@ function load(): Libc {
 
   return {
     openat2(dirfd, path, flags, mode, resolve) {
-      how[0] = BigInt(flags | O.CLOEXEC);
-      how[1] = BigInt(mode);
-      how[2] = BigInt(resolve);
+      setI64(how, 0, flags | O.CLOEXEC);
+      setI64(how, 1, mode);
+      setI64(how, 2, resolve);
       return check(f.openat2(nrOpenat2, dirfd, cstr(path), howBytes, 24n), "openat2", path);
     },
     openat(dirfd, path, flags, mode = 0) {
@@ -511,6 +511,8 @@ function load(): Libc {
       setI64(offsetBuf, 0, offset);
       let left = count;
       while (left > 0) {
+        // The count stays a BigInt: Deno's FFI takes a 64-bit argument faster as one than as a
+        // number (88 against 122 ns a call, measured on a usize parameter).
         const n = Number(f.sendfile(dst, src, offsetBytes, BigInt(Math.min(left, 1 << 30))));
         if (n < 0) {
           const e = errno();

@@ -1,5 +1,6 @@
-// Thread scheduling through libc: what the hash worker's priority rests on, and the id it
-// reports (bound on its own in that thread).
+// Calls through libc whose arguments the bindings lay out themselves: thread scheduling (what
+// the hash worker's priority rests on, and the id it reports, bound on its own in that thread),
+// and the 64-bit times and offsets of the file writer's calls.
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { AT, libc, O } from "../../src/host/libc.ts";
 
