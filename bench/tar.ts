@@ -18,6 +18,10 @@
  * right after an `rm -rf` of the previous tree spent 10-20x longer creating files, GNU tar
  * included, and the ratio said more about the order of the contenders than about them.
  *
+ * `thinimage apply --sha256` also hashes the blob and holds it to the digest (GNU tar checks
+ * nothing); plain `thinimage apply`, like pull's pass over a blob verified at download, computes
+ * no digest.
+ *
  * `pull` applies a blob it validated when fetching in one pass (`applyLayer` with `validated`),
  * which no command exposes: bench/apply_one_pass.ts is that contender, with the product's
  * grants.

@@ -307,6 +307,23 @@ Deno.test("expectedSha256: a blob that does not match is refused", async () => {
   s.cleanup();
 });
 
+Deno.test("digest: computed only when expected or asked for, by a thread or this one", async () => {
+  const s = sandbox();
+  const { createHash } = await import("node:crypto");
+  // Small (hashed on this thread) and past WORKER_MIN_BYTES (hashed by the worker).
+  for (const size of [10, 17 << 20]) {
+    const layer = s.layer(new Tar().file("f", new Uint8Array(size).fill(3)).end());
+    const sha = createHash("sha256").update(Deno.readFileSync(layer)).digest("hex");
+    for (const [opts, want] of [[{}, undefined], [{ digest: true }, sha]] as const) {
+      const dir = Deno.makeTempDirSync({ dir: s.base });
+      const r = await applyLayer(layer, dir, opts);
+      assertEquals(r.sha256, want, `${size} B, ${JSON.stringify(opts)}`);
+      assertEquals(Deno.statSync(`${dir}/f`).size, size);
+    }
+  }
+  s.cleanup();
+});
+
 Deno.test("escape: symlink chains and climbing or absolute targets stay inside the root", async () => {
   const s = sandbox();
   const layer = s.layer(
@@ -455,7 +472,7 @@ Deno.test("validated (one pass): the same tree and summary as validate-then-appl
       .file("twice", "second")
       .end(),
   );
-  const two = await applyLayer(layer, s.root);
+  const two = await applyLayer(layer, s.root, { digest: true });
   const one = await applyLayer(layer, `${s.base}/one`, {
     validated: true,
     expectedSha256: two.sha256,
