@@ -307,6 +307,44 @@ Deno.test("expectedSha256: a blob that does not match is refused", async () => {
   s.cleanup();
 });
 
+Deno.test("a blob changed while it is applied is refused, hashed or not", async () => {
+  const s = sandbox();
+  // Past WORKER_MIN_BYTES, so the file writer's thread copies from its own descriptor too.
+  const layer = s.layer(
+    new Tar().file("a", "first").file("big", new Uint8Array(17 << 20).fill(1)).file("z", "z").end(),
+  );
+  for (const onto of ["empty", "full"] as const) {
+    for (const digest of [false, true]) {
+      const dir = Deno.makeTempDirSync({ dir: s.base });
+      if (onto === "full") Deno.writeTextFileSync(`${dir}/keep`, "k");
+      let changed = false;
+      const err = await assertRejects(
+        () =>
+          applyLayer(layer, dir, {
+            digest,
+            // Called once the first file is written: the blob's last byte changes in place.
+            checkpointBytes: 0,
+            checkpoint: async () => {
+              if (!changed) {
+                changed = true;
+                await new Promise((r) => setTimeout(r, 20)); // a change time of its own
+                using f = Deno.openSync(layer, { write: true });
+                f.seekSync(-1, Deno.SeekMode.End);
+                f.writeSync(new Uint8Array([0]));
+              }
+              return 1 << 30;
+            },
+          }),
+        LayerRejectedError,
+      );
+      assertEquals(err.violations[0].rule, "blob-changed", `${onto}, digest ${digest}`);
+      // Onto an empty directory what was written is removed; onto another, it is the caller's.
+      if (onto === "empty") assertEquals([...Deno.readDirSync(dir)], []);
+    }
+  }
+  s.cleanup();
+});
+
 Deno.test("digest: computed only when expected or asked for, by a thread or this one", async () => {
   const s = sandbox();
   const { createHash } = await import("node:crypto");
