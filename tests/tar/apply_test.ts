@@ -347,11 +347,10 @@ Deno.test("a blob changed while it is applied is refused, hashed or not", async 
 
 Deno.test("digest: computed only when expected or asked for, by a thread or this one", async () => {
   const s = sandbox();
-  const { createHash } = await import("node:crypto");
   // Small (hashed on this thread) and past WORKER_MIN_BYTES (hashed by the worker).
   for (const size of [10, 17 << 20]) {
     const layer = s.layer(new Tar().file("f", new Uint8Array(size).fill(3)).end());
-    const sha = createHash("sha256").update(Deno.readFileSync(layer)).digest("hex");
+    const sha = await sha256Of(layer);
     for (const [opts, want] of [[{}, undefined], [{ digest: true }, sha]] as const) {
       const dir = Deno.makeTempDirSync({ dir: s.base });
       const r = await applyLayer(layer, dir, opts);
